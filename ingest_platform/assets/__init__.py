@@ -1,0 +1,1 @@
+"""Dagster assets, one module per domain. Thin: business rules live in plain functions."""

@@ -1,0 +1,129 @@
+"""Trading sessions and holidays, from exchange-calendars.
+
+Every rule that asks "was the market open that day?" goes through here, so the answer is the
+same for the partition definitions, the market-bar assets, the coverage checks and the
+sandbox. exchange-calendars is the maintained source of truth (it knows ad-hoc closures such as
+the 2025-01-09 national day of mourning); nothing here hand-codes a holiday.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+#: The calendar that decides whether "the market" is closed: US equities and ETFs trade on it.
+PRIMARY_CALENDAR = "XNYS"
+#: FX trades around the clock on weekdays.
+FX_CALENDAR = "24/5"
+#: Calendars the reference data publishes sessions and holidays for.
+CALENDARS: tuple[str, ...] = (PRIMARY_CALENDAR, "XNAS", FX_CALENDAR)
+
+# Calendars are built once per process for a fixed, generous window: building one costs
+# ~100 ms and every asset, check and sandbox request asks for the same few.
+_CALENDAR_START = "2000-01-03"
+_CALENDAR_YEARS_AHEAD = 2
+
+
+def _as_date(day: dt.date | str | pd.Timestamp) -> dt.date:
+    if isinstance(day, str):
+        return dt.date.fromisoformat(day)
+    if isinstance(day, pd.Timestamp):
+        return day.date()
+    if isinstance(day, dt.datetime):
+        return day.date()
+    return day
+
+
+@lru_cache(maxsize=8)
+def exchange_calendar(name: str) -> xcals.ExchangeCalendar:
+    """The named exchange-calendars calendar, covering 2000 to two years from today."""
+    if name not in xcals.get_calendar_names(include_aliases=True):
+        raise ValueError(f"unknown exchange calendar {name!r}; expected one of {CALENDARS}")
+    end = pd.Timestamp.today().normalize() + pd.DateOffset(years=_CALENDAR_YEARS_AHEAD)
+    return xcals.get_calendar(name, start=_CALENDAR_START, end=end.strftime("%Y-%m-%d"))
+
+
+def _clip(cal: xcals.ExchangeCalendar, start: dt.date, end: dt.date) -> tuple[str, str] | None:
+    """Clip [start, end] to the calendar's bounds; None when they do not overlap."""
+    lo = max(pd.Timestamp(start), cal.first_session)
+    hi = min(pd.Timestamp(end), cal.last_session)
+    if lo > hi:
+        return None
+    return lo.strftime("%Y-%m-%d"), hi.strftime("%Y-%m-%d")
+
+
+def is_session(day: dt.date | str, calendar: str = PRIMARY_CALENDAR) -> bool:
+    """Whether `calendar` trades on `day` (a local calendar date)."""
+    cal = exchange_calendar(calendar)
+    ts = pd.Timestamp(_as_date(day))
+    if ts < cal.first_session or ts > cal.last_session:
+        raise ValueError(
+            f"{ts.date()} is outside the {calendar} calendar's range "
+            f"{cal.first_session.date()}..{cal.last_session.date()}"
+        )
+    return bool(cal.is_session(ts))
+
+
+def sessions(
+    start: dt.date | str, end: dt.date | str, calendar: str = PRIMARY_CALENDAR
+) -> list[dt.date]:
+    """The session dates of `calendar` in [start, end], ascending."""
+    cal = exchange_calendar(calendar)
+    window = _clip(cal, _as_date(start), _as_date(end))
+    if window is None:
+        return []
+    return [ts.date() for ts in cal.sessions_in_range(*window)]
+
+
+def sessions_frame(start: dt.date | str, end: dt.date | str, calendar: str) -> pd.DataFrame:
+    """One row per session: its date, open and close in UTC, and whether it closes early."""
+    cal = exchange_calendar(calendar)
+    window = _clip(cal, _as_date(start), _as_date(end))
+    columns = ["calendar", "date", "open_utc", "close_utc", "early_close"]
+    if window is None:
+        return pd.DataFrame(columns=columns)
+    schedule = cal.schedule.loc[window[0] : window[1]]
+    early = set(cal.early_closes) if len(cal.early_closes) else set()
+    frame = pd.DataFrame(
+        {
+            "calendar": calendar,
+            "date": pd.DatetimeIndex(schedule.index).tz_localize(None).normalize(),
+            "open_utc": schedule["open"].dt.tz_convert("UTC").to_numpy(),
+            "close_utc": schedule["close"].dt.tz_convert("UTC").to_numpy(),
+        }
+    )
+    frame["open_utc"] = pd.to_datetime(frame["open_utc"], utc=True)
+    frame["close_utc"] = pd.to_datetime(frame["close_utc"], utc=True)
+    frame["early_close"] = [ts in early for ts in schedule.index]
+    return frame.reset_index(drop=True)
+
+
+def holidays_frame(start: dt.date | str, end: dt.date | str, calendar: str) -> pd.DataFrame:
+    """Weekdays in [start, end] on which `calendar` does not trade, named where known.
+
+    A holiday is defined as "a weekday that is not a session", so ad-hoc closures are
+    included even when the calendar has no name for them (they are named "ad hoc closure").
+    """
+    start_d, end_d = _as_date(start), _as_date(end)
+    cal = exchange_calendar(calendar)
+    weekdays = pd.bdate_range(start_d, end_d)
+    window = _clip(cal, start_d, end_d)
+    open_days = set(cal.sessions_in_range(*window)) if window else set()
+    in_range = [
+        d for d in weekdays if cal.first_session <= d <= cal.last_session and d not in open_days
+    ]
+    names: dict[pd.Timestamp, str] = {}
+    if cal.regular_holidays is not None and in_range:
+        named = cal.regular_holidays.holidays(in_range[0], in_range[-1], return_name=True)
+        names = {pd.Timestamp(k).normalize(): str(v) for k, v in named.items()}
+    return pd.DataFrame(
+        {
+            "calendar": calendar,
+            "date": pd.DatetimeIndex(in_range, dtype="datetime64[ns]"),
+            "name": [names.get(d, "ad hoc closure") for d in in_range],
+            "kind": ["regular" if d in names else "ad_hoc" for d in in_range],
+        }
+    )

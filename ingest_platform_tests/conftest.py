@@ -1,0 +1,53 @@
+"""Shared fixtures. No test may reach the internet: sockets to anything but loopback fail."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from ingest_platform.lake import ParquetLake
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_real_connect = socket.socket.connect
+_real_create_connection = socket.create_connection
+
+
+def _host_of(address) -> str | None:
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return None  # unix sockets are local by definition
+
+
+def _guarded_connect(self, address):
+    host = _host_of(address)
+    if host is not None and host not in _LOOPBACK:
+        raise ConnectionRefusedError(f"test tried to reach the internet: {address!r}")
+    return _real_connect(self, address)
+
+
+def _guarded_create_connection(address, *args, **kwargs):
+    host = _host_of(address)
+    if host is not None and host not in _LOOPBACK:
+        raise ConnectionRefusedError(f"test tried to reach the internet: {address!r}")
+    return _real_create_connection(address, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch):
+    """Fail loudly, at once, on any non-loopback connection (DNS lookups included)."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket, "create_connection", _guarded_create_connection)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        if host not in _LOOPBACK and host is not None:
+            raise socket.gaierror(f"test tried to resolve a non-local host: {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+
+
+@pytest.fixture
+def lake(tmp_path) -> ParquetLake:
+    return ParquetLake(root=str(tmp_path / "lake"))
