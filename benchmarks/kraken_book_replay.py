@@ -43,7 +43,10 @@ from pathlib import Path
 
 from ingest_platform.streaming.kraken.book import KrakenBook, kraken_book_checksum, parse_message
 
-DEFAULT_CAPTURE = Path("/work/shared/fixtures/kraken/orderbook-v2.json")
+# The team fixture beside the checkout (../shared); override with --capture.
+DEFAULT_CAPTURE = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "kraken" / "orderbook-v2.json"
+)
 
 
 class Stream:

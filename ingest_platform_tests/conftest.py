@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
 from ingest_platform.lake import ParquetLake
+from ingest_platform.settings import PROJECT_ROOT
+
+
+def shared_fixtures_dir() -> Path:
+    """The team's shared fixtures (a real Kraken capture): beside the checkout, wherever it is.
+
+    Tests may read them; the package never needs them at run time.
+    """
+    candidates = [
+        os.environ.get("INGEST_PLATFORM_SHARED_FIXTURES"),
+        PROJECT_ROOT.parent / "shared" / "fixtures",
+        "/work/shared/fixtures",
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    raise FileNotFoundError(f"shared fixtures not found; looked in {candidates}")
+
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _real_connect = socket.socket.connect
@@ -46,6 +66,14 @@ def _no_internet(monkeypatch):
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+
+
+@pytest.fixture(scope="session")
+def kraken_capture_path() -> Path:
+    """The real Kraken v2 book capture (BTC/USD, depth 10): 1 snapshot + 509 updates."""
+    path = shared_fixtures_dir() / "kraken" / "orderbook-v2.json"
+    assert path.is_file(), f"Kraken capture fixture missing at {path}"
+    return path
 
 
 @pytest.fixture

@@ -21,9 +21,6 @@ from ingest_platform.streaming.kraken.book import (
     parse_message,
 )
 
-CAPTURE = Path("/work/shared/fixtures/kraken/orderbook-v2.json")
-
-
 # --- independent reference -------------------------------------------------------------
 
 
@@ -71,19 +68,17 @@ class RefBook:
 
 
 @pytest.fixture(scope="module")
-def capture() -> dict:
-    # A missing capture must fail, not skip: the 510 real checksums are the point of this file.
-    assert CAPTURE.exists(), f"Kraken capture fixture missing at {CAPTURE}"
-    return json.loads(CAPTURE.read_text(), parse_float=Decimal)
+def capture(kraken_capture_path: Path) -> dict:
+    return json.loads(kraken_capture_path.read_text(), parse_float=Decimal)
 
 
 def capture_messages(capture: dict) -> list[dict]:
     return [capture["init"], *capture["updates"]]
 
 
-def raw_messages() -> list[str]:
+def raw_messages(path: Path) -> list[str]:
     """Each message as Kraken would send it: compact JSON text, numbers as in the file."""
-    with CAPTURE.open() as handle:
+    with path.open() as handle:
         doc = json.load(handle)  # floats re-serialise to the file's own shortest text
     return [json.dumps(m, separators=(",", ":")) for m in [doc["init"], *doc["updates"]]]
 
@@ -104,8 +99,10 @@ def test_capture_all_510_checksums_verify(capture: dict) -> None:
 
 
 @pytest.mark.parametrize("numbers_as_text", [False, True])
-def test_capture_through_parse_message(capture: dict, numbers_as_text: bool) -> None:
-    raws = raw_messages()
+def test_capture_through_parse_message(
+    capture: dict, kraken_capture_path: Path, numbers_as_text: bool
+) -> None:
+    raws = raw_messages(kraken_capture_path)
     # the re-serialised text parses to exactly the capture's Decimals
     assert [parse_message(raw) for raw in raws] == capture_messages(capture)
     book = KrakenBook("BTC/USD", 10, 1, 8)
