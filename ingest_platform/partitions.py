@@ -18,6 +18,7 @@ from ingest_platform import calendars
 
 MARKET_START_DATE = "2023-01-02"
 ECONOMIC_START_DATE = "2023-01-01"
+STREAM_START_DATE = "2026-11-01"
 MARKET_TIMEZONE = "America/New_York"
 
 #: One partition per weekday in New York. A day's partition becomes available at midnight after it.
@@ -31,6 +32,9 @@ market_day_partitions = DailyPartitionsDefinition(
 economic_month_partitions = MonthlyPartitionsDefinition(
     start_date=ECONOMIC_START_DATE, timezone=MARKET_TIMEZONE
 )
+
+#: Crypto trades every day: one partition per UTC calendar day of the Kraken stream log.
+stream_day_partitions = DailyPartitionsDefinition(start_date=STREAM_START_DATE, timezone="UTC")
 
 
 @dataclass(frozen=True)
