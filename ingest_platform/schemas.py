@@ -96,12 +96,14 @@ class DailyBars(_Base):
 
     symbol: Series[str] = pa.Field(description="Canonical symbol.")
     date: Series[pd.Timestamp] = pa.Field(metadata=DATE, description="Exchange-local session date.")
-    open: Series[float] = pa.Field(gt=0, description="Raw (unadjusted) open.")
-    high: Series[float] = pa.Field(gt=0, description="Raw high.")
-    low: Series[float] = pa.Field(gt=0, description="Raw low.")
-    close: Series[float] = pa.Field(gt=0, description="Raw close.")
+    open: Series[float] = pa.Field(gt=0, description="Open, split-adjusted as of ingested_at.")
+    high: Series[float] = pa.Field(gt=0, description="High, split-adjusted.")
+    low: Series[float] = pa.Field(gt=0, description="Low, split-adjusted.")
+    close: Series[float] = pa.Field(gt=0, description="Close, split-adjusted (not for dividends).")
     adj_close: Series[float] = pa.Field(
-        gt=0, description="Close adjusted for splits and dividends."
+        gt=0,
+        nullable=True,
+        description="Close adjusted for splits and dividends; null where the source has none.",
     )
     volume: Series[int] = pa.Field(ge=0, description="Shares (0 for FX).")
     source: Series[str] = pa.Field(

@@ -146,6 +146,59 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
     return max(0.0, (when - now).total_seconds())
 
 
+def retry_call(
+    attempt: Callable[[], T],
+    source: str,
+    symbol: str | None,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+    on_retry: Callable[[SourceError], None] | None = None,
+) -> T:
+    """Call `attempt` until it succeeds, retrying transient `SourceError`s with backoff.
+
+    Non-transient errors propagate at once. A Retry-After longer than the policy allows ends
+    the retries early. The final error names the attempts and keeps its type, and is raised
+    without its chained cause, whose text may hold a URL with a key in it.
+    """
+    rng = rng or random.Random()
+    last_error: SourceError | None = None
+    attempts = 0
+    for attempt_number in range(policy.max_attempts):
+        if attempt_number:
+            assert last_error is not None
+            delay = policy.backoff(attempt_number, rng)
+            retry_after = getattr(last_error, "retry_after", None)
+            if retry_after is not None:
+                if retry_after > policy.max_retry_after:
+                    break  # the provider asks for longer than we are willing to wait
+                delay = max(delay, retry_after)
+            log.info(
+                "%s%s: retry %d/%d in %.2f s after: %s",
+                source,
+                f" {symbol}" if symbol else "",
+                attempt_number,
+                policy.max_attempts - 1,
+                delay,
+                last_error.detail,
+            )
+            if on_retry is not None:
+                on_retry(last_error)
+            sleep(delay)
+        attempts += 1
+        try:
+            return attempt()
+        except SourceError as exc:
+            if not exc.transient:
+                raise
+            last_error = exc
+    assert last_error is not None
+    extra = {"retry_after": last_error.retry_after} if isinstance(last_error, RateLimited) else {}
+    raise type(last_error)(
+        source, f"{last_error.detail} (gave up after {attempts} attempt(s))", symbol, **extra
+    ) from None
+
+
 # ---- rate limiting -------------------------------------------------------------------------
 
 
@@ -430,46 +483,18 @@ class HttpClient:
                     raise SourceError(self.source, f"unexpected HTTP {status}", symbol)
                 return payload
 
-        policy = self.retry
-        last_error: SourceError | None = None
-        for attempt in range(policy.max_attempts):
-            if attempt:
-                delay = policy.backoff(attempt, self._rng)
-                retry_after = getattr(last_error, "retry_after", None)
-                if retry_after is not None:
-                    if retry_after > policy.max_retry_after:
-                        break  # the provider asks for longer than we are willing to wait
-                    delay = max(delay, retry_after)
-                log.info(
-                    "%s%s: retry %d/%d in %.2f s after: %s",
-                    self.source,
-                    f" {symbol}" if symbol else "",
-                    attempt,
-                    policy.max_attempts - 1,
-                    delay,
-                    last_error.detail if last_error else "",
-                )
-                self.stats.add(retries=1)
-                self._sleep(delay)
-            try:
-                return self._attempt(url, params, symbol, interpret, parse_json)
-            except SourceError as exc:
-                if not exc.transient:
-                    raise
-                if isinstance(exc, RateLimited):
-                    self.stats.add(throttled=1)
-                last_error = exc
-        assert last_error is not None
-        raise type(last_error)(
+        def on_retry(error: SourceError) -> None:
+            self.stats.add(retries=1, throttled=int(isinstance(error, RateLimited)))
+
+        return retry_call(
+            lambda: self._attempt(url, params, symbol, interpret, parse_json),
             self.source,
-            f"{last_error.detail} (gave up after {policy.max_attempts} attempt(s))",
             symbol,
-            **(
-                {"retry_after": last_error.retry_after}
-                if isinstance(last_error, RateLimited)
-                else {}
-            ),
-        ) from None
+            self.retry,
+            sleep=self._sleep,
+            rng=self._rng,
+            on_retry=on_retry,
+        )
 
     def _attempt(self, url, params, symbol, interpret, parse_json: bool):
         if self.limiter is not None:
