@@ -1,0 +1,124 @@
+"""One module per simulated provider: parse a request, answer it the way the real service does.
+
+Handlers are plain objects with no sockets in them: `ingest_platform.sandbox.http` parses the
+HTTP request into a `Request`, asks the provider to `classify` it (the endpoint name and symbol
+used for counters and fault matching), applies any fault, and writes the `Response` back. The
+data-shaping faults (``empty``, ``stale``, ``duplicate_rows``) reach the handler as a `Shape`,
+because only the provider knows what a row is in its payload; the transport faults (429, 5xx,
+slow, hold, truncate) are applied by the server around the handler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest_platform.sandbox.data import MarketSimulator
+
+#: Query parameters that carry API keys: never part of a request id, never echoed.
+KEY_PARAMS = frozenset({"apikey", "api_key", "token"})
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request below a provider's root (``/yahoo/v8/...`` arrives as path ``/v8/...``)."""
+
+    method: str
+    path: str  # percent-decoded, below the provider root
+    query: Mapping[str, str]  # first value of each parameter
+    headers: Mapping[str, str]
+    body: bytes = b""
+    server_url: str = ""  # "http://127.0.0.1:<port>", for absolute links such as next_url
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        return self.query.get(name, default)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+@dataclass(frozen=True)
+class Route:
+    """The endpoint name and symbol a request counts under (and faults match on)."""
+
+    endpoint: str
+    symbol: str | None = None
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How data faults reshape a well-formed answer (each provider knows what a row is)."""
+
+    empty: bool = False
+    stale_sessions: int = 0  # drop this many of the most recent sessions / observations
+    duplicate_rows: bool = False
+
+
+@dataclass
+class Response:
+    """What the server writes back; Content-Length is always set from `body`."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_bytes(payload: Any, indent: int | None = None) -> bytes:
+    """Compact JSON (or indented, as Alpha Vantage prints it), deterministic for equal input."""
+    if indent is None:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    return json.dumps(payload, indent=indent, allow_nan=False).encode()
+
+
+def json_response(
+    payload: Any, status: int = 200, indent: int | None = None, headers: list | None = None
+) -> Response:
+    return Response(status, json_bytes(payload, indent), "application/json", headers or [])
+
+
+def text_response(
+    text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8"
+) -> Response:
+    return Response(status, text.encode(), content_type)
+
+
+def request_id(request: Request) -> str:
+    """A request id derived from the request (not the clock), so equal requests match byte for
+    byte across runs; API keys are left out of it."""
+    query = sorted((k, v) for k, v in request.query.items() if k.lower() not in KEY_PARAMS)
+    digest = hashlib.md5(f"{request.path}?{query}".encode(), usedforsecurity=False)
+    return digest.hexdigest()
+
+
+class Provider:
+    """Base class: the hooks the server calls. Subclasses set `name` and `root`."""
+
+    name: str = ""
+    root: str = ""
+
+    def __init__(self, market: MarketSimulator) -> None:
+        self.market = market
+
+    def classify(self, request: Request) -> Route:
+        raise NotImplementedError
+
+    def respond(self, request: Request, route: Route, shape: Shape) -> Response:
+        raise NotImplementedError
+
+    def rate_limited(self, request: Request) -> Response:
+        """The provider's 429 body (the server adds Retry-After)."""
+        return text_response("Too Many Requests", 429)
+
+    def server_error(self, request: Request, status: int) -> Response:
+        return text_response("Service Unavailable", status)
+
+    def throttled(self, request: Request, kind: str) -> Response | None:
+        """An HTTP-200 throttle message (Alpha Vantage); None falls back to `rate_limited`."""
+        return None
+
+    def revoked(self, key: str | None) -> bool:
+        return key is not None and key in self.market.revoked_keys
