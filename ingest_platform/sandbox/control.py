@@ -82,7 +82,8 @@ class Fault:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fault:
-        unknown = set(raw) - {"kind", "endpoint", "symbol", "times", "params"}
+        # "fired" (GET output) is ignored so a listing posts back verbatim; a re-post starts fresh.
+        unknown = set(raw) - {"kind", "endpoint", "symbol", "times", "params", "fired"}
         if unknown:
             raise FaultPlanError(f"fault rule has unknown field(s) {sorted(unknown)}")
         if "kind" not in raw:

@@ -1,0 +1,77 @@
+"""The simulated instruments: the shipped universe plus added constituents, and how each
+provider names them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest_platform import calendars, universe
+from ingest_platform.sandbox.data.constituents import ConstituentChange
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One simulated instrument and how each provider names it."""
+
+    symbol: str
+    yahoo_symbol: str
+    name: str
+    asset_class: str  # equity | etf | fx
+    calendar: str
+    currency: str
+    sector: str | None = None
+
+    @property
+    def is_fx(self) -> bool:
+        return self.asset_class == "fx"
+
+    @property
+    def polygon_ticker(self) -> str:
+        return f"C:{self.symbol}" if self.is_fx else self.symbol
+
+    @property
+    def decimals(self) -> int:
+        """Price precision as traded: cents for US listings, pips for FX."""
+        if not self.is_fx:
+            return 2
+        return 3 if self.currency == "JPY" else 4 if self.currency == "MXN" else 5
+
+
+@dataclass(frozen=True)
+class _Universe:
+    """The simulated instruments and each provider's lookup table, loaded together."""
+
+    instruments: dict[str, Instrument]
+    by_yahoo: dict[str, Instrument]
+    by_polygon: dict[str, Instrument]
+    snapshot: frozenset[str]  # equities in the shipped S&P 500 snapshot
+
+    @classmethod
+    def load(cls, directory: Path, changes: Iterable[ConstituentChange]) -> _Universe:
+        frame = universe.load_instruments(directory)
+        found = {
+            r.symbol: Instrument(
+                r.symbol, r.yahoo_symbol, r.name, r.asset_class, r.calendar, r.currency,
+                r.gics_sector if isinstance(r.gics_sector, str) else None,
+            )
+            for r in frame.itertuples(index=False)
+        }  # fmt: skip
+        for change in changes:
+            if change.added and change.added not in found:
+                found[change.added] = Instrument(
+                    change.added,
+                    change.added.replace(".", "-"),
+                    change.added_name or change.added,
+                    "equity",
+                    calendars.PRIMARY_CALENDAR,
+                    "USD",
+                    change.added_sector,
+                )
+        return cls(
+            instruments=found,
+            by_yahoo={i.yahoo_symbol.upper(): i for i in found.values()},
+            by_polygon={i.polygon_ticker.upper(): i for i in found.values()},
+            snapshot=frozenset(frame.loc[frame["asset_class"] == "equity", "symbol"]),
+        )
