@@ -33,6 +33,40 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo.run_demo(dagster_home=home, out=sys.stdout)
 
 
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    import threading
+
+    from ingest_platform.sandbox import FaultPlan, Sandbox
+
+    faults = FaultPlan.from_file(args.faults) if args.faults else None
+    sandbox = Sandbox(
+        seed=args.seed,
+        as_of=args.as_of,
+        host=args.host,
+        http_port=args.http_port,
+        kraken_port=args.kraken_port,
+        kraken_rate=args.kraken_rate,
+        faults=faults,
+    )
+    sandbox.start()
+    try:
+        print("Sandbox running (threaded HTTP server + asyncio WebSocket server). Ctrl-C stops it.")
+        print(f"  HTTP:    {sandbox.url}   (control: /_sandbox/faults, /_sandbox/counters)")
+        for provider, url in sandbox.http.base_urls().items():
+            print(f"    {provider:<14} {url}")
+        print(f"  Kraken:  {sandbox.kraken_url}")
+        print("Point the platform at it:")
+        for name, value in sandbox.env().items():
+            print(f"  export {name}={value}")
+        sys.stdout.flush()
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingest-platform",
@@ -44,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the main job on embedded defaults (SQLite instance, local lake, sandbox sources)",
     )
     demo.set_defaults(func=_cmd_demo)
+
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the local simulator of every source in the foreground"
+    )
+    sandbox.add_argument("--seed", type=int, default=7, help="all data derives from it")
+    sandbox.add_argument("--as-of", default=None, help="last date with data (default: today)")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--http-port", type=int, default=8765)
+    sandbox.add_argument("--kraken-port", type=int, default=8766)
+    sandbox.add_argument("--kraken-rate", type=float, default=50.0, help="book updates/s per pair")
+    sandbox.add_argument("--faults", default=None, help='JSON file: {"faults": [...]}')
+    sandbox.set_defaults(func=_cmd_sandbox)
     return parser
 
 

@@ -85,7 +85,12 @@ def source_resources(sandbox_url: str | None = None) -> dict[str, Any]:
 
 
 def build_definitions(sandbox_url: str | None = None) -> Definitions:
-    """Definitions with resources for the configured data folders and sources."""
+    """Definitions with resources for the configured data folders and sources.
+
+    `sandbox_url` (default: $INGEST_PLATFORM_SANDBOX_URL) points every source at a local
+    sandbox, so the UI and the CLI can run the real pipeline with no network and no keys.
+    """
+    sandbox_url = sandbox_url or settings.sandbox_url()
     return Definitions(
         assets=[
             reference.instruments,

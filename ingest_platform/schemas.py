@@ -9,12 +9,13 @@ The same model gives three things, so they cannot drift apart:
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow
-from dagster import TableSchema
+from dagster import BetaWarning, TableSchema
 from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 
@@ -186,4 +187,6 @@ def _arrow_type(column: pa.Column) -> pyarrow.DataType:
 @cache
 def column_schema(model: type[pa.DataFrameModel]) -> TableSchema:
     """The model's column schema as Dagster shows it (names, types, descriptions, checks)."""
-    return pandera_schema_to_dagster_type(model).metadata["schema"].value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # the helper is beta; its output is stable
+        return pandera_schema_to_dagster_type(model).metadata["schema"].value

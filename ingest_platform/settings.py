@@ -29,3 +29,17 @@ def reference_dir() -> Path:
     return Path(
         os.environ.get("INGEST_PLATFORM_REFERENCE_DIR") or PROJECT_ROOT / "data" / "reference"
     )
+
+
+SANDBOX_URL_ENV = "INGEST_PLATFORM_SANDBOX_URL"
+SANDBOX_KRAKEN_URL_ENV = "INGEST_PLATFORM_SANDBOX_KRAKEN_URL"
+
+
+def sandbox_url() -> str | None:
+    """$INGEST_PLATFORM_SANDBOX_URL: when set, every HTTP source reads from that sandbox."""
+    return os.environ.get(SANDBOX_URL_ENV) or None
+
+
+def sandbox_kraken_url() -> str | None:
+    """$INGEST_PLATFORM_SANDBOX_KRAKEN_URL: when set, the Kraken stream connects there."""
+    return os.environ.get(SANDBOX_KRAKEN_URL_ENV) or None

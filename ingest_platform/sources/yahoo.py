@@ -72,7 +72,7 @@ def use_cache_folder(cache_dir: str | Path) -> None:
     with _yfinance_lock:
         Path(folder).mkdir(parents=True, exist_ok=True)
         if folder != _yfinance_cache_dir:
-            yf.set_cache_location(folder)
+            yf_cache.set_cache_location(folder)
             for manager, attribute in (
                 (yf_cache._TzCacheManager, "_tz_cache"),
                 (yf_cache._CookieCacheManager, "_Cookie_cache"),
@@ -95,14 +95,22 @@ def _classify(exc: Exception, symbol: str, redact: Redactor) -> SourceError:
     message = redact(str(exc))
     if isinstance(exc, yf_errors.YFRateLimitError):
         return RateLimited(SOURCE, f"Yahoo rate limit: {message}", symbol)
+    if isinstance(exc, yf_errors.YFPricesMissingError) and not exc.yahoo_reason:
+        # yfinance drops the HTTP status: a 5xx or an empty answer lands here too. Only an
+        # explicit reason from Yahoo ("No data found, symbol may be delisted") is final.
+        return SourceUnavailable(
+            SOURCE, f"no price data in Yahoo's answer {exc.debug_info.strip()}", symbol
+        )
     if isinstance(exc, yf_errors.YFTickerMissingError):
         return UnknownSymbol(SOURCE, message.split(": ", 1)[-1], symbol)
+    if isinstance(exc, requests.HTTPError) and getattr(exc.response, "status_code", None) == 404:
+        return UnknownSymbol(SOURCE, f"not found: {message}", symbol)
+    if isinstance(exc, ValueError):  # JSONDecodeError (also a RequestException): cut-off body
+        return MalformedPayload(SOURCE, f"unreadable chart payload: {message}", symbol)
     if isinstance(exc, requests.Timeout):
         return SourceUnavailable(SOURCE, f"timed out: {message}", symbol)
     if isinstance(exc, requests.RequestException):
         return SourceUnavailable(SOURCE, f"{type(exc).__name__}: {message}", symbol)
-    if isinstance(exc, ValueError):  # JSONDecodeError: truncated or non-JSON body
-        return MalformedPayload(SOURCE, f"unreadable chart payload: {message}", symbol)
     if isinstance(exc, yf_errors.YFException):
         return SourceUnavailable(SOURCE, message, symbol)
     return SourceUnavailable(SOURCE, f"{type(exc).__name__}: {message}", symbol)
@@ -153,7 +161,7 @@ class YahooSource:
             clear_memory_cache()  # or the retry is answered with this failure from cache
             raise _classify(exc, instrument.symbol, self._redact) from None
         if raw is None or raw.empty:
-            raise UnknownSymbol(SOURCE, "yfinance returned no rows", instrument.symbol)
+            raise SourceUnavailable(SOURCE, "yfinance returned no rows", instrument.symbol)
         if raw[_PRICE_COLUMNS[:4]].isna().all().all():
             raise MalformedPayload(SOURCE, "yfinance returned only NaN prices", instrument.symbol)
         return raw

@@ -1,0 +1,326 @@
+"""Market-bar assets end to end: real yfinance and HTTP clients against the sandbox.
+
+Each test materializes a range through Dagster with the sandbox standing in for every provider,
+then checks the lake, the run's metadata and the sandbox's request counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from dagster import DagsterInstance, EnvVar, materialize
+
+from ingest_platform import calendars, schemas, settings
+from ingest_platform.assets import market, reference
+from ingest_platform.assets.reference import ReferenceFiles
+from ingest_platform.definitions import source_resources
+from ingest_platform.resources import AlphaVantage, Polygon, YahooFinance
+from ingest_platform.sandbox.data import MarketSimulator
+from ingest_platform.sandbox.http import SandboxHTTPServer
+from ingest_platform.universe import load_instruments
+
+AS_OF = "2026-11-20"
+AV_KEY = "av-test-key-7f3e9a1c55"
+POLYGON_KEY = "pg-test-key-2b8d4e6f90"
+SYMBOLS = ["AAPL", "MSFT", "NVDA", "BRK.B", "JNJ", "SPY", "QQQ", "EURUSD", "USDJPY", "IBM"]
+START, END = "2024-06-03", "2024-07-12"
+SESSIONS = calendars.sessions(START, END)  # 28: Juneteenth and July 4th fall in the range
+
+
+@pytest.fixture(scope="module")
+def simulator() -> MarketSimulator:
+    return MarketSimulator(seed=7, as_of=AS_OF)
+
+
+@pytest.fixture
+def sandbox(simulator):
+    with SandboxHTTPServer(simulator) as server:
+        yield server
+
+
+@pytest.fixture
+def resources(sandbox, lake, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALPHA_VANTAGE_API_KEY", AV_KEY)
+    monkeypatch.setenv("POLYGON_API_KEY", POLYGON_KEY)
+    # Fast retries; the sample sizes and lifted limits are what definitions gives a sandbox.
+    fast = {
+        "backoff_base_seconds": 0.01,
+        "backoff_cap_seconds": 0.05,
+        "max_retry_after_seconds": 5.0,
+        "timeout_seconds": 2.0,
+        "max_attempts": 3,
+    }
+    sandboxed = source_resources(sandbox.url)
+    budgets = str(tmp_path / "budgets.sqlite")
+    sources = {
+        "yahoo": YahooFinance(
+            base_url=f"{sandbox.url}/yahoo", cache_dir=str(tmp_path / "yf"), **fast
+        ),
+        "alpha_vantage": AlphaVantage(
+            api_key=EnvVar("ALPHA_VANTAGE_API_KEY"),
+            base_url=sandboxed["alpha_vantage"].base_url,
+            outputsize=sandboxed["alpha_vantage"].outputsize,
+            calls_per_minute=sandboxed["alpha_vantage"].calls_per_minute,
+            daily_call_limit=sandboxed["alpha_vantage"].daily_call_limit,
+            sample_size=sandboxed["alpha_vantage"].sample_size,
+            budget_path=budgets,
+            note_retry_after_seconds=0.05,
+            **fast,
+        ),
+        "polygon": Polygon(
+            api_key=EnvVar("POLYGON_API_KEY"),
+            base_url=sandboxed["polygon"].base_url,
+            calls_per_minute=sandboxed["polygon"].calls_per_minute,
+            sample_size=sandboxed["polygon"].sample_size,
+            budget_path=budgets,
+            **fast,
+        ),
+    }
+    res = {
+        "lake": lake,
+        "reference_files": ReferenceFiles(directory=str(settings.reference_dir())),
+        **sources,
+    }
+    assert materialize([reference.instruments], resources=res).success
+    return res
+
+
+def run_range(resources, start=START, end=END, symbols=SYMBOLS, instance=None, **config):
+    source_config = {"symbols": symbols, **config}
+    return materialize(
+        market.MARKET_ASSETS,
+        resources=resources,
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": start,
+            "dagster/asset_partition_range_end": end,
+        },
+        run_config={
+            "ops": {
+                "yahoo_daily_bars": {"config": source_config},
+                "alpha_vantage_daily_bars": {"config": source_config},
+                "polygon_daily_bars": {"config": source_config},
+                "market_bars": {"config": {"symbols": symbols}},
+            }
+        },
+        raise_on_error=False,
+    )
+
+
+def materializations(result, asset: str) -> dict[str, dict]:
+    return {
+        e.materialization.partition: {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == asset
+    }
+
+
+def lake_digest(lake) -> dict[str, str]:
+    root = Path(lake.root)
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.parquet"))
+    }
+
+
+def test_a_range_backfill_makes_one_request_per_symbol_per_source(
+    resources, sandbox, simulator, lake
+):
+    result = run_range(resources)
+    assert result.success
+
+    yahoo = sandbox.counters.by_symbol("yahoo.chart")
+    assert yahoo == {
+        s.replace(".", "-") + ("=X" if s in ("EURUSD", "USDJPY") else ""): 1 for s in SYMBOLS
+    }
+    # Alpha Vantage covers listed securities only; Polygon covers everything.
+    assert sorted(sandbox.counters.by_symbol("alpha_vantage.daily").values()) == [1] * 8
+    assert sorted(sandbox.counters.by_symbol("polygon.aggs").values()) == [1] * 10
+
+    bars = lake.read("market_bars")
+    assert set(bars["source"]) == {"yahoo"}
+    truth = simulator.daily_bars("AAPL", START, END)
+    aapl = bars[bars.symbol == "AAPL"].set_index("date")
+    assert list(aapl.index) == list(truth.index)
+    assert aapl["close"].tolist() == pytest.approx(truth["close"].tolist(), rel=1e-12)
+    assert aapl["adj_close"].tolist() == pytest.approx(truth["adj_close"].tolist(), rel=1e-12)
+
+    actions = lake.read("corporate_actions")
+    nvda_split = actions[(actions.symbol == "NVDA") & (actions.action == "split")]
+    assert nvda_split[["date", "value"]].values.tolist() == [[pd.Timestamp("2024-06-10"), 10.0]]
+
+    meta = materializations(result, "market_bars")
+    assert len(meta) == 30  # 2024-06-03..2024-07-12 weekdays
+    ordinary = meta["2024-07-11"]
+    assert ordinary["dagster/row_count"] == 10 and ordinary["missing_count"] == 0
+    assert ordinary["market_closed"] is False
+
+
+def test_a_holiday_partition_is_closed_not_failed(resources, lake):
+    equities = run_range(resources, "2024-07-04", "2024-07-04", symbols=["AAPL", "SPY"])
+    assert equities.success
+    meta = materializations(equities, "yahoo_daily_bars")["2024-07-04"]
+    assert meta["market_closed"] is True
+    assert meta["dagster/row_count"] == 0 and meta["expected_symbols"] == 0
+    assert lake.read("yahoo_daily_bars", ["2024-07-04"]).empty
+
+    with_fx = run_range(resources, "2024-07-04", "2024-07-04", symbols=["AAPL", "EURUSD"])
+    assert with_fx.success
+    fx_meta = materializations(with_fx, "market_bars")["2024-07-04"]
+    assert fx_meta["market_closed"] is True and fx_meta["dagster/row_count"] == 1
+    assert lake.read("market_bars", ["2024-07-04"])["symbol"].tolist() == ["EURUSD"]
+
+
+def test_rerunning_a_range_leaves_the_lake_unchanged(resources, sandbox, lake):
+    assert run_range(resources).success
+    before = lake_digest(lake)
+    requests_before = sandbox.counters.get("yahoo.chart")
+
+    again = run_range(resources)  # default: fetch only what is missing
+    assert again.success
+    assert sandbox.counters.get("yahoo.chart") == requests_before  # nothing was missing
+    assert lake_digest(lake) == before
+
+    refreshed = run_range(resources, refresh=True)  # fetch everything again
+    assert refreshed.success
+    assert sandbox.counters.get("yahoo.chart") == requests_before + len(SYMBOLS)
+    assert lake_digest(lake) == before
+    run_meta = next(iter(materializations(refreshed, "yahoo_daily_bars").values()))
+    assert run_meta["partitions_unchanged"] == 30 and run_meta["partitions_written"] == 0
+
+
+def test_the_daily_run_fetches_only_the_new_day(resources, lake):
+    assert run_range(resources, START, "2024-07-11").success
+    before = lake_digest(lake)
+    daily = run_range(resources, "2024-07-12", "2024-07-12")
+    assert daily.success
+    meta = materializations(daily, "yahoo_daily_bars")["2024-07-12"]
+    assert meta["fetched_range"] == "2024-07-12..2024-07-12"
+    assert meta["requested_symbols"] == len(SYMBOLS) and meta["dagster/row_count"] == len(SYMBOLS)
+    after = lake_digest(lake)
+    assert {k: v for k, v in after.items() if k in before} == before  # older days untouched
+
+
+def test_throttling_and_outages_are_retried_within_bounds(resources, sandbox, lake):
+    sandbox.faults.add("rate_limit", endpoint="yahoo.chart", symbol="AAPL", times=1, retry_after=1)
+    sandbox.faults.add("server_error", endpoint="polygon.aggs", symbol="MSFT", times=2)
+    sandbox.faults.add("rate_limit", endpoint="polygon.aggs", symbol="SPY", times=1, retry_after=1)
+    sandbox.faults.add("truncated_json", endpoint="alpha_vantage.daily", symbol="JNJ", times=1)
+    sandbox.faults.add("throttle_note", endpoint="alpha_vantage.daily", symbol="IBM", times=1)
+
+    result = run_range(resources)
+    assert result.success
+    polygon = sandbox.counters.by_symbol("polygon.aggs")
+    assert polygon["MSFT"] == 3 and polygon["SPY"] == 2
+    av = sandbox.counters.by_symbol("alpha_vantage.daily")
+    assert av["JNJ"] == 2 and av["IBM"] == 2
+    assert sandbox.counters.by_symbol("yahoo.chart")["AAPL"] >= 2
+    for asset in ("yahoo_daily_bars", "polygon_daily_bars", "alpha_vantage_daily_bars"):
+        run_meta = next(iter(materializations(result, asset).values()))
+        assert run_meta["failed_symbols"] == {}, asset
+    assert len(lake.read("polygon_daily_bars").query("symbol == 'MSFT'")) == len(SESSIONS)
+
+
+def _add_delisted_instrument(lake):
+    frame = load_instruments(settings.reference_dir())
+    extra = frame[frame.symbol == "AAPL"].assign(symbol="ZZZQ", yahoo_symbol="ZZZQ", isin=None)
+    lake.write_partition(
+        "instruments",
+        pd.concat([frame, extra], ignore_index=True),
+        schemas.arrow_schema(schemas.Instruments),
+    )
+
+
+def test_a_failing_symbol_is_named_and_the_rest_is_written(resources, sandbox, lake):
+    _add_delisted_instrument(lake)
+    sandbox.faults.add("server_error", endpoint="polygon.aggs", symbol="NVDA")  # never heals
+    symbols = [*SYMBOLS, "ZZZQ"]
+
+    result = run_range(resources, symbols=symbols, max_failure_rate=0.5)
+    assert result.success
+    yahoo_meta = next(iter(materializations(result, "yahoo_daily_bars").values()))
+    assert list(yahoo_meta["failed_symbols"]) == ["ZZZQ"]
+    assert "No data found, symbol may be delisted" in yahoo_meta["failed_symbols"]["ZZZQ"]
+    polygon_meta = next(iter(materializations(result, "polygon_daily_bars").values()))
+    assert polygon_meta["failed_symbols"]["ZZZQ"]
+    assert "HTTP 503" in polygon_meta["failed_symbols"]["NVDA"]
+    assert "gave up after 3 attempt(s)" in polygon_meta["failed_symbols"]["NVDA"]
+    assert sandbox.counters.by_symbol("polygon.aggs")["NVDA"] == 3  # bounded
+
+    day = materializations(result, "yahoo_daily_bars")["2024-07-11"]
+    assert day["missing_symbols"] == ["ZZZQ"] and day["dagster/row_count"] == len(SYMBOLS)
+    assert "ZZZQ" not in set(lake.read("market_bars")["symbol"])
+
+
+def test_too_many_failures_fail_the_run_after_recording_the_good_data(
+    resources, sandbox, lake, tmp_path
+):
+    _add_delisted_instrument(lake)
+    with DagsterInstance.ephemeral() as instance:
+        result = run_range(
+            resources, symbols=[*SYMBOLS, "ZZZQ"], max_failure_rate=0.0, instance=instance
+        )
+        assert not result.success
+        check = next(
+            e.event_specific_data
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+            and e.event_specific_data.asset_key.to_user_string() == "yahoo_daily_bars"
+        )
+        assert not check.passed and "ZZZQ" in check.metadata["failed_symbols"].value
+        # The good partitions are recorded and complete; the consolidated asset did not run.
+        assert len(materializations(result, "yahoo_daily_bars")) == 30
+        assert "market_bars" not in {
+            e.materialization.asset_key.to_user_string()
+            for e in result.get_asset_materialization_events()
+        }
+    assert len(lake.partition_keys("yahoo_daily_bars")) == 30
+    assert lake.partition_keys("market_bars") == []
+
+
+def test_nothing_is_half_written_after_faults(resources, sandbox, lake):
+    sandbox.faults.add("truncated_json", endpoint="polygon.aggs", symbol="AAPL")
+    sandbox.faults.add("timeout", endpoint="alpha_vantage.daily", symbol="MSFT", delay=3)
+    result = run_range(resources, max_failure_rate=0.5)
+    assert result.success
+    polygon_meta = next(iter(materializations(result, "polygon_daily_bars").values()))
+    assert "invalid JSON" in polygon_meta["failed_symbols"]["AAPL"]
+    av_meta = next(iter(materializations(result, "alpha_vantage_daily_bars").values()))
+    assert "timed out" in av_meta["failed_symbols"]["MSFT"]
+
+    root = Path(lake.root)
+    assert not [p for p in root.rglob("*") if p.name.startswith(".")]  # no temp files left
+    for path in root.rglob("*.parquet"):
+        pq.read_table(path)  # every partition is a complete Parquet file
+    polygon = lake.read("polygon_daily_bars")
+    assert "AAPL" not in set(polygon["symbol"])
+    assert len(polygon) == 7 * len(SESSIONS) + 2 * 30  # 7 listed symbols, 2 FX pairs (24/5)
+
+
+def test_api_keys_never_reach_metadata_logs_or_files(resources, sandbox, lake, tmp_path):
+    sandbox.faults.add("server_error", endpoint="alpha_vantage.daily", symbol="IBM")
+    sandbox.faults.add("truncated_json", endpoint="polygon.aggs", symbol="SPY")
+    with DagsterInstance.ephemeral() as instance:
+        result = run_range(resources, max_failure_rate=0.5, instance=instance)
+        assert result.success
+        records = instance.get_records_for_run(result.run_id).records
+        text = "\n".join(
+            json.dumps(
+                r.event_log_entry.to_dict()
+                if hasattr(r.event_log_entry, "to_dict")
+                else str(r.event_log_entry),
+                default=str,
+            )
+            for r in records
+        )
+    assert "IBM" in text and "apikey=***" in text  # the failure is reported, redacted
+    for key in (AV_KEY, POLYGON_KEY):
+        assert key not in text
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert key.encode() not in path.read_bytes(), path
