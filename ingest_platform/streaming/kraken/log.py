@@ -1,0 +1,695 @@
+"""The Kraken stream's replayable log: Parquet segments per record kind and UTC day.
+
+Layout under the log root (``<data dir>/stream/kraken`` by default)::
+
+    <root>/<kind>/<YYYY-MM-DD>/<first recv time>-<session>-<first seq>.parquet
+    <root>/heartbeat.json
+
+Kinds (each with its own Arrow schema, `SCHEMAS`):
+
+- ``book``: one row per ``book`` message item (one symbol): the levels exactly as received
+  (``list<struct<price: string, qty: string>>``, the JSON number text, never float), the
+  message checksum, whether the live book matched it, and the pair precisions and depth the
+  book used. Replay re-applies these rows and re-verifies every checksum bit for bit; the
+  minute bars take their mid and spread from that replayed book (computing the top of book
+  live would cost the hot path a third of its time). Updates that arrive while a book is out
+  of sync are counted but not logged: the gap row covers them.
+- ``book_top``: a periodic top-N picture of each verified book (plus its checksum and the
+  ``book`` seq it follows), a second, independent check for replay and a cheap way to look at
+  the book without replaying.
+- ``trade`` and ``ohlc``: every trade and every OHLC bar message item (numbers as exact text).
+- ``gap``: every interval in which a book (or a trade/ohlc subscription) was not known to be
+  complete: reconnects, checksum resyncs, maintenance, rejected subscriptions, with reason,
+  start, end (null when still open at shutdown) and the ``book`` seqs around it.
+
+Every row carries the writer ``session`` (one per client start) and a ``seq`` that is
+consecutive per (session, kind), so a deleted row is a visible hole, not a silent loss.
+
+Segments roll when a kind's buffer reaches ``max_rows``, when it is ``max_seconds`` old, and at
+the UTC day boundary (a segment never spans two days), and each is written atomically: a hidden
+temporary file in the target directory, fsync, ``os.replace``, fsync of the directory. A writer
+killed at any point leaves either no segment or a complete one; readers skip the hidden
+``.*.tmp`` files. Rows reach a segment from the client's event loop by appending one tuple to a
+list; the Arrow conversion and the write happen on one background thread, converted in chunks
+so the event loop never waits long for the GIL.
+
+The heartbeat file is a small JSON document replaced atomically every second or so by the
+client: the Dagster sensor and the op read it to tell a live stream from a stale one.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMAT_VERSION = "1"
+HEARTBEAT_FILE = "heartbeat.json"
+SUFFIX = ".parquet"
+_TEMP_PREFIX = "."
+_TEMP_SUFFIX = ".tmp"
+_CONVERT_CHUNK = 1024  # rows per Arrow conversion: ~1 ms of GIL each, never one long stall
+_SEGMENT_NAME = re.compile(r"^(\d{8}T\d{6}\d{6}Z)-([0-9a-zA-Z]+)-(\d{12})\.parquet$")
+_DAY_US = 86_400_000_000
+
+LEVEL = pa.struct([("price", pa.string()), ("qty", pa.string())])
+LEVELS = pa.list_(LEVEL)
+TS = pa.timestamp("us", tz="UTC")
+
+#: Leading columns of every kind, in this order.
+_COMMON = [
+    pa.field("session", pa.string(), nullable=False),
+    pa.field("seq", pa.int64(), nullable=False),
+    pa.field("recv_ts", TS, nullable=False),
+]
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "book": pa.schema(
+        [
+            *_COMMON,
+            pa.field("exch_ts", TS),
+            pa.field("symbol", pa.string(), nullable=False),
+            pa.field("type", pa.string(), nullable=False),  # snapshot | update
+            pa.field("bids", LEVELS, nullable=False),
+            pa.field("asks", LEVELS, nullable=False),
+            pa.field("checksum", pa.int64(), nullable=False),
+            pa.field("checksum_ok", pa.bool_(), nullable=False),
+            pa.field("depth", pa.int32(), nullable=False),
+            pa.field("price_precision", pa.int32(), nullable=False),
+            pa.field("qty_precision", pa.int32(), nullable=False),
+        ]
+    ),
+    "book_top": pa.schema(
+        [
+            *_COMMON,
+            pa.field("symbol", pa.string(), nullable=False),
+            pa.field("book_seq", pa.int64(), nullable=False),
+            pa.field("checksum", pa.int64(), nullable=False),
+            pa.field("bids", LEVELS, nullable=False),
+            pa.field("asks", LEVELS, nullable=False),
+        ]
+    ),
+    "trade": pa.schema(
+        [
+            *_COMMON,
+            pa.field("exch_ts", TS),
+            pa.field("symbol", pa.string(), nullable=False),
+            pa.field("type", pa.string(), nullable=False),
+            pa.field("side", pa.string()),
+            pa.field("price", pa.string(), nullable=False),
+            pa.field("qty", pa.string(), nullable=False),
+            pa.field("ord_type", pa.string()),
+            pa.field("trade_id", pa.int64()),
+        ]
+    ),
+    "ohlc": pa.schema(
+        [
+            *_COMMON,
+            pa.field("exch_ts", TS),
+            pa.field("symbol", pa.string(), nullable=False),
+            pa.field("type", pa.string(), nullable=False),
+            pa.field("interval", pa.int32()),
+            pa.field("interval_begin", TS),
+            pa.field("open", pa.string()),
+            pa.field("high", pa.string()),
+            pa.field("low", pa.string()),
+            pa.field("close", pa.string()),
+            pa.field("vwap", pa.string()),
+            pa.field("volume", pa.string()),
+            pa.field("trades", pa.int64()),
+        ]
+    ),
+    "gap": pa.schema(
+        [
+            *_COMMON,
+            pa.field("symbol", pa.string(), nullable=False),
+            pa.field("channel", pa.string(), nullable=False),
+            pa.field("reason", pa.string(), nullable=False),
+            pa.field("start_ts", TS, nullable=False),
+            pa.field("end_ts", TS),  # null: still open when the writer stopped
+            pa.field("last_book_seq", pa.int64()),  # last verified book row of the symbol before
+            pa.field("resume_book_seq", pa.int64()),  # the snapshot that closed it
+            pa.field("detail", pa.string()),
+        ]
+    ),
+}
+KINDS = tuple(SCHEMAS)
+
+
+class LogWriteError(RuntimeError):
+    """A segment could not be written: the stream can no longer promise a replayable log."""
+
+
+# ---- paths and names -------------------------------------------------------------------------
+
+
+def day_of(recv_us: int) -> str:
+    """The UTC day (``YYYY-MM-DD``) of a receive time in microseconds since the epoch."""
+    return dt.datetime.fromtimestamp(recv_us // 1_000_000, dt.UTC).strftime("%Y-%m-%d")
+
+
+def segment_name(first_recv_us: int, session: str, first_seq: int) -> str:
+    """``20261122T110512123456Z-<session>-<seq>.parquet``: sorts by time, then seq."""
+    stamp = dt.datetime.fromtimestamp(first_recv_us // 1_000_000, dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}{first_recv_us % 1_000_000:06d}Z-{session}-{first_seq:012d}{SUFFIX}"
+
+
+@dataclass(frozen=True, order=True)
+class Segment:
+    """A published segment file, ordered by (day, session, first seq)."""
+
+    day: str
+    session: str
+    first_seq: int
+    kind: str = field(compare=False)
+    path: Path = field(compare=False)
+
+
+def list_segments(
+    root: str | os.PathLike[str], kind: str, days: Iterable[str] | None = None
+) -> list[Segment]:
+    """Published segments of ``kind`` (optionally only the given UTC days), in write order.
+
+    Hidden temporary files (a writer killed mid-write) and anything not named like a segment
+    are ignored.
+    """
+    if kind not in SCHEMAS:
+        raise ValueError(f"unknown log kind {kind!r}; known: {list(KINDS)}")
+    base = Path(root) / kind
+    if not base.is_dir():
+        return []
+    wanted = None if days is None else set(days)
+    found: list[Segment] = []
+    for day_dir in sorted(base.iterdir()):
+        if not day_dir.is_dir() or (wanted is not None and day_dir.name not in wanted):
+            continue
+        for entry in day_dir.iterdir():
+            match = _SEGMENT_NAME.match(entry.name)
+            if match is None:
+                continue
+            found.append(Segment(day_dir.name, match.group(2), int(match.group(3)), kind, entry))
+    # Sessions in order of their first segment, then each session's segments by seq.
+    first_seen: dict[str, tuple[str, str]] = {}
+    for seg in sorted(found, key=lambda s: s.path.name):
+        first_seen.setdefault(seg.session, (seg.day, seg.path.name))
+    return sorted(found, key=lambda s: (first_seen[s.session], s.first_seq))
+
+
+def list_days(root: str | os.PathLike[str], kind: str = "book") -> list[str]:
+    """UTC days that have at least one directory for ``kind``."""
+    base = Path(root) / kind
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def read_kind(
+    root: str | os.PathLike[str],
+    kind: str,
+    days: Iterable[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
+    """Every published row of ``kind`` (optionally for some days, some columns), in log order."""
+    schema = SCHEMAS[kind]
+    segments = list_segments(root, kind, days)
+    wanted = list(columns) if columns is not None else None
+    tables = [pq.read_table(seg.path, columns=wanted, schema=schema) for seg in segments]
+    if not tables:
+        if wanted is None:
+            return schema.empty_table()
+        return pa.schema([schema.field(c) for c in wanted]).empty_table()
+    return pa.concat_tables(tables)
+
+
+def iter_batches(
+    root: str | os.PathLike[str],
+    kind: str,
+    days: Iterable[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> Iterator[tuple[Segment, pa.RecordBatch]]:
+    """Rows of ``kind`` segment by segment, batch by batch: replay without loading a day."""
+    for seg in list_segments(root, kind, days):
+        parquet = pq.ParquetFile(seg.path)
+        for batch in parquet.iter_batches(columns=list(columns) if columns else None):
+            yield seg, batch
+
+
+def temporary_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Hidden temporary files under the log root (left by writers that were killed)."""
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    return [
+        p
+        for p in base.rglob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}")
+        if p.is_file() and p.name.startswith(_TEMP_PREFIX)
+    ]
+
+
+def sweep_temporary_files(root: str | os.PathLike[str], older_than_seconds: float = 3600) -> int:
+    """Delete temporary files older than the threshold (a live writer's file is younger)."""
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in temporary_files(root):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+# ---- atomic files ----------------------------------------------------------------------------
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_table_atomically(table: pa.Table, final: Path) -> int:
+    """Write ``table`` to ``final`` via a hidden temp file, fsync and rename; return its size."""
+    directory = os.fspath(final.parent)
+    os.makedirs(directory, exist_ok=True)
+    temp = os.path.join(directory, f"{_TEMP_PREFIX}{final.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
+    try:
+        with open(temp, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+    finally:
+        # Also on cancellation: DagsterExecutionInterruptedError is a BaseException.
+        if os.path.exists(temp):
+            os.unlink(temp)
+    _fsync_directory(directory)
+    return os.path.getsize(final)
+
+
+def write_heartbeat(root: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+    """Replace ``<root>/heartbeat.json`` atomically (no fsync: it is advisory and rewritten)."""
+    base = Path(root)
+    base.mkdir(parents=True, exist_ok=True)
+    final = base / HEARTBEAT_FILE
+    temp = base / f"{_TEMP_PREFIX}{HEARTBEAT_FILE}.{uuid.uuid4().hex}{_TEMP_SUFFIX}"
+    try:
+        temp.write_text(json.dumps(payload, sort_keys=True, default=str))
+        os.replace(temp, final)
+    finally:
+        if temp.exists():
+            temp.unlink()
+    return final
+
+
+def read_heartbeat(root: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The last heartbeat the stream wrote, or None when there is none (or it is unreadable)."""
+    try:
+        raw = json.loads((Path(root) / HEARTBEAT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+# ---- row conversion --------------------------------------------------------------------------
+
+
+def _levels_array(values: list[Any]) -> pa.Array:
+    """Levels as received, each a ``(price, qty)`` pair (or a ``{"price", "qty"}`` dict).
+
+    Numbers that arrived as JSON integers are made text first.
+    """
+    try:
+        return pa.array(values, type=LEVELS)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        fixed = [[_level_text(level) for level in levels or ()] for levels in values]
+        return pa.array(fixed, type=LEVELS)
+
+
+def _level_text(level: Any) -> tuple[str | None, str | None]:
+    if isinstance(level, dict):
+        level = (level.get("price"), level.get("qty"))
+    price, qty = level
+    return (None if price is None else str(price), None if qty is None else str(qty))
+
+
+def _text_array(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def _ts_us_array(values: list[Any]) -> pa.Array:
+    return pa.array(values, type=pa.int64()).cast(TS)
+
+
+def _ts_text_array(values: list[Any]) -> pa.Array:
+    """RFC 3339 text (``...Z``) to timestamps; text that does not parse becomes null."""
+    texts = _text_array(values)
+    try:
+        return texts.cast(TS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        out = []
+        for v in texts.to_pylist():
+            try:
+                out.append(None if v is None else dt.datetime.fromisoformat(v))
+            except ValueError:
+                out.append(None)
+        return pa.array(out, type=TS)
+
+
+def _converter(dtype: pa.DataType, name: str) -> Callable[[list[Any]], pa.Array]:
+    if dtype == LEVELS:
+        return _levels_array
+    if dtype == TS:
+        # Columns ending in _us in the row tuple are integers; the rest arrive as text.
+        return _ts_us_array if name in _US_COLUMNS else _ts_text_array
+    if dtype == pa.string():
+        return _text_array
+    return lambda values: pa.array(values, type=dtype)
+
+
+_US_COLUMNS = {"recv_ts", "start_ts", "end_ts"}
+_CONVERTERS = {
+    kind: [(f.name, _converter(f.type, f.name)) for f in schema if f.name != "session"]
+    for kind, schema in SCHEMAS.items()
+}
+
+
+def rows_to_table(kind: str, session: str, rows: list[tuple]) -> pa.Table:
+    """Row tuples (every column but ``session``, in schema order) as a table of ``kind``."""
+    schema = SCHEMAS[kind]
+    converters = _CONVERTERS[kind]
+    batches = []
+    for start in range(0, len(rows), _CONVERT_CHUNK):
+        chunk = rows[start : start + _CONVERT_CHUNK]
+        columns = list(zip(*chunk, strict=True)) if chunk else [()] * len(converters)
+        arrays = [pa.array([session] * len(chunk), type=pa.string())]
+        arrays += [
+            convert(list(col)) for (_, convert), col in zip(converters, columns, strict=True)
+        ]
+        batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    if not batches:
+        return schema.empty_table()
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+# ---- the writer ------------------------------------------------------------------------------
+
+
+class _Buffer:
+    """Rows of one kind not yet in a segment, and where the current segment stands."""
+
+    __slots__ = ("day_end_us", "first_recv_us", "first_seq", "kind", "next_seq", "opened", "rows")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.rows: list[tuple] = []
+        self.next_seq = 0
+        self.first_seq = 0
+        self.first_recv_us = 0
+        self.day_end_us = 0  # end of the UTC day of the segment being filled
+        self.opened = 0.0  # monotonic time of its first row
+
+
+@dataclass
+class LogStats:
+    """What the writer has published (rows and files per kind) and queued."""
+
+    rows_written: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    segments_written: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    bytes_written: int = 0
+    write_seconds: float = 0.0  # conversion + write + fsync, on the writer thread
+    files: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=1000))
+    """The most recent segment paths (bounded: the writer may run for months)."""
+
+
+class StreamLog:
+    """Append-only, segment-rolling writer of the stream's record kinds.
+
+    The ``book``/``trade``/... methods are called from the client's event loop: each appends
+    one tuple and returns the row's seq. Rolled segments are written by one background thread
+    (in order); `close` flushes everything and waits, and must run in ``finally``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        session: str | None = None,
+        max_rows: int = 50_000,
+        max_seconds: float = 300.0,
+        background: bool = True,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+        if max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
+        self.root = Path(root)
+        self.session = session or new_session_id()
+        self.max_rows = max_rows
+        self.max_seconds = max_seconds
+        self.stats = LogStats()
+        self._buffers = {kind: _Buffer(kind) for kind in KINDS}
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="kraken-log")
+            if background
+            else None
+        )
+        self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._closed = False
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- appends (hot path) ------------------------------------------------------------------
+
+    def _append(self, buf: _Buffer, recv_us: int, row_tail: tuple) -> int:
+        if self._error is not None:
+            raise LogWriteError(f"the stream log cannot write segments: {self._error}")
+        rows = buf.rows
+        if rows and recv_us >= buf.day_end_us:
+            self._roll(buf)
+            rows = buf.rows
+        seq = buf.next_seq
+        buf.next_seq = seq + 1
+        if not rows:
+            buf.first_seq = seq
+            buf.first_recv_us = recv_us
+            buf.day_end_us = (recv_us // _DAY_US + 1) * _DAY_US
+            buf.opened = time.monotonic()
+        rows.append((seq, recv_us, *row_tail))
+        if len(rows) >= self.max_rows:
+            self._roll(buf)
+        return seq
+
+    def book(
+        self,
+        recv_us: int,
+        exch_ts: str | None,
+        symbol: str,
+        kind: str,
+        bids: Sequence[Any],
+        asks: Sequence[Any],
+        checksum: int,
+        checksum_ok: bool,
+        depth: int,
+        price_precision: int,
+        qty_precision: int,
+    ) -> int:
+        """One ``book`` item, levels as received (``(price, qty)`` text); returns its seq."""
+        return self._append(
+            self._buffers["book"],
+            recv_us,
+            (
+                exch_ts,
+                symbol,
+                kind,
+                bids,
+                asks,
+                checksum,
+                checksum_ok,
+                depth,
+                price_precision,
+                qty_precision,
+            ),
+        )
+
+    def book_top(
+        self,
+        recv_us: int,
+        symbol: str,
+        book_seq: int,
+        checksum: int,
+        bids: list[dict[str, str]],
+        asks: list[dict[str, str]],
+    ) -> int:
+        return self._append(
+            self._buffers["book_top"], recv_us, (symbol, book_seq, checksum, bids, asks)
+        )
+
+    def trade(self, recv_us: int, kind: str, item: dict[str, Any]) -> int:
+        get = item.get
+        return self._append(
+            self._buffers["trade"],
+            recv_us,
+            (
+                get("timestamp"),
+                get("symbol"),
+                kind,
+                get("side"),
+                get("price"),
+                get("qty"),
+                get("ord_type"),
+                get("trade_id"),
+            ),
+        )
+
+    def ohlc(self, recv_us: int, kind: str, item: dict[str, Any]) -> int:
+        get = item.get
+        return self._append(
+            self._buffers["ohlc"],
+            recv_us,
+            (
+                get("timestamp"),
+                get("symbol"),
+                kind,
+                get("interval"),
+                get("interval_begin"),
+                get("open"),
+                get("high"),
+                get("low"),
+                get("close"),
+                get("vwap"),
+                get("volume"),
+                get("trades"),
+            ),
+        )
+
+    def gap(
+        self,
+        recv_us: int,
+        symbol: str,
+        channel: str,
+        reason: str,
+        start_us: int,
+        end_us: int | None,
+        last_book_seq: int | None,
+        resume_book_seq: int | None,
+        detail: str = "",
+    ) -> int:
+        return self._append(
+            self._buffers["gap"],
+            recv_us,
+            (symbol, channel, reason, start_us, end_us, last_book_seq, resume_book_seq, detail),
+        )
+
+    def next_seq(self, kind: str) -> int:
+        """The seq the next row of ``kind`` will get."""
+        return self._buffers[kind].next_seq
+
+    # -- rolling -----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Roll every segment older than ``max_seconds`` (call about once a second)."""
+        if self._error is not None:
+            raise LogWriteError(f"the stream log cannot write segments: {self._error}")
+        limit = time.monotonic() - self.max_seconds
+        for buf in self._buffers.values():
+            if buf.rows and buf.opened <= limit:
+                self._roll(buf)
+
+    def flush(self, wait: bool = True) -> None:
+        """Roll every non-empty buffer into a segment; with ``wait``, until all are on disk."""
+        for buf in self._buffers.values():
+            if buf.rows:
+                self._roll(buf)
+        if wait:
+            self._wait()
+
+    def _roll(self, buf: _Buffer) -> None:
+        rows, buf.rows = buf.rows, []
+        path = (
+            self.root
+            / buf.kind
+            / day_of(buf.first_recv_us)
+            / segment_name(buf.first_recv_us, self.session, buf.first_seq)
+        )
+        if self._executor is None:
+            self._write(buf.kind, rows, path)
+            return
+        with self._lock:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._executor.submit(self._write, buf.kind, rows, path))
+
+    def _write(self, kind: str, rows: list[tuple], path: Path) -> None:
+        started = time.perf_counter()
+        try:
+            table = rows_to_table(kind, self.session, rows)
+            table = table.replace_schema_metadata(
+                {"kraken_log_format": FORMAT_VERSION, "kind": kind, "session": self.session}
+            )
+            size = write_table_atomically(table, path)
+        except Exception as exc:
+            self._error = exc
+            raise LogWriteError(f"cannot write {kind} segment {path}: {exc}") from exc
+        except BaseException as exc:
+            self._error = exc
+            raise
+        with self._lock:
+            self.stats.rows_written[kind] += len(rows)
+            self.stats.segments_written[kind] += 1
+            self.stats.bytes_written += size
+            self.stats.write_seconds += time.perf_counter() - started
+            self.stats.files.append(str(path))
+
+    def _wait(self) -> None:
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            future.exception()  # wait; errors are recorded in self._error
+        if self._error is not None:
+            raise LogWriteError(f"the stream log cannot write segments: {self._error}")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Write every buffered row and wait for the writer thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._error is None:
+                self.flush(wait=True)
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> StreamLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def new_session_id() -> str:
+    """A short, unique, filename-safe id for one writer session."""
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,384 @@
+"""The Kraken client: configuration, routing, liveness, backoff, halts and clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+
+import pytest
+
+from ingest_platform.sandbox.kraken_market import DEFAULT_PAIRS, instrument_snapshot_text
+from ingest_platform.streaming.kraken.client import (
+    HALT_LOG_PREFIX,
+    Backoff,
+    HaltPolicy,
+    KrakenStreamClient,
+    StreamConfig,
+    StreamConfigError,
+    config_from_mapping,
+    open_client,
+)
+from ingest_platform.streaming.kraken.log import read_heartbeat, read_kind
+
+# ---- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"pairs": ()}, "StreamConfig.pairs must name at least one pair, got ()"),
+        ({"pairs": "BTC/USD"}, "StreamConfig.pairs must be a list of pairs"),
+        ({"pairs": ("BTCUSD",)}, "StreamConfig.pairs must look like 'BTC/USD' (BASE/QUOTE), got"),
+        ({"pairs": ("BTC/USD", "BTC/USD")}, "must be unique, got duplicates ['BTC/USD']"),
+        ({"depth": 20}, "StreamConfig.depth must be one of [10, 25, 100, 500, 1000], got 20"),
+        ({"depth": True}, "StreamConfig.depth must be one of"),
+        ({"url": "https://ws.kraken.com/v2"}, "StreamConfig.url must be a ws:// or wss:// URL"),
+        ({"max_silence": 0}, "StreamConfig.max_silence must be a positive, finite number"),
+        ({"halt_window": float("nan")}, "StreamConfig.halt_window must be a positive, finite"),
+        (
+            {"max_silence": 1.5},
+            "StreamConfig.max_silence must be at least twice heartbeat_interval",
+        ),
+        ({"max_heartbeat_interval": 1.0}, "StreamConfig.max_heartbeat_interval must be at least"),
+        ({"backoff_base": 60.0}, "StreamConfig.backoff_base must be <= backoff_cap (30.0), got 60"),
+        ({"max_mismatches": 0}, "StreamConfig.max_mismatches must be a positive integer, got 0"),
+        ({"max_critical_errors": 2.5}, "StreamConfig.max_critical_errors must be a positive int"),
+        ({"channels": ("trade",)}, "StreamConfig.channels must include 'book'"),
+        ({"channels": ("book", "spread")}, "StreamConfig.channels must include 'book'"),
+        ({"ohlc_interval": 2}, "StreamConfig.ohlc_interval must be one of"),
+        ({"ping_interval": -1}, "StreamConfig.ping_interval must be >= 0 seconds"),
+        ({"connect_timeout": "10"}, "StreamConfig.connect_timeout must be a number of seconds"),
+    ],
+)
+def test_config_errors_name_the_field_and_value(changes, expected):
+    with pytest.raises(StreamConfigError) as excinfo:
+        StreamConfig(**changes)
+    assert expected in str(excinfo.value)
+
+
+def test_config_defaults_are_valid_and_pairs_become_a_tuple():
+    config = StreamConfig(pairs=["BTC/USD", "ETH/USD"])
+    assert config.pairs == ("BTC/USD", "ETH/USD")
+    assert config.url == "wss://ws.kraken.com/v2"
+    assert config.replace(depth=25).depth == 25
+    with pytest.raises(StreamConfigError, match="depth"):
+        config.replace(depth=11)
+    with pytest.raises(StreamConfigError, match=r"no field\(s\) \['deepth'\]"):
+        config.replace(deepth=25)
+
+
+def test_config_from_mapping_rejects_unknown_keys():
+    assert config_from_mapping({"pairs": ["SOL/USD"], "depth": 100}).depth == 100
+    with pytest.raises(StreamConfigError, match=r"unknown stream setting\(s\) \['pair'\]"):
+        config_from_mapping({"pair": "SOL/USD"})
+
+
+# ---- small policies --------------------------------------------------------------------------
+
+
+def test_backoff_is_exponential_capped_and_fully_jittered():
+    backoff = Backoff(0.5, 4.0, random.Random(1))
+    ceilings, delays = [], []
+    for _ in range(8):
+        ceilings.append(backoff.ceiling())
+        delays.append(backoff.next_delay())
+    assert ceilings == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    many = [Backoff(1.0, 1.0, random.Random(i)).next_delay() for i in range(200)]
+    assert min(many) < 0.1 and max(many) > 0.9  # full jitter: the whole [0, ceiling] window
+    backoff.reset()
+    assert backoff.ceiling() == 0.5
+
+
+def test_halt_policy_counts_within_a_sliding_window():
+    policy = HaltPolicy(max_mismatches=3, max_critical_errors=2, window=10.0)
+    assert not policy.mismatch(0.0)
+    assert not policy.mismatch(5.0)
+    assert not policy.mismatch(11.0)  # the first one left the window
+    assert policy.mismatch(12.0)  # 5, 11 and 12
+    assert not policy.critical(0.0)
+    assert policy.critical(5.0)
+    assert policy.counts(100.0) == (0, 0)
+
+
+# ---- routing (no network: frames handed to the client directly) -----------------------------
+
+
+def _offline_client(tmp_path, pairs=("BTC/USD",)) -> KrakenStreamClient:
+    client = open_client(StreamConfig(pairs=pairs), tmp_path / "log", background_log=False)
+    client.handle(instrument_snapshot_text(DEFAULT_PAIRS))
+    return client
+
+
+def test_trades_and_bars_never_touch_the_book(tmp_path, market_feed):
+    feed = market_feed()
+    client = _offline_client(tmp_path)
+    client.handle(feed.snapshot())
+    for _ in range(30):
+        client.handle(feed.update())
+    book = client.book("BTC/USD")
+    assert client.is_synced("BTC/USD")
+    checksum, bids, asks = book.checksum(), book.bids(), book.asks()
+    book_rows = client.log.next_seq("book")
+
+    # A trade at a price inside the book, a bar, and a trade dressed up with book fields.
+    client.handle(feed.trade())
+    client.handle(feed.ohlc())
+    hostile = json.loads(feed.trade())
+    hostile["data"][0].update(bids=[{"price": 1.0, "qty": 5.0}], asks=[], checksum=1)
+    client.handle(json.dumps(hostile))
+
+    assert (book.checksum(), book.bids(), book.asks()) == (checksum, bids, asks)
+    assert client.log.next_seq("book") == book_rows
+    assert client.stats.trades == 2 and client.stats.ohlc_bars == 1
+    assert client.stats.checksum_failures == 0 and client.stats.critical_errors == 0
+    client.log.close()
+    trades = read_kind(tmp_path / "log", "trade").to_pylist()
+    assert [t["symbol"] for t in trades] == ["BTC/USD", "BTC/USD"]
+    assert all("." in t["price"] for t in trades)  # exact text, never a float repr
+    assert read_kind(tmp_path / "log", "ohlc").num_rows == 1
+    assert read_kind(tmp_path / "log", "book").num_rows == 31
+
+
+def test_book_updates_verify_and_a_bad_checksum_opens_a_gap(tmp_path, market_feed):
+    feed = market_feed()
+    client = _offline_client(tmp_path)
+    client.handle(feed.snapshot())
+    client.handle(feed.update())
+    client.handle(feed.update(corrupt=True))
+    assert not client.is_synced("BTC/USD")
+    assert client.stats.checksum_failures == 1
+    assert client.open_gaps() == {("BTC/USD", "book"): "checksum_mismatch"}
+    client.handle(feed.update())  # dropped until a fresh snapshot
+    assert client.stats.symbols["BTC/USD"].dropped_unsynced == 1
+    client.handle(feed.snapshot())
+    assert client.is_synced("BTC/USD") and client.open_gaps() == {}
+    client.log.close()
+    rows = read_kind(tmp_path / "log", "book").to_pylist()
+    assert [r["checksum_ok"] for r in rows] == [True, True, False, True]
+    (gap,) = read_kind(tmp_path / "log", "gap").to_pylist()
+    assert gap["reason"] == "checksum_mismatch"
+    assert gap["last_book_seq"] == 1 and gap["resume_book_seq"] == 3
+    assert gap["start_ts"] <= gap["end_ts"]
+
+
+def test_unknown_and_malformed_frames_are_counted_not_fatal(tmp_path, market_feed):
+    feed = market_feed()
+    client = _offline_client(tmp_path)
+    client.handle(feed.snapshot())
+    client.handle('{"channel":"spread","type":"update","data":[]}')
+    client.handle("[1, 2, 3]")
+    client.handle('{"event":"systemStatus"}')
+    client.handle(b'{"channel":"heartbeat"}')
+    assert client.stats.unknown == 3 and client.stats.heartbeats == 1
+    assert client.is_synced("BTC/USD")
+    client.handle('{"channel":"trade","type":"update","data":[{"symbol":"BTC/US')
+    assert client.is_synced("BTC/USD")  # visibly a trade: no book lost anything
+    client.handle('{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bi')
+    assert not client.is_synced("BTC/USD")
+    assert client.open_gaps() == {("BTC/USD", "book"): "malformed_message"}
+    assert client.stats.malformed == 2 and client.stats.errors["malformed_json"] == 2
+    assert client.halt is None
+    client.log.close()
+
+
+def test_status_maintenance_pauses_books_and_pong_measures_rtt(tmp_path, market_feed):
+    feed = market_feed()
+    client = _offline_client(tmp_path)
+    client.handle(feed.snapshot())
+    status = '{"channel":"status","type":"update","data":[{"system":"%s","api_version":"v2"}]}'
+    client.handle(status % "maintenance")
+    assert client.stats.exchange_status == "maintenance"
+    assert client.open_gaps() == {("BTC/USD", "book"): "maintenance"}
+    client.handle(status % "online")
+    client.handle(feed.snapshot())
+    assert client.is_synced("BTC/USD") and client.open_gaps() == {}
+    client._pings[41] = 0  # a ping sent "long ago"
+    client.handle('{"method":"pong","req_id":41,"time_in":"x","time_out":"y"}')
+    assert client.stats.last_rtt_ms is not None and client.stats.last_rtt_ms > 0
+    client.log.close()
+
+
+def test_a_pair_the_exchange_does_not_list_halts_at_once(tmp_path, caplog):
+    client = open_client(StreamConfig(pairs=("BTC/USD", "DOGE/USD")), None)
+    with caplog.at_level(logging.ERROR):
+        client.handle(instrument_snapshot_text(DEFAULT_PAIRS))
+    assert client.halt is not None and client.halt.reason == "unknown_pairs"
+    assert "DOGE/USD" in client.halt.detail
+    assert any(
+        r.getMessage().startswith(f"{HALT_LOG_PREFIX} reason=unknown_pairs") for r in caplog.records
+    )
+
+
+# ---- against the sandbox ---------------------------------------------------------------------
+
+
+def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config, wait):
+    server = sandbox()
+    config = fast_config(server.url, pairs=("BTC/USD", "ETH/USD", "ADA/EUR"), depth=25)
+
+    async def scenario():
+        client = open_client(config, tmp_path)
+        task = asyncio.create_task(client.run())
+        await wait(
+            lambda: (
+                client.stats.trades > 5
+                and client.stats.ohlc_bars > 5
+                and all(client.stats.symbols[p].verified_since_snapshot > 20 for p in config.pairs)
+            ),
+            what="books verified, trades and bars",
+        )
+        await wait(lambda: client.stats.last_rtt_ms is not None, what="a pong")
+        await wait(lambda: client.log.next_seq("book_top") >= 3, what="top-of-book rows")
+        client.request_stop()
+        return client, await asyncio.wait_for(task, 5)
+
+    client, result = asyncio.run(scenario())
+    assert result.outcome == "stopped" and result.halt is None
+    assert result.stats["checksum_failures"] == 0 and result.stats["gaps"] == 0
+    assert result.stats["latency_ms"]["p50"] > 0
+    assert server.counters.get("kraken.subscribe.book") == 3
+    assert server.counters.get("kraken.subscribe.instrument") == 1
+    assert server.counters.get("kraken.disconnect") == 1
+    assert client.log.closed
+    # Every book message received is on disk.
+    assert read_kind(tmp_path, "book").num_rows == result.stats["book_messages"]
+    assert read_kind(tmp_path, "book_top").num_rows > 0
+    beat = read_heartbeat(tmp_path)
+    assert beat["state"] == "stopped" and beat["session"] == result.session
+
+
+def test_silence_and_missing_heartbeats_reconnect(tmp_path, sandbox, fast_config, wait):
+    server = sandbox()
+    config = fast_config(server.url)
+
+    async def scenario():
+        client = open_client(config, tmp_path)
+        task = asyncio.create_task(client.run())
+        await wait(lambda: client.is_synced("BTC/USD"), what="first snapshot")
+        server.faults.add("stop_heartbeats", times=1)  # data keeps flowing
+        await wait(lambda: client.stats.reconnects == 1, what="heartbeat reconnect")
+        server.faults.add("stop_heartbeats", times=1, silent=True)  # a stalled connection
+        await wait(lambda: client.stats.reconnects == 2, what="silence reconnect")
+        await wait(lambda: client.is_synced("BTC/USD") and client.is_synced("ETH/USD"))
+        client.request_stop()
+        return client, await asyncio.wait_for(task, 5)
+
+    _, result = asyncio.run(scenario())
+    assert result.stats["liveness_breaches"] == {"heartbeat_timeout": 1, "silence": 1}
+    assert server.counters.get("kraken.connect") == 3
+    assert result.stats["gaps"] >= 4  # both books, twice
+
+
+def test_reconnects_with_backoff_while_the_server_is_down(tmp_path, sandbox, fast_config, wait):
+    server = sandbox()
+    config = fast_config(server.url, backoff_base=0.05, backoff_cap=0.2)
+
+    async def scenario():
+        client = open_client(config, tmp_path)
+        task = asyncio.create_task(client.run())
+        await wait(lambda: client.is_synced("BTC/USD") and client.is_synced("ETH/USD"))
+        server.restart(down_seconds=1.2, wait=False)
+        await wait(lambda: client.stats.connect_failures >= 3, what="refused connects")
+        assert client._backoff.attempt >= 3  # growing delays while refused
+        assert client._backoff.ceiling() <= 0.2  # ... but capped
+        await wait(lambda: client.stats.connections == 2, timeout=10, what="reconnect")
+        await wait(lambda: client.is_synced("BTC/USD") and client.is_synced("ETH/USD"))
+        assert client._backoff.attempt == 0  # reset once every book verified again
+        client.request_stop()
+        return await asyncio.wait_for(task, 5)
+
+    result = asyncio.run(scenario())
+    assert result.halt is None and result.stats["reconnects"] == 1
+    gaps = read_kind(tmp_path, "gap").to_pylist()
+    book_gaps = [g for g in gaps if g["channel"] == "book"]
+    assert {g["symbol"] for g in book_gaps} == {"BTC/USD", "ETH/USD"}
+    assert all(g["reason"] == "reconnect" and g["end_ts"] > g["start_ts"] for g in book_gaps)
+    assert all((g["end_ts"] - g["start_ts"]).total_seconds() >= 1.0 for g in book_gaps)
+
+
+def test_rejected_subscription_is_retried_and_recorded(tmp_path, sandbox, fast_config, wait):
+    server = sandbox()
+    server.faults.add("reject_subscription", endpoint="kraken.book", symbol="ETH/USD", times=2)
+
+    async def scenario():
+        client = open_client(fast_config(server.url), tmp_path)
+        task = asyncio.create_task(client.run())
+        await wait(lambda: client.is_synced("ETH/USD"), what="ETH/USD after two rejections")
+        client.request_stop()
+        return await asyncio.wait_for(task, 5)
+
+    result = asyncio.run(scenario())
+    assert result.stats["rejected_subscriptions"] == 2
+    assert server.counters.get("kraken.subscribe.book", "ETH/USD") == 3
+    (gap,) = read_kind(tmp_path, "gap").to_pylist()
+    assert (gap["symbol"], gap["reason"]) == ("ETH/USD", "subscription_rejected")
+    assert gap["end_ts"] is not None
+
+
+def test_halts_after_too_many_mismatches(tmp_path, sandbox, fast_config, wait, caplog):
+    server = sandbox()
+    config = fast_config(server.url, max_mismatches=3, halt_window=60)
+
+    async def scenario():
+        client = open_client(config, tmp_path)
+        task = asyncio.create_task(client.run())
+        await wait(lambda: client.is_synced("BTC/USD"))
+        for n in range(1, 4):
+            server.faults.add("corrupt_checksum", symbol="BTC/USD", times=1)
+            await wait(lambda n=n: client.stats.checksum_failures >= n or task.done())
+            await wait(lambda: client.is_synced("BTC/USD") or task.done())
+        return await asyncio.wait_for(task, 5)
+
+    with caplog.at_level(logging.ERROR, logger="ingest_platform.streaming.kraken.client"):
+        result = asyncio.run(scenario())
+    assert result.outcome == "halted"
+    assert result.halt.reason == "checksum_mismatch" and result.halt.mismatches == 3
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(line.startswith(f"{HALT_LOG_PREFIX} reason=checksum_mismatch") for line in lines)
+    beat = read_heartbeat(tmp_path)
+    assert beat["state"] == "halted" and beat["halt"]["reason"] == "checksum_mismatch"
+    # The open gap of the halted book is written, with no end.
+    gaps = read_kind(tmp_path, "gap").to_pylist()
+    assert gaps[-1]["end_ts"] is None and "halted" in gaps[-1]["detail"]
+
+
+def test_critical_errors_halt_too(tmp_path, sandbox, fast_config, wait):
+    server = sandbox()
+    config = fast_config(server.url, max_critical_errors=2)
+
+    async def scenario():
+        client = open_client(config, tmp_path)
+        task = asyncio.create_task(client.run())
+        await wait(lambda: client.is_synced("BTC/USD"))
+        server.faults.add("malformed_json", times=2)
+        return await asyncio.wait_for(task, 5)
+
+    result = asyncio.run(scenario())
+    assert result.halt is not None and result.halt.reason == "malformed_json"
+    assert result.halt.critical_errors == 2
+
+
+def test_cancellation_closes_the_socket_and_flushes_the_log(tmp_path, sandbox, fast_config, wait):
+    server = sandbox()
+
+    async def scenario():
+        client = open_client(fast_config(server.url), tmp_path)
+        task = asyncio.create_task(client.run())
+        await wait(lambda: client.stats.symbols["BTC/USD"].verified_since_snapshot > 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        return client
+
+    client = asyncio.run(scenario())
+    assert client.log.closed
+    assert read_kind(tmp_path, "book").num_rows == client.stats.book_messages
+    assert read_heartbeat(tmp_path)["state"] == "stopped"
+
+    async def disconnected():
+        await wait(lambda: server.counters.get("kraken.disconnect") == 1, 5, "server-side close")
+
+    asyncio.run(disconnected())
