@@ -33,6 +33,11 @@ cancelled while `StreamRunner` hosts the client) never leaves a torn log or an o
 
 Hot path cost: one exact parse (`parse_message` with ``numbers_as_text``), one book apply, one
 tuple appended to the log buffer; the Parquet write happens on the log's own thread.
+
+Where the rest lives: `config` (`StreamConfig`, `config_from_mapping`), `policies` (`Backoff`,
+`HaltPolicy`, `Halt`), `stats` (counters, `LatencyWindow`), `rows` (book levels as log rows)
+and `runner` (`StreamRunner`). Their public names are re-exported here, so imports from this
+module keep working.
 """
 
 from __future__ import annotations
@@ -41,293 +46,82 @@ import asyncio
 import collections
 import contextlib
 import enum
-import gc
 import json
 import logging
-import math
 import os
-import queue
 import random
 import re
 import socket
-import threading
 import time
-from array import array
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from decimal import Decimal
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import Opcode
 
-from ingest_platform.streaming.kraken.book import ALLOWED_DEPTHS, KrakenBook, parse_message
+from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
+from ingest_platform.streaming.kraken.config import (
+    DATA_CHANNELS,
+    KRAKEN_WS_URL,
+    OHLC_INTERVALS,
+    StreamConfig,
+    StreamConfigError,
+    config_from_mapping,
+)
 from ingest_platform.streaming.kraken.log import LogWriteError, StreamLog, write_heartbeat
+from ingest_platform.streaming.kraken.policies import (
+    HALT_LOG_PREFIX,
+    MAX_DETAIL,
+    Backoff,
+    Halt,
+    HaltPolicy,
+)
+from ingest_platform.streaming.kraken.rows import level_pairs, top_levels
+from ingest_platform.streaming.kraken.runner import StreamRunner
+from ingest_platform.streaming.kraken.stats import LatencyWindow, StreamStats, SymbolStats
+
+__all__ = [
+    "DATA_CHANNELS",
+    "HALT_LOG_PREFIX",
+    "KRAKEN_WS_URL",
+    "OHLC_INTERVALS",
+    "Backoff",
+    "ConnectionState",
+    "Halt",
+    "HaltPolicy",
+    "KrakenStreamClient",
+    "LatencyWindow",
+    "StreamConfig",
+    "StreamConfigError",
+    "StreamResult",
+    "StreamRunner",
+    "StreamStats",
+    "SymbolStats",
+    "config_from_mapping",
+    "open_client",
+    "top_levels",
+]
 
 logger = logging.getLogger(__name__)
 
-KRAKEN_WS_URL = "wss://ws.kraken.com/v2"
-DATA_CHANNELS = ("book", "trade", "ohlc")
-OHLC_INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
-HALT_LOG_PREFIX = "KRAKEN_STREAM_HALT"
-_PAIR = re.compile(r"^[A-Za-z0-9.]{1,20}/[A-Za-z0-9.]{1,20}$")
 _SYMBOL_IN_TEXT = re.compile(r'"symbol"\s*:\s*"([^"]+)"')
 _OTHER_CHANNEL = re.compile(r'"channel":"(trade|ohlc|heartbeat|status|instrument)"')
 _MAX_MESSAGE_BYTES = 32 * 2**20  # the full instrument snapshot is several MB on the real API
-_MAX_DETAIL = 500
 _ONLINE = "online"
 _MAINTENANCE = "maintenance"
 
 
-class StreamConfigError(ValueError):
-    """The stream configuration is invalid; the message names the field and the value."""
-
-
-# ---- configuration ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """Everything the stream needs, validated on construction (fail before connecting).
-
-    Intervals are seconds. The liveness limits must leave room for the exchange's heartbeat
-    cadence (at least twice ``heartbeat_interval``), or a quiet market would look dead.
-    """
-
-    url: str = KRAKEN_WS_URL
-    pairs: tuple[str, ...] = ("BTC/USD",)
-    depth: int = 10
-    channels: tuple[str, ...] = DATA_CHANNELS
-    ohlc_interval: int = 1
-    heartbeat_interval: float = 1.0
-    """How often the exchange promises a heartbeat (Kraken: about once a second)."""
-    max_silence: float = 5.0
-    """No message at all for this long: the connection is dead, reconnect."""
-    max_heartbeat_interval: float = 5.0
-    """No heartbeat for this long (even while data flows): reconnect."""
-    ping_interval: float = 30.0
-    """Application-level ping (RTT in the stats); 0 disables. No pong within max_silence: dead."""
-    connect_timeout: float = 10.0
-    snapshot_timeout: float = 15.0
-    """A subscribed book (or the instrument channel) without a snapshot this long: reconnect."""
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    max_mismatches: int = 10
-    max_critical_errors: int = 10
-    halt_window: float = 300.0
-    status_interval: float = 1.0
-    """How often the heartbeat file is rewritten and segments are checked for age."""
-    report_interval: float = 60.0
-    """How often statistics are reported (the Dagster op turns them into observations)."""
-    top_interval: float = 30.0
-    """How often each verified book's top levels are logged as a ``book_top`` row; 0 disables."""
-    top_levels: int = 10
-    segment_max_rows: int = 50_000
-    segment_max_seconds: float = 300.0
-    latency_window: int = 65_536
-    """Latency samples kept for percentiles (the most recent ones)."""
-
-    def __post_init__(self) -> None:
-        def fail(name: str, problem: str) -> None:
-            raise StreamConfigError(f"StreamConfig.{name} {problem}, got {getattr(self, name)!r}")
-
-        if not isinstance(self.url, str) or not self.url.startswith(("ws://", "wss://")):
-            fail("url", "must be a ws:// or wss:// URL")
-        pairs = self.pairs
-        if isinstance(pairs, str) or not isinstance(pairs, Iterable):
-            fail("pairs", "must be a list of pairs like 'BTC/USD'")
-        pairs = tuple(pairs)
-        object.__setattr__(self, "pairs", pairs)
-        if not pairs:
-            fail("pairs", "must name at least one pair")
-        bad = [p for p in pairs if not isinstance(p, str) or not _PAIR.match(p)]
-        if bad:
-            raise StreamConfigError(
-                f"StreamConfig.pairs must look like 'BTC/USD' (BASE/QUOTE), got {bad!r}"
-            )
-        dupes = sorted({p for p in pairs if pairs.count(p) > 1})
-        if dupes:
-            raise StreamConfigError(f"StreamConfig.pairs must be unique, got duplicates {dupes!r}")
-        if type(self.depth) is not int or self.depth not in ALLOWED_DEPTHS:
-            fail("depth", f"must be one of {sorted(ALLOWED_DEPTHS)}")
-        channels = tuple(self.channels)
-        object.__setattr__(self, "channels", channels)
-        if "book" not in channels or any(c not in DATA_CHANNELS for c in channels):
-            fail("channels", f"must include 'book' and only use {list(DATA_CHANNELS)}")
-        if len(set(channels)) != len(channels):
-            fail("channels", "must be unique")
-        if type(self.ohlc_interval) is not int or self.ohlc_interval not in OHLC_INTERVALS:
-            fail("ohlc_interval", f"must be one of {list(OHLC_INTERVALS)} (minutes)")
-        for name in (
-            "heartbeat_interval",
-            "max_silence",
-            "max_heartbeat_interval",
-            "connect_timeout",
-            "snapshot_timeout",
-            "backoff_base",
-            "backoff_cap",
-            "halt_window",
-            "status_interval",
-            "report_interval",
-            "segment_max_seconds",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                fail(name, "must be a number of seconds")
-            if not math.isfinite(value) or value <= 0:
-                fail(name, "must be a positive, finite number of seconds")
-        for name in ("ping_interval", "top_interval"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                fail(name, "must be a number of seconds (0 disables)")
-            if not math.isfinite(value) or value < 0:
-                fail(name, "must be >= 0 seconds (0 disables)")
-        for name in ("max_silence", "max_heartbeat_interval"):
-            if getattr(self, name) < 2 * self.heartbeat_interval:
-                fail(
-                    name,
-                    f"must be at least twice heartbeat_interval ({self.heartbeat_interval} s), "
-                    "or a quiet but healthy connection would look dead",
-                )
-        if self.backoff_base > self.backoff_cap:
-            fail("backoff_base", f"must be <= backoff_cap ({self.backoff_cap})")
-        for name in (
-            "max_mismatches",
-            "max_critical_errors",
-            "top_levels",
-            "segment_max_rows",
-            "latency_window",
-        ):
-            value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                fail(name, "must be a positive integer")
-
-    def replace(self, **changes: Any) -> StreamConfig:
-        """A copy with some fields changed (validated again)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise StreamConfigError(f"StreamConfig has no field(s) {sorted(unknown)}")
-        values.update(changes)
-        return StreamConfig(**values)
-
-
-# ---- small policies --------------------------------------------------------------------------
-
-
-class Backoff:
-    """Exponential backoff with a cap and full jitter: ``uniform(0, min(cap, base * 2**n))``.
-
-    Full jitter spreads a fleet of reconnecting clients over the whole window, which is what
-    keeps them from reconnecting in lockstep after an exchange restart.
-    """
-
-    def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def ceiling(self) -> float:
-        return min(self.cap, self.base * 2 ** min(self.attempt, 60))
-
-    def next_delay(self) -> float:
-        delay = self._rng.uniform(0, self.ceiling())
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-@dataclass(frozen=True)
-class Halt:
-    """Why the stream stopped itself; `log_line` is what operators alert on."""
-
-    reason: str
-    detail: str
-    at: float  # epoch seconds
-    mismatches: int
-    critical_errors: int
-    window_seconds: float
-
-    def log_line(self) -> str:
-        detail = self.detail.replace("\n", " ")[:_MAX_DETAIL]
-        return (
-            f"{HALT_LOG_PREFIX} reason={self.reason} mismatches={self.mismatches} "
-            f"critical_errors={self.critical_errors} window_s={self.window_seconds:g} "
-            f"detail={json.dumps(detail)}"
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason,
-            "detail": self.detail,
-            "at": self.at,
-            "mismatches": self.mismatches,
-            "critical_errors": self.critical_errors,
-            "window_seconds": self.window_seconds,
-        }
-
-
-class HaltPolicy:
-    """Counts mismatches and critical errors in a sliding window; says when to halt."""
-
-    def __init__(self, max_mismatches: int, max_critical_errors: int, window: float) -> None:
-        self.max_mismatches = max_mismatches
-        self.max_critical_errors = max_critical_errors
-        self.window = window
-        self._mismatches: collections.deque[float] = collections.deque()
-        self._critical: collections.deque[float] = collections.deque()
-
-    def _add(self, events: collections.deque[float], now: float) -> int:
-        events.append(now)
-        while events and events[0] <= now - self.window:
-            events.popleft()
-        return len(events)
-
-    def mismatch(self, now: float) -> bool:
-        return self._add(self._mismatches, now) >= self.max_mismatches
-
-    def critical(self, now: float) -> bool:
-        return self._add(self._critical, now) >= self.max_critical_errors
-
-    def counts(self, now: float) -> tuple[int, int]:
-        for events in (self._mismatches, self._critical):
-            while events and events[0] <= now - self.window:
-                events.popleft()
-        return len(self._mismatches), len(self._critical)
-
-
-class LatencyWindow:
-    """The most recent ``size`` latency samples (ns) in a ring buffer; percentiles on demand."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._samples = array("q", bytes(8 * size))
-        self.count = 0
-
-    def add(self, value_ns: int) -> None:
-        self._samples[self.count % self.size] = value_ns
-        self.count += 1
-
-    def values(self) -> np.ndarray:
-        n = min(self.count, self.size)
-        return np.frombuffer(self._samples, dtype=np.int64)[:n].copy()
-
-    def percentiles_ms(self, qs: Iterable[float] = (50, 95, 99, 99.9)) -> dict[str, float]:
-        values = self.values()
-        if not len(values):
-            return {}
-        out = {f"p{q:g}": float(np.percentile(values, q)) / 1e6 for q in qs}
-        out["max"] = float(values.max()) / 1e6
-        return out
-
-
 class ConnectionState(enum.Enum):
+    """Where the client is in a connection's life (``state`` in reports and the heartbeat file).
+
+    ``IDLE`` -> ``CONNECTING`` -> ``SUBSCRIBING`` -> ``STREAMING`` once every book has verified
+    a snapshot; a failed connect or a lost connection goes through ``BACKOFF`` back to
+    ``CONNECTING``; a halt sets ``HALTED`` from any state; `run` ending without one, ``STOPPED``.
+    """
+
     IDLE = "idle"
     CONNECTING = "connecting"
     SUBSCRIBING = "subscribing"
@@ -335,85 +129,6 @@ class ConnectionState(enum.Enum):
     BACKOFF = "backoff"
     HALTED = "halted"
     STOPPED = "stopped"
-
-
-# ---- statistics ------------------------------------------------------------------------------
-
-
-@dataclass
-class SymbolStats:
-    snapshots: int = 0
-    updates_verified: int = 0
-    verified_since_snapshot: int = 0
-    checksum_failures: int = 0
-    dropped_unsynced: int = 0
-    resyncs: int = 0
-    trades: int = 0
-    ohlc: int = 0
-    synced: bool = False
-
-
-@dataclass
-class StreamStats:
-    """Counters the client keeps; `snapshot` turns them into a JSON-ready dict."""
-
-    started_at: float = field(default_factory=time.time)
-    messages: collections.Counter[str] = field(default_factory=collections.Counter)
-    book_messages: int = 0
-    trades: int = 0
-    ohlc_bars: int = 0
-    heartbeats: int = 0
-    connections: int = 0
-    connect_failures: int = 0
-    reconnects: int = 0
-    resyncs: int = 0
-    gaps: int = 0
-    gap_seconds: float = 0.0
-    checksum_failures: int = 0
-    critical_errors: int = 0
-    malformed: int = 0
-    unknown: int = 0
-    rejected_subscriptions: int = 0
-    liveness_breaches: collections.Counter[str] = field(default_factory=collections.Counter)
-    errors: collections.Counter[str] = field(default_factory=collections.Counter)
-    exchange_status: str | None = None
-    last_message_at: float | None = None
-    last_heartbeat_at: float | None = None
-    last_rtt_ms: float | None = None
-    symbols: dict[str, SymbolStats] = field(default_factory=dict)
-
-    def snapshot(self, latency: LatencyWindow | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "started_at": self.started_at,
-            "messages": dict(self.messages),
-            "messages_total": sum(self.messages.values()),
-            "book_messages": self.book_messages,
-            "trades": self.trades,
-            "ohlc_bars": self.ohlc_bars,
-            "heartbeats": self.heartbeats,
-            "connections": self.connections,
-            "connect_failures": self.connect_failures,
-            "reconnects": self.reconnects,
-            "resyncs": self.resyncs,
-            "gaps": self.gaps,
-            "gap_seconds": round(self.gap_seconds, 6),
-            "checksum_failures": self.checksum_failures,
-            "critical_errors": self.critical_errors,
-            "malformed": self.malformed,
-            "unknown": self.unknown,
-            "rejected_subscriptions": self.rejected_subscriptions,
-            "liveness_breaches": dict(self.liveness_breaches),
-            "errors": dict(self.errors),
-            "exchange_status": self.exchange_status,
-            "last_message_at": self.last_message_at,
-            "last_heartbeat_at": self.last_heartbeat_at,
-            "last_rtt_ms": self.last_rtt_ms,
-            "symbols": {s: dict(vars(v)) for s, v in self.symbols.items()},
-        }
-        if latency is not None:
-            out["latency_ms"] = latency.percentiles_ms()
-            out["latency_samples"] = latency.count
-        return out
 
 
 @dataclass(frozen=True)
@@ -919,8 +634,8 @@ class KrakenStreamClient:
                     item.get("timestamp"),
                     symbol,  # type: ignore[arg-type]
                     kind,
-                    _levels(item.get("bids")),
-                    _levels(item.get("asks")),
+                    level_pairs(item.get("bids")),
+                    level_pairs(item.get("asks")),
                     checksum if type(checksum) is int else -1,
                     ok,
                     self.config.depth,
@@ -1216,7 +931,7 @@ class KrakenStreamClient:
                     end_us,
                     gap.last_book_seq,
                     resume_seq,
-                    "; ".join(gap.details)[:_MAX_DETAIL],
+                    "; ".join(gap.details)[:MAX_DETAIL],
                 )
             except LogWriteError as exc:
                 logger.error("Kraken gap %s %s not logged: %s", symbol, channel, exc)
@@ -1397,39 +1112,6 @@ class KrakenStreamClient:
             self._emit_report()
 
 
-def _levels(levels: Any) -> tuple[tuple[Any, Any], ...]:
-    """A message's levels as a tuple of ``(price, qty)`` (the JSON number text).
-
-    Tuples of strings, unlike lists of dicts, are untracked by Python's cyclic GC after one
-    young collection, so a full log buffer adds nothing to the full collections that would
-    otherwise pause the event loop for tens of milliseconds.
-    """
-    if not levels:
-        return ()
-    try:
-        return tuple([(level["price"], level["qty"]) for level in levels])
-    except (TypeError, KeyError):  # malformed levels: keep what there is, for the record
-        return tuple(
-            (level.get("price"), level.get("qty")) if isinstance(level, dict) else (level, None)
-            for level in levels
-        )
-
-
-def top_levels(book: KrakenBook, n: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The best ``n`` bids and asks as ``{"price", "qty"}`` fixed-point text (never ``1E-8``).
-
-    The same function writes ``book_top`` rows and checks them in replay.
-    """
-    top = book.top(n)
-    return (
-        [{"price": f"{Decimal(p):f}", "qty": f"{Decimal(q):f}"} for p, q in top["bids"]],
-        [{"price": f"{Decimal(p):f}", "qty": f"{Decimal(q):f}"} for p, q in top["asks"]],
-    )
-
-
-# ---- hosting the client in a thread ----------------------------------------------------------
-
-
 def open_client(
     config: StreamConfig,
     log_root: str | os.PathLike[str] | None,
@@ -1452,99 +1134,3 @@ def open_client(
     return KrakenStreamClient(
         config, log=log, status_root=log_root, run_id=run_id, on_report=on_report
     )
-
-
-class StreamRunner:
-    """Runs a `KrakenStreamClient` on its own event loop in a thread.
-
-    Why a thread: the Dagster op's thread must stay free to receive the run's cancellation
-    (a signal raises DagsterExecutionInterruptedError there) and to emit Dagster events, which
-    are not meant to be logged from another thread. The op waits on `events`; `stop` (called
-    in the op's ``finally``) asks the client to finish, which closes the socket and flushes
-    the log, and joins the thread.
-    """
-
-    def __init__(
-        self,
-        client: KrakenStreamClient,
-        duration: float | None = None,
-        freeze_gc: bool = False,
-    ) -> None:
-        self.client = client
-        self.duration = duration
-        self.freeze_gc = freeze_gc
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.result: StreamResult | None = None
-        self.error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[StreamResult] | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="kraken-stream", daemon=True)
-        previous = client.on_report
-
-        def report(stats: dict[str, Any]) -> None:
-            self.events.put(("report", stats))
-            if previous is not None:
-                previous(stats)
-
-        client.on_report = report
-
-    def start(self) -> StreamRunner:
-        if self.freeze_gc:
-            # Everything loaded so far (Dagster, pandas, ...) lives as long as the process:
-            # moving it out of the cyclic GC's reach keeps full collections, which stop the
-            # event loop, in the low milliseconds. For a process that only hosts the stream.
-            gc.collect()
-            gc.freeze()
-        self._thread.start()
-        self._ready.wait(timeout=10)
-        return self
-
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            self._task = loop.create_task(self.client.run(self.duration))
-            self._ready.set()
-            self.result = loop.run_until_complete(self._task)
-            self.events.put(("done", self.result))
-        except BaseException as exc:
-            self.error = exc
-            self.events.put(("error", exc))
-        finally:
-            self._ready.set()
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    def request_stop(self) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.client.request_stop)
-
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Ask the client to stop and wait; cancel it if it does not. True once the thread ended."""
-        self.request_stop()
-        self._thread.join(timeout)
-        if self._thread.is_alive() and self._loop is not None and self._task is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._task.cancel)
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-
-def config_from_mapping(values: Mapping[str, Any]) -> StreamConfig:
-    """A `StreamConfig` from a plain mapping (run config, JSON), unknown keys rejected."""
-    known = {f.name for f in fields(StreamConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise StreamConfigError(f"unknown stream setting(s) {unknown}; known: {sorted(known)}")
-    values = dict(values)
-    for key in ("pairs", "channels"):
-        if key in values and isinstance(values[key], list):
-            values[key] = tuple(values[key])
-    return StreamConfig(**values)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest_platform.streaming.kraken.client import StreamConfig, open_client
+from ingest_platform.streaming.kraken.client import open_client
+from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.log import KINDS, list_segments, read_kind
 from ingest_platform.streaming.kraken.replay import ReplayReport, replay
 

@@ -66,15 +66,10 @@ from ingest_platform.assets.storage import OWNERS, definition_metadata, write_va
 from ingest_platform.lake import ParquetLake
 from ingest_platform.partitions import stream_day_partitions
 from ingest_platform.streaming.kraken import log as stream_log
-from ingest_platform.streaming.kraken.client import (
-    KRAKEN_WS_URL,
-    StreamConfig,
-    StreamConfigError,
-    StreamResult,
-    StreamRunner,
-    open_client,
-)
+from ingest_platform.streaming.kraken.client import StreamResult, open_client
+from ingest_platform.streaming.kraken.config import KRAKEN_WS_URL, StreamConfig, StreamConfigError
 from ingest_platform.streaming.kraken.replay import ReplayReport, replay
+from ingest_platform.streaming.kraken.runner import StreamRunner
 from ingest_platform.streaming.kraken.schemas import KrakenBookMinuteBars
 
 GROUP = "kraken_stream"

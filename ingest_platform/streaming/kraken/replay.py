@@ -31,8 +31,8 @@ from typing import Any, TextIO
 
 from ingest_platform import settings
 from ingest_platform.streaming.kraken.book import KrakenBook
-from ingest_platform.streaming.kraken.client import top_levels
 from ingest_platform.streaming.kraken.log import iter_batches, list_segments, read_kind
+from ingest_platform.streaming.kraken.rows import top_levels
 
 _BOOK_COLUMNS = [
     "session",
