@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ingest_platform import settings
@@ -67,6 +68,12 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kraken_replay(args: argparse.Namespace) -> int:
+    from ingest_platform.streaming.kraken import replay
+
+    return replay.main(args.replay_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingest-platform",
@@ -90,10 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--kraken-rate", type=float, default=50.0, help="book updates/s per pair")
     sandbox.add_argument("--faults", default=None, help='JSON file: {"faults": [...]}')
     sandbox.set_defaults(func=_cmd_sandbox)
+
+    kraken_replay = commands.add_parser(
+        "kraken-replay",
+        help="rebuild order books from the stream log and re-verify every checksum",
+        add_help=False,
+    )
+    kraken_replay.add_argument("replay_args", nargs=argparse.REMAINDER)
+    kraken_replay.set_defaults(func=_cmd_kraken_replay)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster flags features we rely on on purpose (backfill policies, resources in sensors)
+    # as beta on every import; those notices are not for the person running a command.
+    from dagster import BetaWarning, PreviewWarning
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=PreviewWarning)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

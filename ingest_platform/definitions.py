@@ -21,6 +21,12 @@ from ingest_platform.assets.reference import ReferenceFiles
 from ingest_platform.lake import ParquetLake
 from ingest_platform.partitions import MARKET_TIMEZONE, market_day_partitions
 from ingest_platform.resources import AlphaVantage, Polygon, YahooFinance
+from ingest_platform.streaming.kraken.job import (
+    STREAM_ASSETS,
+    STREAM_JOBS,
+    STREAM_SENSORS,
+    stream_resources,
+)
 
 reference_job = define_asset_job(
     "reference_job",
@@ -62,24 +68,27 @@ def source_resources(sandbox_url: str | None = None) -> dict[str, Any]:
             "alpha_vantage": AlphaVantage(api_key=EnvVar("ALPHA_VANTAGE_API_KEY")),
             "polygon": Polygon(api_key=EnvVar("POLYGON_API_KEY")),
         }
-    # The sandbox imposes no provider limits, so the local ones are lifted too and the
-    # secondary sources reconcile the whole universe.
+    # The sandbox imposes no limits, so the local ones are lifted (nobody waits) and its calls
+    # are counted in a budget file of its own, never against a real key's. The secondary
+    # sources keep free-tier-sized rotating samples; Alpha Vantage serves full histories, as
+    # its premium tier does, so a backfill has something to reconcile.
+    budgets = str(settings.data_dir() / "budgets" / "sandbox_call_budgets.sqlite")
     return {
         "yahoo": YahooFinance(base_url=f"{sandbox_url}/yahoo"),
         "alpha_vantage": AlphaVantage(
             api_key=EnvVar("ALPHA_VANTAGE_API_KEY"),
             base_url=f"{sandbox_url}/alphavantage",
             calls_per_minute=100_000,
-            daily_call_limit=100_000,
-            sample_size=10_000,
+            daily_call_limit=None,
+            budget_path=budgets,
             outputsize="full",
         ),
         "polygon": Polygon(
             api_key=EnvVar("POLYGON_API_KEY"),
             base_url=f"{sandbox_url}/polygon",
             calls_per_minute=100_000,
-            sample_size=10_000,
-            threads=4,
+            budget_path=budgets,
+            sample_size=25,
         ),
     }
 
@@ -91,19 +100,28 @@ def build_definitions(sandbox_url: str | None = None) -> Definitions:
     sandbox, so the UI and the CLI can run the real pipeline with no network and no keys.
     """
     sandbox_url = sandbox_url or settings.sandbox_url()
+    kraken_url = settings.sandbox_kraken_url()
     return Definitions(
         assets=[
             reference.instruments,
             reference.trading_sessions,
             reference.exchange_holidays,
             *market.MARKET_ASSETS,
+            *STREAM_ASSETS,
         ],
-        jobs=[reference_job, market_job],
+        jobs=[reference_job, market_job, *STREAM_JOBS],
         schedules=[market_bars_daily],
+        sensors=[*STREAM_SENSORS],
         resources={
             "lake": ParquetLake(root=settings.lake_root()),
             "reference_files": ReferenceFiles(directory=str(settings.reference_dir())),
             **source_resources(sandbox_url),
+            # Against the sandbox, top-of-book rows every 2 s so a short demo logs some too.
+            **(
+                stream_resources(url=kraken_url, top_interval=2.0)
+                if kraken_url
+                else stream_resources()
+            ),
         },
     )
 

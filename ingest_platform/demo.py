@@ -1,48 +1,132 @@
 """The main job on embedded defaults, as README command 1 runs it.
 
-It executes the platform's jobs in-process against the repository instance, then prints what
-landed where, so a new user sees real output (and the same runs in the UI) without API keys.
+It starts the sandbox (every source, simulated locally), then runs the platform's jobs
+in-process against the repository instance: reference data, the most recent market-bar
+partitions from every source, and the Kraken order-book stream for a few seconds. It prints
+what landed where, and replays the stream log to show every checksum re-verified, so a new user
+sees real output (and the same runs in the UI afterwards) without network access or API keys.
 """
 
 from __future__ import annotations
 
-from typing import TextIO
+import datetime as dt
+import os
+from typing import Any, TextIO
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, ExecuteInProcessResult
 
 from ingest_platform.definitions import build_definitions
 from ingest_platform.lake import ParquetLake
+from ingest_platform.partitions import market_day_partitions
+from ingest_platform.sandbox import Sandbox
+from ingest_platform.streaming.kraken.log import KINDS, list_segments, read_kind
+from ingest_platform.streaming.kraken.replay import replay
 
-DEMO_JOBS = ("reference_job",)
+#: Keys the sandbox accepts; used only when the environment provides none.
+DEMO_KEYS = {"ALPHA_VANTAGE_API_KEY": "sandbox-demo-key", "POLYGON_API_KEY": "sandbox-demo-key"}
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_demo(dagster_home: str, out: TextIO) -> int:
-    """Run the demo jobs; return a process exit code (0 when every run succeeded)."""
-    instance = DagsterInstance.get()
-    defs = build_definitions()
-    lake: ParquetLake = defs.resources["lake"]
-    failed = []
-    for job_name in DEMO_JOBS:
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, raise_on_error=False
+def recent_market_partitions(count: int, now: dt.datetime | None = None) -> tuple[str, str]:
+    """The last `count` weekday partitions that have closed."""
+    keys = market_day_partitions.get_partition_keys(current_time=now)
+    return keys[-count], keys[-1]
+
+
+def _report(result: ExecuteInProcessResult, name: str, out: TextIO) -> bool:
+    print(f"{name}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}", file=out)
+    for event in result.all_events:
+        if event.is_failure and event.message:
+            print(f"  {event.step_key}: {event.message[:500]}", file=out)
+    latest: dict[str, Any] = {}
+    partitions: dict[str, int] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        key = mat.asset_key.to_user_string()
+        latest[key] = mat
+        partitions[key] = partitions.get(key, 0) + 1
+    for key, mat in sorted(latest.items()):
+        rows = sum(
+            e.step_materialization_data.materialization.metadata["dagster/row_count"].value
+            for e in result.get_asset_materialization_events()
+            if e.step_materialization_data.materialization.asset_key.to_user_string() == key
+            and "dagster/row_count" in e.step_materialization_data.materialization.metadata
         )
-        status = "succeeded" if result.success else "FAILED"
-        print(f"{job_name}: run {result.run_id} {status}", file=out)
-        if not result.success:
-            failed.append(job_name)
-            for event in result.all_events:
-                if event.is_failure:
-                    print(f"  {event.step_key}: {event.message}", file=out)
-        for mat in result.get_asset_materialization_events():
-            m = mat.step_materialization_data.materialization
-            rows = m.metadata.get("dagster/row_count")
-            uri = m.metadata.get("dagster/uri")
-            part = f" [{m.partition}]" if m.partition else ""
-            print(
-                f"  {m.asset_key.to_user_string()}{part}: "
-                f"{rows.value if rows else '?'} rows -> {uri.value if uri else '?'}",
-                file=out,
-            )
+        uri = mat.metadata.get("dagster/uri")
+        where = os.path.dirname(uri.value) if uri and mat.partition else (uri.value if uri else "")
+        span = f"{partitions[key]} partition(s)" if mat.partition else "unpartitioned"
+        print(f"  {key:<26} {rows:>8,} rows, {span:<16} -> {where}", file=out)
+    return result.success
+
+
+def _stream_summary(root: str, out: TextIO) -> bool:
+    rows = {kind: read_kind(root, kind).num_rows for kind in KINDS}
+    segments = sum(len(list_segments(root, kind)) for kind in KINDS)
+    report = replay(root)
+    print(
+        f"  log {root}: {segments} segment(s); " + ", ".join(f"{k} {n:,}" for k, n in rows.items()),
+        file=out,
+    )
+    print(
+        f"  replay: {report.verified:,} checksums re-verified, {report.mismatches} mismatches, "
+        f"{report.gaps} gap(s) -> {'OK' if report.ok else 'FAILED'}",
+        file=out,
+    )
+    for problem in report.problems[:5]:
+        print(f"    {problem}", file=out)
+    return report.ok
+
+
+def run_demo(
+    dagster_home: str, out: TextIO, market_days: int = 5, stream_seconds: float = 8.0
+) -> int:
+    """Run every demo job against a fresh sandbox; return a process exit code."""
+    for name, value in DEMO_KEYS.items():
+        os.environ.setdefault(name, value)
+    instance = DagsterInstance.get()
+    ok = True
+    with Sandbox() as sandbox:
+        os.environ.update(sandbox.env())
+        print(f"Sandbox: HTTP {sandbox.url}, Kraken {sandbox.kraken_url}\n", file=out)
+        defs = build_definitions()
+        lake: ParquetLake = defs.resources["lake"]
+
+        result = defs.resolve_job_def("reference_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET
+        )
+        ok &= _report(result, "reference_job", out)
+
+        first, last = recent_market_partitions(market_days)
+        result = defs.resolve_job_def("market_bars_job").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET,
+            tags={
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
+            },
+        )
+        ok &= _report(result, f"market_bars_job {first}..{last}", out)
+
+        stream = defs.resources["kraken_stream"]
+        result = defs.resolve_job_def("kraken_stream_job").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={
+                **QUIET,
+                "ops": {"kraken_stream": {"config": {"run_seconds": stream_seconds}}},
+            },
+        )
+        print(
+            f"kraken_stream_job ({stream_seconds:g} s of {', '.join(stream.pairs)}): run "
+            f"{result.run_id} {'succeeded' if result.success else 'FAILED'}",
+            file=out,
+        )
+        ok &= result.success and _stream_summary(str(stream.log_path()), out)
+
     print(f"\nLake:     {lake.root}", file=out)
-    print(f"Instance: {dagster_home}/dagster.yaml (runs visible in `dagster dev`)", file=out)
-    return 1 if failed else 0
+    print(
+        f"Instance: {dagster_home}/dagster.yaml (runs and metadata visible in `dagster dev`)",
+        file=out,
+    )
+    return 0 if ok else 1

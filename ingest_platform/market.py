@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pandera.errors as pandera_errors
 import pandera.pandas as pa
@@ -90,13 +91,38 @@ def plan_fetch(
 def rows_by_partition(
     frame: pd.DataFrame, partition_keys: Iterable[str]
 ) -> dict[str, pd.DataFrame]:
-    """Split rows by their `date` into the given daily partitions (absent keys get no rows)."""
+    """Split rows by their `date` into the given daily partitions (absent keys get no rows).
+
+    Each partition's rows come out sorted by symbol (one sort for the range, not one per day).
+    """
     keys = list(partition_keys)
     if frame.empty:
         return {key: frame.iloc[0:0] for key in keys}
-    labels = frame["date"].dt.strftime("%Y-%m-%d")
-    groups = {key: group for key, group in frame.groupby(labels, sort=False)}
-    return {key: groups.get(key, frame.iloc[0:0]).reset_index(drop=True) for key in keys}
+    ordered = frame.sort_values(["date", "symbol"], kind="stable")
+    groups = dict(iter(ordered.groupby("date", sort=False)))
+    none = ordered.iloc[0:0]
+    return {key: groups.get(pd.Timestamp(key), none).reset_index(drop=True) for key in keys}
+
+
+def on_calendar(
+    frame: pd.DataFrame, instruments: Sequence[Instrument], partition_keys: Iterable[str]
+) -> pd.Series:
+    """Which rows fall on a session of their instrument's calendar within the partitions.
+
+    A bar dated on a day its exchange was closed (some sources echo the previous close on
+    holidays) is not data, and a row outside the run's partitions is not this run's business.
+    """
+    keys = list(partition_keys)
+    calendar_of = {i.symbol: i.calendar for i in instruments}
+    row_calendars = frame["symbol"].map(calendar_of).to_numpy()
+    dates = frame["date"]
+    mask = np.zeros(len(frame), dtype=bool)
+    for calendar in set(calendar_of.values()):
+        open_days = pd.DatetimeIndex(
+            [pd.Timestamp(k) for k in keys if market_day(k).is_open(calendar)]
+        )
+        mask |= (row_calendars == calendar) & dates.isin(open_days).to_numpy()
+    return pd.Series(mask, index=frame.index)
 
 
 @dataclass
@@ -145,8 +171,10 @@ def merge_partition(
     which is what makes re-running a range leave the lake byte-for-byte unchanged.
     """
     if existing is None or existing.empty:
-        merged = fetched
-    elif fetched.empty:
+        if fetched["symbol"].is_monotonic_increasing:  # rows_by_partition's order: no re-sort
+            return fetched.reset_index(drop=True)
+        return fetched.sort_values(["symbol", "date"], ignore_index=True)
+    if fetched.empty:
         merged = existing
     else:
         first, second = (fetched, existing) if refresh else (existing, fetched)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cache
 
 from dagster import DailyPartitionsDefinition, MonthlyPartitionsDefinition
 
@@ -53,10 +54,11 @@ class MarketDay:
         return calendar in self.open_calendars
 
 
+@cache
 def market_day(
     partition_key: str, calendar_names: tuple[str, ...] = calendars.CALENDARS
 ) -> MarketDay:
-    """Resolve a daily partition key to the calendars that trade on that date."""
+    """Resolve a daily partition key to the calendars that trade on that date (memoised)."""
     try:
         day = dt.date.fromisoformat(partition_key)
     except ValueError as exc:

@@ -81,7 +81,7 @@ class AlphaVantage(_RetryKnobs):
         default="compact", description="compact (100 sessions, free) or full (premium)."
     )
     calls_per_minute: int = Field(default=5)
-    daily_call_limit: int = Field(default=25, description="Free tier: 25 calls a day.")
+    daily_call_limit: int | None = Field(default=25, description="Free tier: 25 calls a day.")
     cost_per_call: float = Field(
         default=0.0, description="Currency units per call, for budget reports."
     )

@@ -152,6 +152,12 @@ def validate(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> pd.DataFram
 
 def empty_frame(model: type[pa.DataFrameModel]) -> pd.DataFrame:
     """A zero-row frame with the model's columns and dtypes (a holiday partition)."""
+    return _empty_frame(model).copy()
+
+
+@cache
+def _empty_frame(model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    # Coercing through pandera costs ~5 ms; a backfill asks for hundreds of these.
     schema = model.to_schema()
     return schema.coerce_dtype(pd.DataFrame({name: [] for name in schema.columns}))
 

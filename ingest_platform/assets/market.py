@@ -107,35 +107,40 @@ def write_daily_partitions(
     change is not rewritten, so re-running a range leaves the lake untouched.
     Returns counts for the run metadata.
     """
-    schema = schemas.arrow_schema(model)
     by_key = market.rows_by_partition(fetched, expected.keys())
-    totals = {"rows": 0, "written": 0, "unchanged": 0, "partitions_with_missing": 0}
+    contents: dict[str, pd.DataFrame] = {}
+    changed: dict[str, pd.DataFrame] = {}
     for key in sorted(expected):
         old = existing.get(key)
         new = merge(old, by_key[key])
-        if new.empty:
-            new = schemas.empty_frame(model)
-        unchanged = market.same_content(old, new) if old is not None else False
-        if unchanged:
-            uri = str(lake.partition_path(dataset, key))
-            totals["unchanged"] += 1
-        else:
-            uri = lake.write_partition(dataset, new, schema, key).uri
-            totals["written"] += 1
-        present = set(new["symbol"]) if "symbol" in new else set()
+        contents[key] = new if not new.empty else schemas.empty_frame(model)
+        if old is None or not market.same_content(old, contents[key]):
+            changed[key] = contents[key]
+    written = lake.write_partitions(dataset, changed, schemas.arrow_schema(model))
+    uris = {w.partition_key: w.uri for w in written}
+    totals = {
+        "rows": 0,
+        "written": len(changed),
+        "unchanged": len(contents) - len(changed),
+        "partitions_with_missing": 0,
+    }
+    for key, new in contents.items():
+        present = set(new["symbol"])
         missing = expected[key] - present
         totals["rows"] += len(new)
         totals["partitions_with_missing"] += bool(missing)
         context.add_asset_metadata(
             {
                 "dagster/row_count": MetadataValue.int(len(new)),
-                "dagster/uri": MetadataValue.path(uri),
+                "dagster/uri": MetadataValue.path(
+                    uris.get(key) or str(lake.partition_path(dataset, key))
+                ),
                 "symbols": MetadataValue.int(len(present)),
                 "expected_symbols": MetadataValue.int(len(expected[key])),
                 "missing_symbols": MetadataValue.json(_shown(missing)),
                 "missing_count": MetadataValue.int(len(missing)),
                 "market_closed": MetadataValue.bool(market_day(key).market_closed),
-                "rewritten": MetadataValue.bool(not unchanged),
+                "rewritten": MetadataValue.bool(key in changed),
             },
             asset_key=asset_key,
             partition_key=key,
@@ -200,12 +205,9 @@ def ingest_bars(
     fetched = result.bars
     off_calendar = 0
     if not fetched.empty:
-        labels = fetched["date"].dt.strftime("%Y-%m-%d")
-        on_calendar = [
-            s in expected.get(k, ()) for s, k in zip(fetched["symbol"], labels, strict=True)
-        ]
-        off_calendar = len(fetched) - sum(on_calendar)
-        fetched = fetched[on_calendar]
+        keep = market.on_calendar(fetched, plan.instruments, keys)
+        off_calendar = int((~keep).sum())
+        fetched = fetched[keep]
     quarantine = market.quarantine_invalid(fetched.reset_index(drop=True), schemas.DailyBars)
     for symbol, reason in quarantine.reasons.items():
         context.log.warning("%s %s: quarantined: %s", source_name, symbol, reason)
@@ -302,9 +304,9 @@ def _write_actions(
     by_key = market.rows_by_partition(actions, keys)
     existing = _read_partitions(lake, "corporate_actions", keys)
     refetched = set(result.bars["symbol"]) if not result.bars.empty else set()
-    schema = schemas.arrow_schema(schemas.CorporateActions)
     order = ["symbol", "date", "action"]
-    written = 0
+    contents: dict[str, pd.DataFrame] = {}
+    changed: dict[str, pd.DataFrame] = {}
     for key in keys:
         parts = [by_key[key]]
         old = existing.get(key)
@@ -316,11 +318,20 @@ def _write_actions(
             if parts
             else schemas.empty_frame(schemas.CorporateActions)
         )
+        contents[key] = new
         if old is None or not old.sort_values(order, ignore_index=True).equals(new):
-            lake.write_partition("corporate_actions", new, schema, key)
-            written += 1
+            changed[key] = new
+    lake.write_partitions(
+        "corporate_actions", changed, schemas.arrow_schema(schemas.CorporateActions)
+    )
+    for key, new in contents.items():
         context.add_asset_metadata(
-            {"dagster/row_count": MetadataValue.int(len(new))},
+            {
+                "dagster/row_count": MetadataValue.int(len(new)),
+                "dagster/uri": MetadataValue.path(
+                    str(lake.partition_path("corporate_actions", key))
+                ),
+            },
             asset_key="corporate_actions",
             partition_key=key,
         )
@@ -330,7 +341,7 @@ def _write_actions(
         metadata={
             "splits": MetadataValue.int(int(counts.get("split", 0))),
             "dividends": MetadataValue.int(int(counts.get("dividend", 0))),
-            "partitions_written": MetadataValue.int(written),
+            "partitions_written": MetadataValue.int(len(changed)),
         },
     )
 
@@ -338,14 +349,26 @@ def _write_actions(
 def _secondary(context, config, lake, dataset, source_name, resource, covers) -> MaterializeResult:
     instruments = [i for i in load_universe(lake, config) if covers(i)]
     last_day = dt.date.fromisoformat(max(context.partition_keys))
-    sample = market.rotating_sample(instruments, resource.sample_size, last_day)
+    budget = resource.budget().report()
+    # Never plan more calls than the day's budget has left: a spent budget means a smaller
+    # sample (possibly none), not a run that fails on every symbol.
+    size = (
+        resource.sample_size
+        if budget.remaining is None
+        else min(resource.sample_size, budget.remaining)
+    )
+    sample = market.rotating_sample(instruments, size, last_day)
     context.log.info(
         "%s: reconciling a rotating sample of %d of %d symbols (budget %s)",
         source_name,
         len(sample),
         len(instruments),
-        resource.budget().report().as_dict(),
+        budget.as_dict(),
     )
+    if budget.remaining == 0:
+        context.log.warning(
+            "%s: daily call budget spent (%s); nothing fetched", source_name, budget.as_dict()
+        )
     source = resource.source()
     result, metadata = ingest_bars(
         context, lake, dataset, source_name, sample, source.fetch, config

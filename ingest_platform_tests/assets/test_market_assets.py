@@ -324,3 +324,29 @@ def test_api_keys_never_reach_metadata_logs_or_files(resources, sandbox, lake, t
         for path in tmp_path.rglob("*"):
             if path.is_file():
                 assert key.encode() not in path.read_bytes(), path
+
+
+def test_a_secondary_source_never_plans_beyond_its_daily_budget(resources, sandbox, tmp_path):
+    budgeted = {
+        **resources,
+        "alpha_vantage": AlphaVantage(
+            api_key=EnvVar("ALPHA_VANTAGE_API_KEY"),
+            base_url=resources["alpha_vantage"].base_url,
+            outputsize="full",
+            calls_per_minute=1000,
+            daily_call_limit=3,
+            sample_size=20,
+            budget_path=str(tmp_path / "tight.sqlite"),
+            backoff_base_seconds=0.01,
+        ),
+    }
+    first = run_range(budgeted, "2024-07-08", "2024-07-12")
+    assert first.success
+    assert sandbox.counters.get("alpha_vantage.daily") == 3
+    meta = next(iter(materializations(first, "alpha_vantage_daily_bars").values()))
+    assert len(meta["sample"]) == 3 and meta["budget"]["remaining"] == 0
+
+    spent = run_range(budgeted, "2024-07-15", "2024-07-19")
+    assert spent.success  # a spent budget means no sample today, not a failed run
+    assert sandbox.counters.get("alpha_vantage.daily") == 3
+    assert next(iter(materializations(spent, "alpha_vantage_daily_bars").values()))["sample"] == []
