@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import gc
 import queue
@@ -56,6 +57,11 @@ class StreamRunner:
             gc.collect()
             gc.freeze()
         self._thread.start()
+        # A cancellation can land while Dagster is storing an event the op yielded, outside
+        # the op's frames; its `finally` then runs only when the generator is collected, which
+        # may be at interpreter exit, after daemon threads are gone. Stopping here too (atexit
+        # runs while they are still alive) keeps the socket closed and the log flushed.
+        atexit.register(self.stop)
         self._ready.wait(timeout=10)
         return self
 
@@ -90,7 +96,10 @@ class StreamRunner:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._task.cancel)
             self._thread.join(timeout)
-        return not self._thread.is_alive()
+        stopped = not self._thread.is_alive()
+        if stopped:
+            atexit.unregister(self.stop)
+        return stopped
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
