@@ -74,6 +74,28 @@ def _cmd_kraken_replay(args: argparse.Namespace) -> int:
     return replay.main(args.replay_args)
 
 
+def _cmd_refresh_constituents(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ingest_platform import universe
+    from ingest_platform.sources.http import HttpClient
+    from ingest_platform.sources.wikipedia import fetch_constituents
+
+    path = settings.reference_dir() / universe.CONSTITUENTS_FILE
+    current = pd.read_csv(path, dtype=str, keep_default_na=False)
+    fetched = fetch_constituents(HttpClient("wikipedia"), args.base_url)
+    new, diff = universe.refresh_constituents(current, fetched)
+    print(f"{len(current)} -> {len(new)} constituents ({args.base_url})")
+    for line in diff.lines():
+        print(f"  {line}")
+    if diff.changed and not args.dry_run:
+        temp = path.with_name(f".{path.name}.tmp")
+        new.to_csv(temp, index=False)
+        temp.replace(path)  # atomic: a half-written snapshot would break every run
+        print(f"wrote {path}; review and commit the diff")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingest-platform",
@@ -97,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--kraken-rate", type=float, default=50.0, help="book updates/s per pair")
     sandbox.add_argument("--faults", default=None, help='JSON file: {"faults": [...]}')
     sandbox.set_defaults(func=_cmd_sandbox)
+
+    refresh = commands.add_parser(
+        "refresh-constituents",
+        help="update data/reference/sp500_constituents.csv from Wikipedia's constituents table",
+    )
+    refresh.add_argument(
+        "--base-url", default="https://en.wikipedia.org", help="or a sandbox's /wikipedia URL"
+    )
+    refresh.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    refresh.set_defaults(func=_cmd_refresh_constituents)
 
     kraken_replay = commands.add_parser(
         "kraken-replay",

@@ -6,6 +6,7 @@ result and writes it to the lake, and every other dataset takes its symbols from
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -110,3 +111,70 @@ def select(
             raise ReferenceDataError(f"symbol(s) not in the instrument universe: {unknown}")
         chosen = instruments[instruments["symbol"].isin(symbols)]
     return chosen.reset_index(drop=True)
+
+
+CONSTITUENT_COLUMNS = ["symbol", "yahoo_symbol", "name", "gics_sector", "isin"]
+#: A fetched list this much shorter than the snapshot is a broken page, not an index change.
+_MIN_KEPT_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class ConstituentDiff:
+    """How a refreshed constituents list differs from the shipped snapshot."""
+
+    added: list[str]
+    removed: list[str]
+    renamed: dict[str, tuple[str, str]]
+    resectored: dict[str, tuple[str, str]]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.renamed or self.resectored)
+
+    def lines(self) -> list[str]:
+        out = [f"+ {s}" for s in self.added] + [f"- {s}" for s in self.removed]
+        out += [f"~ {s}: name {a!r} -> {b!r}" for s, (a, b) in sorted(self.renamed.items())]
+        out += [f"~ {s}: sector {a!r} -> {b!r}" for s, (a, b) in sorted(self.resectored.items())]
+        return out or ["no changes"]
+
+
+def refresh_constituents(
+    current: pd.DataFrame, fetched: pd.DataFrame
+) -> tuple[pd.DataFrame, ConstituentDiff]:
+    """The new snapshot (fetched symbols, names and sectors; known ISINs kept) and the diff.
+
+    Refuses a fetched list much shorter than the current one: a page that lost its table
+    must not silently shrink the universe.
+    """
+    if len(fetched) < _MIN_KEPT_FRACTION * len(current):
+        raise ReferenceDataError(
+            f"refusing to replace {len(current)} constituents with {len(fetched)}: "
+            "the fetched list looks truncated"
+        )
+    isin = dict(zip(current["symbol"], current["isin"], strict=True))
+    new = pd.DataFrame(
+        {
+            "symbol": fetched["symbol"],
+            "yahoo_symbol": fetched["symbol"].str.replace(".", "-", regex=False),
+            "name": fetched["name"],
+            "gics_sector": fetched["gics_sector"],
+            "isin": fetched["symbol"].map(isin).fillna(""),
+        }
+    ).sort_values("symbol", ignore_index=True)[CONSTITUENT_COLUMNS]
+    old, now = current.set_index("symbol"), new.set_index("symbol")
+    common = old.index.intersection(now.index)
+    diff = ConstituentDiff(
+        added=sorted(set(now.index) - set(old.index)),
+        removed=sorted(set(old.index) - set(now.index)),
+        renamed={
+            s: (old.at[s, "name"], now.at[s, "name"])
+            for s in common
+            if old.at[s, "name"] != now.at[s, "name"]
+        },
+        resectored={
+            s: (old.at[s, "gics_sector"], now.at[s, "gics_sector"])
+            for s in common
+            if old.at[s, "gics_sector"] != now.at[s, "gics_sector"]
+        },
+    )
+    return new, diff

@@ -14,7 +14,7 @@ symbol (with the depth and precisions the live book used), exactly as the client
 - every ``book_top`` row is compared with the rebuilt book's top levels at the seq it names;
 - each snapshot that restarts a book that was in sync must close a recorded gap.
 
-`main` is the ``ingest-platform kraken replay`` entry: it prints a summary and exits 1 on any
+`main` is the ``ingest-platform kraken-replay`` entry: it prints a summary and exits 1 on any
 mismatch or integrity error (2 when the log holds no book rows at all).
 """
 
@@ -255,7 +255,7 @@ def _apply(apply: Any, item: dict[str, Any]) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ingest-platform kraken replay",
+        prog="ingest-platform kraken-replay",
         description="Rebuild Kraken books from the stream log and re-verify every checksum.",
     )
     parser.add_argument(
