@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +32,15 @@ from dagster import ConfigurableResource, MetadataValue, TableSchema
 from pydantic import Field
 from upath import UPath
 
+from ingest_platform.durable import (
+    TEMP_PREFIX,
+    fsync_directory,
+    is_temporary,
+    write_parquet_atomically,
+)
+
 UNPARTITIONED = "all"
 _SUFFIX = ".parquet"
-_TEMP_PREFIX = "."
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]*$")
 
 
@@ -115,7 +120,7 @@ class ParquetLake(ConfigurableResource):
                 f"{dataset}/{partition_key}: frame does not match the dataset schema: {exc}"
             ) from exc
         if self._is_local():
-            size = _write_local_atomically(table, path)
+            size = write_parquet_atomically(table, path.path)
         else:
             size = self._write_remote(table, path)
         return PartitionWrite(dataset, partition_key, str(path), table.num_rows, size)
@@ -160,13 +165,13 @@ class ParquetLake(ConfigurableResource):
             offset += rows
             path = self.partition_path(dataset, key)
             if self._is_local():
-                size = _write_local_atomically(part, path, sync_directory=False)
+                size = write_parquet_atomically(part, path.path, sync_directory=False)
                 directories.add(os.path.dirname(os.fspath(path.path)))
             else:
                 size = self._write_remote(part, path)
             writes.append(PartitionWrite(dataset, key, str(path), rows, size))
         for directory in directories:
-            _fsync_directory(directory)
+            fsync_directory(directory)
         return writes
 
     def sweep_temporary_files(self, dataset: str, older_than_seconds: float = 3600) -> int:
@@ -180,8 +185,7 @@ class ParquetLake(ConfigurableResource):
         cutoff = time.time() - older_than_seconds
         removed = 0
         for entry in os.scandir(os.fspath(directory)):
-            is_temp = entry.name.startswith(_TEMP_PREFIX) and entry.name.endswith(".tmp")
-            if is_temp and entry.stat().st_mtime < cutoff:
+            if is_temporary(entry.name) and entry.stat().st_mtime < cutoff:
                 os.unlink(entry.path)
                 removed += 1
         return removed
@@ -203,7 +207,7 @@ class ParquetLake(ConfigurableResource):
         keys = [
             p.name[: -len(_SUFFIX)]
             for p in directory.iterdir()
-            if p.name.endswith(_SUFFIX) and not p.name.startswith(_TEMP_PREFIX)
+            if p.name.endswith(_SUFFIX) and not p.name.startswith(TEMP_PREFIX)
         ]
         return sorted(keys)
 
@@ -266,34 +270,3 @@ class ParquetLake(ConfigurableResource):
         except (pyarrow.ArrowInvalid, KeyError) as exc:
             raise LakeError(f"{dataset}: cannot read {len(paths)} partition(s): {exc}") from exc
         return table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True)
-
-
-def _write_local_atomically(table: pyarrow.Table, path: UPath, sync_directory: bool = True) -> int:
-    final = os.fspath(path.path if hasattr(path, "path") else path)
-    directory = os.path.dirname(final)
-    os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(
-        directory, f"{_TEMP_PREFIX}{os.path.basename(final)}.{uuid.uuid4().hex}.tmp"
-    )
-    try:
-        with open(temp, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, final)
-    finally:
-        # Runs on cancellation too (DagsterExecutionInterruptedError is a BaseException).
-        if os.path.exists(temp):
-            os.unlink(temp)
-    if sync_directory:
-        _fsync_directory(directory)
-    return os.path.getsize(final)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable: without this a power cut can forget it."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

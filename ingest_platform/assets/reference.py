@@ -29,6 +29,18 @@ class ReferenceFiles(ConfigurableResource):
     )
 
 
+def _reference_asset(model: type, description: str) -> dict:
+    """What the reference assets share: group, storage kinds, owners, column schema."""
+    return {
+        "group_name": GROUP,
+        "kinds": {"pandas", "parquet"},
+        "owners": OWNERS,
+        "code_version": "1",
+        "metadata": definition_metadata(model),
+        "description": description,
+    }
+
+
 def calendar_window(today: dt.date) -> tuple[dt.date, dt.date]:
     """Sessions and holidays are published from the first market partition to next year's end,
     so schedules and checks can look ahead without waiting for a refresh."""
@@ -36,15 +48,11 @@ def calendar_window(today: dt.date) -> tuple[dt.date, dt.date]:
 
 
 @asset(
-    group_name=GROUP,
-    kinds={"pandas", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    metadata=definition_metadata(schemas.Instruments),
-    description=(
+    **_reference_asset(
+        schemas.Instruments,
         "Every instrument the platform tracks: S&P 500 constituents (shipped snapshot), the ETF "
-        "list and FX pairs, with Yahoo symbols, sector, currency and trading calendar."
-    ),
+        "list and FX pairs, with Yahoo symbols, sector, currency and trading calendar.",
+    )
 )
 def instruments(reference_files: ReferenceFiles, lake: ParquetLake) -> MaterializeResult:
     frame = universe.load_instruments(Path(reference_files.directory))
@@ -63,15 +71,11 @@ def instruments(reference_files: ReferenceFiles, lake: ParquetLake) -> Materiali
 
 
 @asset(
-    group_name=GROUP,
-    kinds={"pandas", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    metadata=definition_metadata(schemas.TradingSessions),
-    description=(
+    **_reference_asset(
+        schemas.TradingSessions,
         "Trading sessions (open and close in UTC, early closes) of each calendar the universe "
-        "trades on, from exchange-calendars, from the first market partition to next year's end."
-    ),
+        "trades on, from exchange-calendars, from the first market partition to next year's end.",
+    )
 )
 def trading_sessions(context: AssetExecutionContext, lake: ParquetLake) -> MaterializeResult:
     start, end = calendar_window(dt.date.today())
@@ -93,15 +97,11 @@ def trading_sessions(context: AssetExecutionContext, lake: ParquetLake) -> Mater
 
 
 @asset(
-    group_name=GROUP,
-    kinds={"pandas", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    metadata=definition_metadata(schemas.ExchangeHolidays),
-    description=(
+    **_reference_asset(
+        schemas.ExchangeHolidays,
         "Weekdays on which each calendar does not trade, named (regular holidays) or marked "
-        "ad hoc (closures such as 2025-01-09), from exchange-calendars."
-    ),
+        "ad hoc (closures such as 2025-01-09), from exchange-calendars.",
+    )
 )
 def exchange_holidays(lake: ParquetLake) -> MaterializeResult:
     start, end = calendar_window(dt.date.today())

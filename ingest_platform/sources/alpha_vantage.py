@@ -18,7 +18,7 @@ import pandas as pd
 from ingest_platform.sources.bars import (
     BarsFetch,
     Instrument,
-    clip_to_range,
+    canonical_bars,
     empty_actions,
     fetch_bars,
 )
@@ -139,12 +139,7 @@ class AlphaVantageSource:
             ) from None
         frame = pd.DataFrame(rows, columns=["date", "open", "high", "low", "close", "volume"])
         frame["date"] = pd.to_datetime(frame["date"], format="%Y-%m-%d")
-        frame.insert(0, "symbol", instrument.symbol)
-        frame["adj_close"] = float("nan")
-        frame["source"] = SOURCE
-        frame["ingested_at"] = ingested_at
-        frame = frame.sort_values("date").drop_duplicates(["symbol", "date"], keep="last")
-        return clip_to_range(frame, start, end)
+        return canonical_bars(frame, instrument.symbol, SOURCE, ingested_at, start, end)
 
     def fetch(
         self,

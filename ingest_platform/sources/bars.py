@@ -134,3 +134,23 @@ def clip_to_range(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataF
     return frame[(dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))].reset_index(
         drop=True
     )
+
+
+def canonical_bars(
+    frame: pd.DataFrame,
+    symbol: str,
+    source: str,
+    ingested_at: pd.Timestamp,
+    start: dt.date,
+    end: dt.date,
+) -> pd.DataFrame:
+    """Finish a source's (date, open, high, low, close, volume) rows as canonical bars.
+
+    Stamps symbol, source and fetch time, leaves `adj_close` empty where the source has none
+    (never invented), keeps the last of duplicated days, and clips to the requested range.
+    """
+    bars = frame.assign(symbol=symbol, source=source, ingested_at=ingested_at)
+    if "adj_close" not in bars:
+        bars["adj_close"] = float("nan")
+    bars = bars.sort_values("date").drop_duplicates(["symbol", "date"], keep="last")
+    return clip_to_range(bars[BAR_COLUMNS], start, end)

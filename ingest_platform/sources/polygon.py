@@ -19,7 +19,7 @@ from ingest_platform import calendars
 from ingest_platform.sources.bars import (
     BarsFetch,
     Instrument,
-    clip_to_range,
+    canonical_bars,
     empty_actions,
     fetch_bars,
 )
@@ -142,12 +142,7 @@ class PolygonSource:
         zone = "UTC" if instrument.asset_class == "fx" else "America/New_York"
         stamps = pd.to_datetime(frame.pop("t"), unit="ms", utc=True).dt.tz_convert(zone)
         frame.insert(0, "date", stamps.dt.tz_localize(None).dt.normalize())
-        frame.insert(0, "symbol", instrument.symbol)
-        frame["adj_close"] = float("nan")
-        frame["source"] = SOURCE
-        frame["ingested_at"] = ingested_at
-        frame = frame.drop_duplicates(["symbol", "date"], keep="last")
-        return clip_to_range(frame, start, end)
+        return canonical_bars(frame, instrument.symbol, SOURCE, ingested_at, start, end)
 
     def fetch(
         self,

@@ -56,11 +56,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest_platform.durable import TEMP_PREFIX, TEMP_SUFFIX, write_parquet_atomically
+
 FORMAT_VERSION = "1"
 HEARTBEAT_FILE = "heartbeat.json"
 SUFFIX = ".parquet"
-_TEMP_PREFIX = "."
-_TEMP_SUFFIX = ".tmp"
+_TEMP_PREFIX = TEMP_PREFIX  # the same hidden temp files as the lake's (ingest_platform.durable)
+_TEMP_SUFFIX = TEMP_SUFFIX
 _CONVERT_CHUNK = 1024  # rows per Arrow conversion: ~1 ms of GIL each, never one long stall
 _SEGMENT_NAME = re.compile(r"^(\d{8}T\d{6}\d{6}Z)-([0-9a-zA-Z]+)-(\d{12})\.parquet$")
 _DAY_US = 86_400_000_000
@@ -276,31 +278,9 @@ def sweep_temporary_files(root: str | os.PathLike[str], older_than_seconds: floa
 # ---- atomic files ----------------------------------------------------------------------------
 
 
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_table_atomically(table: pa.Table, final: Path) -> int:
-    """Write ``table`` to ``final`` via a hidden temp file, fsync and rename; return its size."""
-    directory = os.fspath(final.parent)
-    os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, f"{_TEMP_PREFIX}{final.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
-    try:
-        with open(temp, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, final)
-    finally:
-        # Also on cancellation: DagsterExecutionInterruptedError is a BaseException.
-        if os.path.exists(temp):
-            os.unlink(temp)
-    _fsync_directory(directory)
-    return os.path.getsize(final)
+    """Write ``table`` to ``final`` atomically and durably (zstd); return its size."""
+    return write_parquet_atomically(table, final, compression="zstd")
 
 
 def write_heartbeat(root: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
