@@ -37,6 +37,7 @@ from ingest_platform.assets.storage import OWNERS, definition_metadata
 from ingest_platform.lake import LakeError, ParquetLake
 from ingest_platform.partitions import market_day, market_day_partitions
 from ingest_platform.resources import AlphaVantage, Polygon, YahooFinance
+from ingest_platform.sources.alpha_vantage import AlphaVantageSource
 from ingest_platform.sources.bars import BarsFetch, Instrument, empty_actions, empty_bars
 
 GROUP = "market"
@@ -346,7 +347,16 @@ def _write_actions(
     )
 
 
-def _secondary(context, config, lake, dataset, source_name, resource, covers) -> MaterializeResult:
+def _secondary(
+    context: AssetExecutionContext,
+    config: BarsConfig,
+    lake: ParquetLake,
+    dataset: str,
+    source_name: str,
+    resource: AlphaVantage | Polygon,
+    covers: Callable[[Instrument], bool],
+) -> MaterializeResult:
+    """A budget-limited second source: fetch a rotating sample, never more than the budget."""
     instruments = [i for i in load_universe(lake, config) if covers(i)]
     last_day = dt.date.fromisoformat(max(context.partition_keys))
     budget = resource.budget().report()
@@ -397,8 +407,6 @@ def alpha_vantage_daily_bars(
     lake: ParquetLake,
     alpha_vantage: AlphaVantage,
 ) -> MaterializeResult:
-    from ingest_platform.sources.alpha_vantage import AlphaVantageSource
-
     return _secondary(
         context,
         config,

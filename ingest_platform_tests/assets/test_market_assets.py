@@ -350,3 +350,34 @@ def test_a_secondary_source_never_plans_beyond_its_daily_budget(resources, sandb
     assert spent.success  # a spent budget means no sample today, not a failed run
     assert sandbox.counters.get("alpha_vantage.daily") == 3
     assert next(iter(materializations(spent, "alpha_vantage_daily_bars").values()))["sample"] == []
+
+
+def test_three_years_of_the_whole_universe_in_one_run(resources, sandbox, lake):
+    """Issue #4's bar: 2023-01-02...2025-12-31, every symbol, one history request each."""
+    universe = lake.read("instruments")
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            market.MARKET_ASSETS,
+            resources=resources,
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": "2023-01-02",
+                "dagster/asset_partition_range_end": "2025-12-31",
+            },
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    assert result.success
+    yahoo = sandbox.counters.by_symbol("yahoo.chart")
+    assert set(yahoo) == set(universe["yahoo_symbol"]) and set(yahoo.values()) == {1}
+    for endpoint in ("alpha_vantage.daily", "polygon.aggs"):
+        assert set(sandbox.counters.by_symbol(endpoint).values()) == {1}, endpoint
+
+    counts = universe["calendar"].value_counts()
+    expected_rows = sum(
+        n * len(calendars.sessions("2023-01-02", "2025-12-31", calendar))
+        for calendar, n in counts.items()
+    )
+    assert lake.partition_keys("market_bars")[0] == "2023-01-02"
+    assert len(lake.partition_keys("market_bars")) == 783
+    assert len(lake.read("market_bars", columns=["symbol"])) == expected_rows
