@@ -10,18 +10,11 @@ adjusted close on this endpoint; `adj_close` stays empty rather than invented.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from ingest_platform.sources.bars import (
-    BarsFetch,
-    Instrument,
-    canonical_bars,
-    empty_actions,
-    fetch_bars,
-)
+from ingest_platform.sources.bars import BarSource, Instrument, canonical_bars
 from ingest_platform.sources.errors import (
     AuthenticationFailed,
     MalformedPayload,
@@ -36,7 +29,7 @@ SERIES_KEY = "Time Series (Daily)"
 _QUOTA_RETRY_AFTER = 24 * 3600.0
 
 
-class AlphaVantageSource:
+class AlphaVantageSource(BarSource):
     name = SOURCE
 
     def __init__(
@@ -141,20 +134,7 @@ class AlphaVantageSource:
         frame["date"] = pd.to_datetime(frame["date"], format="%Y-%m-%d")
         return canonical_bars(frame, instrument.symbol, SOURCE, ingested_at, start, end)
 
-    def fetch(
-        self,
-        instruments: Sequence[Instrument],
-        start: dt.date,
-        end: dt.date,
-        ingested_at: pd.Timestamp | None = None,
-    ) -> BarsFetch:
-        ingested_at = ingested_at or pd.Timestamp.now(tz="UTC")
-
-        def fetch_one(instrument, start, end):
-            return self.transform(
-                self.extract(instrument), instrument, start, end, ingested_at
-            ), empty_actions()
-
-        return fetch_bars(
-            SOURCE, [i for i in instruments if self.covers(i)], start, end, fetch_one, self.threads
-        )
+    def fetch_symbol(
+        self, instrument: Instrument, start: dt.date, end: dt.date, ingested_at: pd.Timestamp
+    ) -> pd.DataFrame:
+        return self.transform(self.extract(instrument), instrument, start, end, ingested_at)

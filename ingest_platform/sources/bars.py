@@ -126,6 +126,37 @@ def fetch_bars(
     )
 
 
+class BarSource:
+    """A source asked one symbol at a time: subclasses give `fetch_symbol` (extract, then
+    transform); `fetch` runs it over many symbols with per-symbol failures collected."""
+
+    name: str
+    threads: int = 1
+
+    def covers(self, instrument: Instrument) -> bool:
+        return True
+
+    def fetch_symbol(
+        self, instrument: Instrument, start: dt.date, end: dt.date, ingested_at: pd.Timestamp
+    ) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def fetch(
+        self,
+        instruments: Sequence[Instrument],
+        start: dt.date,
+        end: dt.date,
+        ingested_at: pd.Timestamp | None = None,
+    ) -> BarsFetch:
+        stamp = ingested_at or pd.Timestamp.now(tz="UTC")
+
+        def fetch_one(instrument: Instrument, start: dt.date, end: dt.date):
+            return self.fetch_symbol(instrument, start, end, stamp), empty_actions()
+
+        covered = [i for i in instruments if self.covers(i)]
+        return fetch_bars(self.name, covered, start, end, fetch_one, self.threads)
+
+
 def clip_to_range(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Rows whose `date` lies in [start, end]: providers pad ranges (Yahoo appends today)."""
     if frame.empty:

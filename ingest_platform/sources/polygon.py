@@ -9,20 +9,13 @@ answer over a range with sessions is reported as an unknown symbol, not as a qui
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
 
 from ingest_platform import calendars
-from ingest_platform.sources.bars import (
-    BarsFetch,
-    Instrument,
-    canonical_bars,
-    empty_actions,
-    fetch_bars,
-)
+from ingest_platform.sources.bars import BarSource, Instrument, canonical_bars
 from ingest_platform.sources.errors import (
     AuthenticationFailed,
     MalformedPayload,
@@ -36,7 +29,7 @@ SOURCE = "polygon"
 _MAX_PAGES = 100  # 100 pages of 50,000 bars: a loop, not a history
 
 
-class PolygonSource:
+class PolygonSource(BarSource):
     name = SOURCE
 
     def __init__(
@@ -144,17 +137,8 @@ class PolygonSource:
         frame.insert(0, "date", stamps.dt.tz_localize(None).dt.normalize())
         return canonical_bars(frame, instrument.symbol, SOURCE, ingested_at, start, end)
 
-    def fetch(
-        self,
-        instruments: Sequence[Instrument],
-        start: dt.date,
-        end: dt.date,
-        ingested_at: pd.Timestamp | None = None,
-    ) -> BarsFetch:
-        ingested_at = ingested_at or pd.Timestamp.now(tz="UTC")
-
-        def fetch_one(instrument, start, end):
-            results = self.extract(instrument, start, end)
-            return self.transform(results, instrument, start, end, ingested_at), empty_actions()
-
-        return fetch_bars(SOURCE, instruments, start, end, fetch_one, self.threads)
+    def fetch_symbol(
+        self, instrument: Instrument, start: dt.date, end: dt.date, ingested_at: pd.Timestamp
+    ) -> pd.DataFrame:
+        results = self.extract(instrument, start, end)
+        return self.transform(results, instrument, start, end, ingested_at)
