@@ -616,7 +616,14 @@ class StreamLog:
             return
         with self._lock:
             self._pending = [f for f in self._pending if not f.done()]
-            self._pending.append(self._executor.submit(self._write, buf.kind, rows, path))
+            try:
+                self._pending.append(self._executor.submit(self._write, buf.kind, rows, path))
+                return
+            except RuntimeError:
+                # The executor refuses work once the interpreter is exiting (a run cancelled
+                # mid-event stops the stream from atexit): write on this thread instead.
+                pass
+        self._write(buf.kind, rows, path)
 
     def _write(self, kind: str, rows: list[tuple], path: Path) -> None:
         started = time.perf_counter()

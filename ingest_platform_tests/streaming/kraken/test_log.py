@@ -111,6 +111,17 @@ def test_segments_roll_by_rows_and_keep_seq_consecutive(tmp_path):
     assert log.stats.rows_written["book"] == 25 and log.stats.segments_written["book"] == 3
 
 
+def test_rows_are_written_even_when_the_writer_thread_is_gone(tmp_path):
+    """At interpreter exit concurrent.futures refuses new work; the final flush must not be lost."""
+    log = StreamLog(tmp_path, session="s1")
+    for i in range(7):
+        _book(log, T0 + i)
+    log._executor.shutdown(wait=True)  # what interpreter exit does before atexit handlers run
+    log.close()
+    assert read_kind(tmp_path, "book").num_rows == 7
+    assert log.stats.rows_written["book"] == 7
+
+
 def test_segments_roll_by_age(tmp_path):
     log = StreamLog(tmp_path, session="s1", max_seconds=0.05, background=False)
     _book(log, T0)
