@@ -11,7 +11,7 @@ from dagster import (
     multi_asset,
 )
 
-from ingest_platform.partitions import market_day_partitions
+from ingest_platform.core.partitions import market_day_partitions
 
 _KW = {"partitions_def": market_day_partitions, "backfill_policy": BackfillPolicy.single_run()}
 

@@ -42,7 +42,7 @@ BARE_SCRIPT = r"""
 import sys, datetime as dt
 import pandas as pd, yfinance as yf
 from yfinance import cache
-from ingest_platform.sources.yahoo_session import routed_session
+from ingest_platform.market.sources.yahoo_session import routed_session
 url, start, end, out, cache_dir = sys.argv[1:6]
 cache.set_cache_location(cache_dir)
 tickers = pd.read_parquet(sys.argv[6])["yahoo_symbol"].tolist()
@@ -227,7 +227,7 @@ def main() -> None:
 
     from dagster import PartitionKeyRange
 
-    from ingest_platform.partitions import market_day_partitions
+    from ingest_platform.core.partitions import market_day_partitions
 
     partitions = len(
         market_day_partitions.get_partition_keys_in_range(PartitionKeyRange(args.start, args.end))

@@ -181,7 +181,7 @@ def time_yfinance(base: str, instruments: list[Instrument], start: dt.date, end:
 
     import yfinance as yf
 
-    from ingest_platform.sources.yahoo_session import routed_session
+    from ingest_platform.market.sources.yahoo_session import routed_session
 
     yf.set_tz_cache_location(tempfile.mkdtemp(prefix="yf-bench-"))
     began = time.perf_counter()

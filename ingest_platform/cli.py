@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
-from ingest_platform import settings
+from ingest_platform.core import settings
 
 
 def use_project_instance() -> str:
-    """Point Dagster at the repository instance (unless DAGSTER_HOME is set) and return it.
+    """Point Dagster at the project's instance (unless DAGSTER_HOME is set) and return it.
 
-    The instance config uses paths relative to its folder, so the process also moves there.
+    The instance config uses paths relative to its folder, so the process also moves there. A
+    folder without one (an installed wheel run from anywhere) gets the packaged default: the
+    embedded SQLite instance.
     """
-    home = os.environ.get("DAGSTER_HOME") or str(settings.PROJECT_ROOT)
-    os.environ["DAGSTER_HOME"] = home
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root()).resolve()
+    config = home / "dagster.yaml"
+    if not config.exists() and settings.PACKAGED_INSTANCE_CONFIG.is_file():
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(settings.PACKAGED_INSTANCE_CONFIG, config)
+    os.environ["DAGSTER_HOME"] = str(home)
     os.chdir(home)
-    return home
+    return str(home)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -77,9 +85,9 @@ def _cmd_kraken_replay(args: argparse.Namespace) -> int:
 def _cmd_refresh_constituents(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ingest_platform import universe
-    from ingest_platform.sources.http import HttpClient
-    from ingest_platform.sources.wikipedia import fetch_constituents
+    from ingest_platform.core.http import HttpClient
+    from ingest_platform.reference import universe
+    from ingest_platform.reference.sources.wikipedia import fetch_constituents
 
     path = settings.reference_dir() / universe.CONSTITUENTS_FILE
     current = pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -15,9 +15,9 @@ from typing import Any, TextIO
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
+from ingest_platform.core.lake import ParquetLake
+from ingest_platform.core.partitions import market_day_partitions
 from ingest_platform.definitions import build_definitions
-from ingest_platform.lake import ParquetLake
-from ingest_platform.partitions import market_day_partitions
 from ingest_platform.sandbox import Sandbox
 from ingest_platform.streaming.kraken.log import KINDS, list_segments, read_kind
 from ingest_platform.streaming.kraken.replay import replay

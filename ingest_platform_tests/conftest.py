@@ -8,19 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from ingest_platform.lake import ParquetLake
-from ingest_platform.settings import PROJECT_ROOT
+from ingest_platform.core.lake import ParquetLake
+
+#: The checkout this test suite belongs to.
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 def shared_fixtures_dir() -> Path:
-    """The team's shared fixtures (a real Kraken capture): beside the checkout, wherever it is.
+    """The team's shared fixtures (a real Kraken capture): ``../shared/fixtures`` beside the
+    checkout (or beside one of its parent folders), or $INGEST_PLATFORM_SHARED_FIXTURES.
 
     Tests may read them; the package never needs them at run time.
     """
     candidates = [
         os.environ.get("INGEST_PLATFORM_SHARED_FIXTURES"),
-        PROJECT_ROOT.parent / "shared" / "fixtures",
-        "/work/shared/fixtures",
+        *(folder / "shared" / "fixtures" for folder in CHECKOUT.parents),
     ]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():

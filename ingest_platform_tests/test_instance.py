@@ -14,8 +14,8 @@ import psycopg2
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, materialize
 
-from ingest_platform import settings
-from ingest_platform.assets.reference import ReferenceFiles, instruments
+from ingest_platform.core import settings
+from ingest_platform.reference.assets import ReferenceFiles, instruments
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 
@@ -30,7 +30,7 @@ def _resources(lake):
 def test_root_dagster_yaml_records_runs_in_sqlite_under_data(lake, tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(settings.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(settings.project_root() / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.chdir(home)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
 
@@ -77,7 +77,7 @@ def test_postgres_instance_records_a_real_materialization(
 ):
     home = tmp_path / "pg-home"
     home.mkdir()
-    shutil.copy(settings.PROJECT_ROOT / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
+    shutil.copy(settings.project_root() / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     for key, value in {
         "DAGSTER_PG_HOST": PG_HOST,
@@ -94,9 +94,12 @@ def test_postgres_instance_records_a_real_materialization(
         assert result.success
 
     # Read it back through SQL, not through the instance that wrote it.
-    with psycopg2.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=postgres_database
-    ) as conn, conn.cursor() as cur:
+    with (
+        psycopg2.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=postgres_database
+        ) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SELECT status FROM runs WHERE run_id = %s", (result.run_id,))
         assert cur.fetchone() == ("SUCCESS",)
         cur.execute(

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
-from ingest_platform.settings import PROJECT_ROOT
+from ingest_platform.core.settings import project_root
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -37,7 +37,7 @@ def _free_port() -> int:
 def dagster_ui(tmp_path_factory):
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: apt-get install chromium"
     home = tmp_path_factory.mktemp("ui-home")
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(project_root() / "dagster.yaml", home / "dagster.yaml")
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "INGEST_PLATFORM_DATA_DIR": str(home / "data")}
     env.pop("INGEST_PLATFORM_SANDBOX_URL", None)
@@ -47,7 +47,7 @@ def dagster_ui(tmp_path_factory):
             str(dagster),
             "dev",
             "-w",
-            str(PROJECT_ROOT / "workspace.yaml"),
+            str(project_root() / "workspace.yaml"),
             "-h",
             "127.0.0.1",
             "-p",

@@ -10,11 +10,11 @@ control endpoint (``/_sandbox/faults``) programs WebSocket faults too.
 
 from __future__ import annotations
 
+from ingest_platform.core.settings import SANDBOX_KRAKEN_URL_ENV, SANDBOX_URL_ENV
 from ingest_platform.sandbox.control import FaultPlan, RequestCounters
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
-from ingest_platform.settings import SANDBOX_KRAKEN_URL_ENV, SANDBOX_URL_ENV
 
 
 class Sandbox:

@@ -41,7 +41,9 @@ Control requests are not counted. What each fault kind does:
   ``Information``; any other provider answers its ``rate_limit`` 429 instead;
 - ``empty`` / ``stale`` (params.sessions, default 1) / ``duplicate_rows``: a well-formed answer
   without rows / without the latest sessions (observations, years, constituent changes) / with
-  every row twice; see each provider module for what a row is there.
+  every row twice; see each provider module for what a row is there;
+- ``missing_days`` (params.start, params.end, ISO dates): a Yahoo chart answer without the bars
+  of those days, its split and dividend events kept, as when Yahoo has a hole in a history.
 """
 
 from __future__ import annotations
@@ -350,6 +352,9 @@ class SandboxHTTPServer:
             empty=kind == "empty",
             stale_sessions=int(params.get("sessions", 1)) if kind == "stale" else 0,
             duplicate_rows=kind == "duplicate_rows",
+            missing_days=(str(params["start"]), str(params["end"]))
+            if kind == "missing_days"
+            else None,
         )
         return provider.respond(request, route, shape)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingest_platform import calendars
+from ingest_platform.core import calendars
 from ingest_platform.sandbox.data import (
     DEFAULT_LARGE_DRIFTS,
     FRED_SERIES,

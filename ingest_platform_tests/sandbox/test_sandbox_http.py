@@ -20,11 +20,11 @@ import yfinance as yf
 from yfinance import cache as yf_cache
 from yfinance.data import SingletonMeta, YfData
 
-from ingest_platform import calendars
+from ingest_platform.core import calendars
+from ingest_platform.market.sources.yahoo_session import routed_session
 from ingest_platform.sandbox.control import FaultPlan
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
-from ingest_platform.sources.yahoo_session import routed_session
 
 AS_OF = dt.date(2025, 6, 30)
 KEY = "sandbox-test-key-0123"

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest_platform import calendars, universe
+from ingest_platform.core import calendars
+from ingest_platform.reference import universe
 from ingest_platform.sandbox.data.constituents import ConstituentChange
 
 

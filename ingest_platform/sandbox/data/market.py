@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingest_platform import calendars
+from ingest_platform.core import calendars
 from ingest_platform.sandbox.data._helpers import _series_rng, as_date, daily_draws
 from ingest_platform.sandbox.data.instruments import Instrument
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingest_platform import settings
+from ingest_platform.core import settings
 from ingest_platform.sandbox.data._helpers import as_date, daily_draws
 from ingest_platform.sandbox.data.constituents import (
     Constituent,

@@ -55,6 +55,7 @@ class Shape:
     empty: bool = False
     stale_sessions: int = 0  # drop this many of the most recent sessions / observations
     duplicate_rows: bool = False
+    missing_days: tuple[str, str] | None = None  # (start, end): bars dropped, events kept
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Yahoo Finance as yfinance calls it: cookie and crumb handshake, v8 chart, quote look-ups.
 
-The routed session (`ingest_platform.sources.yahoo_session`) maps ``fc.yahoo.com`` to ``/fc``,
-``guce.yahoo.com`` to ``/guce``, ``consent.yahoo.com`` to ``/consent`` and both query hosts to
-the root, so the paths here are the real ones.
+The routed session (`ingest_platform.market.sources.yahoo_session`) maps ``fc.yahoo.com`` to
+``/fc``, ``guce.yahoo.com`` to ``/guce``, ``consent.yahoo.com`` to ``/consent`` and both query
+hosts to the root, so the paths here are the real ones.
 
 Cross-instance behaviour: yfinance keeps one process-wide `YfData` whose cookie and crumb
 outlive a sandbox, so getcrumb accepts any ``A3`` cookie and the chart ignores the crumb (as
@@ -168,17 +168,23 @@ class YahooProvider(Provider):
             window = slice(window.start, window.start)
         result: dict = {"meta": self._meta(inst, series, window, available, range_label)}
         if window.stop > window.start:
-            result.update(self._bars(request, series, window, shape.duplicate_rows))
+            result.update(self._bars(request, series, window, shape))
         else:
             result["indicators"] = {"quote": [{}], "adjclose": [{}]}
         return json_response({"chart": {"result": [result], "error": None}})
 
-    def _bars(self, request: Request, series: SymbolSeries, window: slice, twice: bool) -> dict:
+    def _bars(self, request: Request, series: SymbolSeries, window: slice, shape: Shape) -> dict:
         view = self.market.yahoo_view(series, window)
         stamps = series.calendar.yahoo_ts[window]
+        keep = np.ones(len(stamps), dtype=bool)
+        if shape.missing_days is not None:
+            days = series.dates[window]
+            start, end = (np.datetime64(d, "D") for d in shape.missing_days)
+            keep = (days < start) | (days > end)
 
         def listed(values: np.ndarray) -> list:
-            return (np.repeat(values, 2) if twice else values).tolist()
+            values = np.asarray(values)[keep]
+            return (np.repeat(values, 2) if shape.duplicate_rows else values).tolist()
 
         out: dict = {"timestamp": listed(stamps)}
         events = _events(request.param("events") or "", series, window)

@@ -60,17 +60,15 @@ from dagster import (
 )
 from pydantic import Field
 
-from ingest_platform import schemas as platform_schemas
-from ingest_platform import settings
-from ingest_platform.assets.storage import OWNERS, definition_metadata, write_validated
-from ingest_platform.lake import ParquetLake
-from ingest_platform.partitions import stream_day_partitions
+from ingest_platform.core import settings
+from ingest_platform.core.dataset import OWNERS
+from ingest_platform.core.lake import ParquetLake
 from ingest_platform.streaming.kraken import log as stream_log
 from ingest_platform.streaming.kraken.client import StreamResult, open_client
 from ingest_platform.streaming.kraken.config import KRAKEN_WS_URL, StreamConfig, StreamConfigError
 from ingest_platform.streaming.kraken.replay import ReplayReport, replay
 from ingest_platform.streaming.kraken.runner import StreamRunner
-from ingest_platform.streaming.kraken.schemas import KrakenBookMinuteBars
+from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
 
 GROUP = "kraken_stream"
 JOB_NAME = "kraken_stream_job"
@@ -461,7 +459,7 @@ def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: Kraken
 kraken_order_book_stream = AssetSpec(
     key=STREAM_ASSET_KEY,
     group_name=GROUP,
-    owners=OWNERS,
+    owners=list(OWNERS),
     kinds={"websocket", "parquet"},
     description=(
         "The live Kraken L2 stream: verified books, trades and OHLC bars written to the "
@@ -519,10 +517,10 @@ def minute_bars(
     """
     start = pd.Timestamp(day, tz="UTC")
     end = start + pd.Timedelta(days=1)
-    columns = list(KrakenBookMinuteBars.to_schema().columns)
+    columns = KRAKEN_BOOK_MINUTE_BARS.columns
     rows = tops[(tops["recv_ts"] >= start) & (tops["recv_ts"] < end)]
     if rows.empty:
-        return platform_schemas.empty_frame(KrakenBookMinuteBars)[columns]
+        return KRAKEN_BOOK_MINUTE_BARS.empty_frame()[columns]
     rows = rows.sort_values(["recv_ts", "session", "seq"], kind="stable")
     bid, ask = rows["best_bid"], rows["best_ask"]
     frame = pd.DataFrame(
@@ -611,19 +609,9 @@ def compact_day(root: str | Path, day: str) -> tuple[pd.DataFrame, ReplayReport]
 
 
 @asset(
-    name=BARS_DATASET,
-    group_name=GROUP,
-    partitions_def=stream_day_partitions,
-    deps=[kraken_order_book_stream],
-    kinds={"pandas", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    metadata=definition_metadata(KrakenBookMinuteBars),
-    description=(
-        "One UTC day of the Kraken stream log, replayed and checksum-verified, compacted into "
-        "1-minute mid-price (open/high/low/close) and spread (mean/min/max) bars per pair, with "
-        "trade counts and volume, and a flag for minutes a recorded gap overlaps."
-    ),
+    **KRAKEN_BOOK_MINUTE_BARS.asset_kwargs(
+        deps=[kraken_order_book_stream], code_version="1", backfill_policy=None
+    )
 )
 def kraken_book_minute_bars(
     context: AssetExecutionContext, kraken_stream: KrakenStream, lake: ParquetLake
@@ -633,10 +621,10 @@ def kraken_book_minute_bars(
     bars, verification = compact_day(root, day)
     if bars.empty:
         context.log.warning(f"no verified stream data for {day} under {root}: writing 0 bars")
-    metadata = write_validated(lake, BARS_DATASET, KrakenBookMinuteBars, bars, day)
+    write = KRAKEN_BOOK_MINUTE_BARS.write(lake, {day: bars})
     return MaterializeResult(
         metadata={
-            **metadata,
+            **write.partitions[day].metadata(),
             "symbols": MetadataValue.json(sorted(bars["symbol"].unique().tolist())),
             "book_rows_verified": MetadataValue.int(verification.verified),
             "book_rows_rejected_live": MetadataValue.int(verification.rejected_live),

@@ -56,12 +56,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest_platform.durable import TEMP_PREFIX, TEMP_SUFFIX, write_parquet_atomically
+from ingest_platform.core.durable import TEMP_PREFIX, TEMP_SUFFIX, write_parquet_atomically
 
 FORMAT_VERSION = "1"
 HEARTBEAT_FILE = "heartbeat.json"
 SUFFIX = ".parquet"
-_TEMP_PREFIX = TEMP_PREFIX  # the same hidden temp files as the lake's (ingest_platform.durable)
+_TEMP_PREFIX = TEMP_PREFIX  # the same hidden temp files as the lake's (core.durable)
 _TEMP_SUFFIX = TEMP_SUFFIX
 _CONVERT_CHUNK = 1024  # rows per Arrow conversion: ~1 ms of GIL each, never one long stall
 _SEGMENT_NAME = re.compile(r"^(\d{8}T\d{6}\d{6}Z)-([0-9a-zA-Z]+)-(\d{12})\.parquet$")

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ingest_platform import settings
+from ingest_platform.core import settings
 from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.log import iter_batches, list_segments, read_kind
 from ingest_platform.streaming.kraken.rows import top_levels

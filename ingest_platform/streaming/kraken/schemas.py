@@ -1,8 +1,8 @@
 """Pandera models of the datasets compacted from the Kraken stream log.
 
-Same pattern as `ingest_platform.schemas`: strict, coercing models whose Arrow schema
-(`ingest_platform.schemas.arrow_schema`) every lake partition is written with, and whose column
-schema (`column_schema`) the Dagster UI shows.
+Same pattern as every dataset: a `DatasetModel` (strict, coercing) described once by a
+`Dataset`, whose Arrow schema every lake partition is written with and whose column schema the
+Dagster UI shows.
 """
 
 from __future__ import annotations
@@ -11,18 +11,14 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from ingest_platform.schemas import UTC
+from ingest_platform.core.dataset import Dataset
+from ingest_platform.core.partitions import stream_day_partitions
+from ingest_platform.core.schema import UTC, DatasetModel
 
 _RELATIVE_TOLERANCE = 1e-12  # mids are float means of exact decimals
 
 
-class _Base(pa.DataFrameModel):
-    class Config:
-        strict = True
-        coerce = True
-
-
-class KrakenBookMinuteBars(_Base):
+class KrakenBookMinuteBars(DatasetModel):
     """One row per (symbol, UTC minute) in which the verified book changed.
 
     Built from the book log rows whose checksum matched: mid = (best bid + best ask) / 2 and
@@ -82,3 +78,19 @@ class KrakenBookMinuteBars(_Base):
     @pa.dataframe_check(description="minute is on a whole minute")
     def whole_minutes(cls, df: pd.DataFrame) -> Series[bool]:
         return df["minute"] == df["minute"].dt.floor("min")
+
+
+KRAKEN_BOOK_MINUTE_BARS = Dataset(
+    name="kraken_book_minute_bars",
+    model=KrakenBookMinuteBars,
+    group="kraken_stream",
+    key=("symbol", "minute"),
+    partitions_def=stream_day_partitions,
+    partition_column="minute",
+    grain="day",
+    description=(
+        "One UTC day of the Kraken stream log, replayed and checksum-verified, compacted into "
+        "1-minute mid-price (open/high/low/close) and spread (mean/min/max) bars per pair, with "
+        "trade counts and volume, and a flag for minutes a recorded gap overlaps."
+    ),
+)

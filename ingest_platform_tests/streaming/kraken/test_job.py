@@ -29,7 +29,7 @@ from dagster import (
     materialize,
 )
 
-from ingest_platform.settings import PROJECT_ROOT
+from ingest_platform.core.settings import project_root
 from ingest_platform.streaming.kraken import job as stream_job
 from ingest_platform.streaming.kraken.book import kraken_book_checksum
 from ingest_platform.streaming.kraken.job import (
@@ -210,7 +210,7 @@ def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox):
     root = tmp_path / "log"
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(project_root())}
     proc = subprocess.Popen(
         [sys.executable, "-c", _RUN_UNTIL_SIGINT, server.url, str(root)],
         stdout=subprocess.PIPE,

@@ -1,0 +1,272 @@
+"""The Parquet lake: one file per dataset partition, written atomically, read back by range.
+
+Layout: ``<root>/<dataset>/<partition_key>.parquet``; an unpartitioned dataset has the single
+key ``all``. The root is a local path or any fsspec/UPath URL (``s3://bucket/lake``,
+``memory://lake``), so object storage needs configuration, not code.
+
+Why not Dagster's ``UPathIOManager``: it refuses outputs that span several partitions, and a
+three-year backfill must be one run that writes ~780 partitions. Assets call this resource
+directly, so each partition is validated and written on its own, with its own metadata.
+
+Atomicity: on a local filesystem a partition is written to a hidden temporary file in the same
+directory, flushed to disk, then renamed over the old file (``os.replace`` is atomic on POSIX),
+so a writer killed at any point leaves either the old partition or the new one, never a torn
+file. Object stores publish an object only when its upload completes, so the final key is
+written directly there. Readers ignore the hidden temporary files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow
+import pyarrow.dataset as pyarrow_dataset
+import pyarrow.parquet as pq
+from dagster import ConfigurableResource, MetadataValue, TableSchema
+from pydantic import Field
+from upath import UPath
+
+from ingest_platform.core.durable import (
+    TEMP_PREFIX,
+    fsync_directory,
+    is_temporary,
+    write_parquet_atomically,
+)
+
+UNPARTITIONED = "all"
+_SUFFIX = ".parquet"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]*$")
+
+
+class LakeError(Exception):
+    """A lake operation failed; the message names the dataset and partition."""
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """What one atomic partition write produced."""
+
+    dataset: str
+    partition_key: str
+    uri: str
+    row_count: int
+    size_bytes: int
+
+    def metadata(self, column_schema: TableSchema | None = None) -> dict[str, Any]:
+        """Materialization metadata in Dagster's standard keys, plus the storage path."""
+        meta: dict[str, Any] = {
+            "dagster/row_count": MetadataValue.int(self.row_count),
+            "dagster/uri": MetadataValue.path(self.uri),
+            "size_bytes": MetadataValue.int(self.size_bytes),
+        }
+        if column_schema is not None:
+            meta["dagster/column_schema"] = MetadataValue.table_schema(column_schema)
+        return meta
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not value or not _SAFE_NAME.match(value):
+        raise LakeError(
+            f"invalid {kind} {value!r}: use letters, digits, '_', '-', '.', '=' "
+            "and do not start with '.' or '-'"
+        )
+    return value
+
+
+class ParquetLake(ConfigurableResource):
+    """Partitioned Parquet storage for every dataset of the platform."""
+
+    root: str = Field(
+        description="Local path or fsspec URL of the lake root (data/lake, s3://bucket/lake)."
+    )
+
+    # ---- paths -------------------------------------------------------------------------------
+
+    def _root(self) -> UPath:
+        return UPath(self.root)
+
+    def dataset_path(self, dataset: str) -> UPath:
+        return self._root() / _check_name("dataset", dataset)
+
+    def partition_path(self, dataset: str, partition_key: str = UNPARTITIONED) -> UPath:
+        return (
+            self.dataset_path(dataset) / f"{_check_name('partition key', partition_key)}{_SUFFIX}"
+        )
+
+    def _is_local(self) -> bool:
+        return self._root().protocol in ("", "file", "local")
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def write_partition(
+        self,
+        dataset: str,
+        frame: pd.DataFrame,
+        schema: pyarrow.Schema,
+        partition_key: str = UNPARTITIONED,
+    ) -> PartitionWrite:
+        """Atomically replace one partition with `frame`, cast to `schema`."""
+        path = self.partition_path(dataset, partition_key)
+        try:
+            table = pyarrow.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, KeyError) as exc:
+            raise LakeError(
+                f"{dataset}/{partition_key}: frame does not match the dataset schema: {exc}"
+            ) from exc
+        if self._is_local():
+            size = write_parquet_atomically(table, path.path)
+        else:
+            size = self._write_remote(table, path)
+        return PartitionWrite(dataset, partition_key, str(path), table.num_rows, size)
+
+    @staticmethod
+    def _write_remote(table: pyarrow.Table, path: UPath) -> int:
+        """Object stores publish an object only once its upload completes: write it directly."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            pq.write_table(table, handle)
+        return path.stat().st_size
+
+    def write_partitions(
+        self, dataset: str, frames: Mapping[str, pd.DataFrame], schema: pyarrow.Schema
+    ) -> list[PartitionWrite]:
+        """Write several partitions, each atomically, in key order.
+
+        The frames are converted to Arrow once and sliced per partition (a backfill writes
+        hundreds), and on a local disk the directory is synced once after all the renames:
+        each partition still appears whole or not at all.
+        """
+        keys = sorted(frames)
+        if not keys:
+            return []
+        for key in keys:
+            self.partition_path(dataset, key)  # validate every key before writing any
+        self.sweep_temporary_files(dataset)
+        try:
+            table = pyarrow.Table.from_pandas(
+                pd.concat([frames[k] for k in keys], ignore_index=True),
+                schema=schema,
+                preserve_index=False,
+            )
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, KeyError) as exc:
+            raise LakeError(f"{dataset}: frames do not match the dataset schema: {exc}") from exc
+        writes: list[PartitionWrite] = []
+        offset = 0
+        directories: set[str] = set()
+        for key in keys:
+            rows = len(frames[key])
+            part = table.slice(offset, rows)
+            offset += rows
+            path = self.partition_path(dataset, key)
+            if self._is_local():
+                size = write_parquet_atomically(part, path.path, sync_directory=False)
+                directories.add(os.path.dirname(os.fspath(path.path)))
+            else:
+                size = self._write_remote(part, path)
+            writes.append(PartitionWrite(dataset, key, str(path), rows, size))
+        for directory in directories:
+            fsync_directory(directory)
+        return writes
+
+    def sweep_temporary_files(self, dataset: str, older_than_seconds: float = 3600) -> int:
+        """Delete temp files left by writers that were killed; return how many.
+
+        Only files older than `older_than_seconds` go, so a concurrent writer's file is safe.
+        """
+        directory = self.dataset_path(dataset)
+        if not self._is_local() or not directory.exists():
+            return 0
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for entry in os.scandir(os.fspath(directory)):
+            if is_temporary(entry.name) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        return removed
+
+    def delete_partition(self, dataset: str, partition_key: str = UNPARTITIONED) -> bool:
+        path = self.partition_path(dataset, partition_key)
+        if not path.exists():
+            return False
+        path.unlink()
+        return True
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def partition_keys(self, dataset: str) -> list[str]:
+        """Keys of the partitions present on storage, sorted."""
+        directory = self.dataset_path(dataset)
+        if not directory.exists():
+            return []
+        keys = [
+            p.name[: -len(_SUFFIX)]
+            for p in directory.iterdir()
+            if p.name.endswith(_SUFFIX) and not p.name.startswith(TEMP_PREFIX)
+        ]
+        return sorted(keys)
+
+    def has_partition(self, dataset: str, partition_key: str = UNPARTITIONED) -> bool:
+        return self.partition_path(dataset, partition_key).exists()
+
+    def read(
+        self,
+        dataset: str,
+        partition_keys: Iterable[str] | None = None,
+        columns: Sequence[str] | None = None,
+        missing_ok: bool = False,
+    ) -> pd.DataFrame:
+        """Read the given partitions (all when None) as one frame, optionally projecting columns.
+
+        A requested partition that is absent raises `LakeError` unless `missing_ok`: a caller
+        that asked for a range should not silently get part of it.
+        """
+        present = self.partition_keys(dataset)
+        if partition_keys is None:
+            keys = present
+        else:
+            wanted = sorted(set(partition_keys))
+            available = set(present)
+            absent = [k for k in wanted if k not in available]
+            if absent and not missing_ok:
+                shown = ", ".join(absent[:5]) + (" …" if len(absent) > 5 else "")
+                raise LakeError(f"{dataset}: {len(absent)} partition(s) not in the lake: {shown}")
+            keys = [k for k in wanted if k in available]
+        if not keys:
+            raise LakeError(f"{dataset}: no partitions to read under {self.dataset_path(dataset)}")
+        return self._read_files(dataset, [self.partition_path(dataset, k) for k in keys], columns)
+
+    def read_range(
+        self,
+        dataset: str,
+        start_key: str,
+        end_key: str,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read every present partition whose key lies in [start_key, end_key] (ISO keys sort)."""
+        keys = [k for k in self.partition_keys(dataset) if start_key <= k <= end_key]
+        if not keys:
+            raise LakeError(f"{dataset}: no partitions between {start_key} and {end_key}")
+        return self.read(dataset, keys, columns)
+
+    def _read_files(
+        self, dataset: str, paths: list[UPath], columns: Sequence[str] | None
+    ) -> pd.DataFrame:
+        if self._is_local():
+            files = [str(p.path) if hasattr(p, "path") else str(p) for p in paths]
+            source = pyarrow_dataset.dataset(files, format="parquet")
+        else:
+            fs = paths[0].fs
+            source = pyarrow_dataset.dataset(
+                [p.path for p in paths], format="parquet", filesystem=fs
+            )
+        try:
+            table = source.to_table(columns=list(columns) if columns is not None else None)
+        except (pyarrow.ArrowInvalid, KeyError) as exc:
+            raise LakeError(f"{dataset}: cannot read {len(paths)} partition(s): {exc}") from exc
+        return table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True)

@@ -1,0 +1,79 @@
+"""Where the platform keeps its files, resolved when Definitions are built (never at import).
+
+Defaults put everything under the repository's ``data/`` folder so a fresh clone works with no
+configuration. Deployments point elsewhere with environment variables; the lake root may be an
+fsspec URL (``s3://bucket/lake``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+#: Where a wheel carries the reference snapshots and the default instance config.
+PACKAGED_REFERENCE_DIR = _PACKAGE / "_bundled" / "reference"
+PACKAGED_INSTANCE_CONFIG = _PACKAGE / "_bundled" / "dagster.yaml"
+
+
+def project_root() -> Path:
+    """The folder the platform works in: $INGEST_PLATFORM_HOME, else the checkout this package
+    runs from (editable install, tests), else the current directory (an installed wheel)."""
+    home = os.environ.get("INGEST_PLATFORM_HOME")
+    if home:
+        return Path(home)
+    checkout = _PACKAGE.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "workspace.yaml").is_file():
+        return checkout
+    return Path.cwd()
+
+
+def data_dir() -> Path:
+    """Root of runtime files (lake, stream log, caches): $INGEST_PLATFORM_DATA_DIR or
+    <project root>/data."""
+    return Path(os.environ.get("INGEST_PLATFORM_DATA_DIR") or project_root() / "data")
+
+
+def lake_root() -> str:
+    """The Parquet lake root: $INGEST_PLATFORM_LAKE_ROOT, else <data dir>/lake."""
+    return os.environ.get("INGEST_PLATFORM_LAKE_ROOT") or str(data_dir() / "lake")
+
+
+def reference_dir() -> Path:
+    """Versioned reference inputs (the S&P 500 snapshot, ETF and FX lists):
+    $INGEST_PLATFORM_REFERENCE_DIR, else the checkout's data/reference, else the wheel's copy."""
+    configured = os.environ.get("INGEST_PLATFORM_REFERENCE_DIR")
+    if configured:
+        return Path(configured)
+    checkout = project_root() / "data" / "reference"
+    return checkout if checkout.is_dir() else PACKAGED_REFERENCE_DIR
+
+
+SANDBOX_URL_ENV = "INGEST_PLATFORM_SANDBOX_URL"
+SANDBOX_KRAKEN_URL_ENV = "INGEST_PLATFORM_SANDBOX_KRAKEN_URL"
+
+
+def sandbox_url() -> str | None:
+    """$INGEST_PLATFORM_SANDBOX_URL: when set, every HTTP source reads from that sandbox."""
+    return os.environ.get(SANDBOX_URL_ENV) or None
+
+
+def sandbox_kraken_url() -> str | None:
+    """$INGEST_PLATFORM_SANDBOX_KRAKEN_URL: when set, the Kraken stream connects there."""
+    return os.environ.get(SANDBOX_KRAKEN_URL_ENV) or None
+
+
+def endpoint(production_url: str, sandbox_path: str) -> str:
+    """Where a provider is reached: the sandbox when $INGEST_PLATFORM_SANDBOX_URL is set, else
+    the provider itself.
+
+    The environment decides, never run config: a launchpad override of a resource cannot
+    silently switch a sandbox deployment to production or the other way round.
+    """
+    base = sandbox_url()
+    return f"{base.rstrip('/')}{sandbox_path}" if base else production_url
+
+
+def using_sandbox() -> bool:
+    """Whether this process talks to the sandbox (which imposes no limits and has no quota)."""
+    return sandbox_url() is not None

@@ -1,0 +1,266 @@
+"""Daily market bars: one asset per source and the consolidated `market_bars`.
+
+Every asset runs over a partition *range* in one run (`BackfillPolicy.single_run()`), so a
+three-year backfill makes one history request per symbol per source and writes each daily
+partition atomically with its own metadata. The flow is `market.ingest`, the rules
+`market.rules`; these functions choose the source and wire resources.
+
+A symbol that fails (unknown, throttled past the retries, malformed answer) is named with its
+error in the run metadata and the rest is written. When failures exceed `max_failure_rate`, the
+blocking `fetch_failure_rate` check fails the run after the good data is recorded, so nothing
+downstream consumes an incomplete range.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+from pydantic import Field
+
+from ingest_platform.core.dataset import Dataset, record_partitions, record_run
+from ingest_platform.core.lake import ParquetLake
+from ingest_platform.market import rules
+from ingest_platform.market.checks import FAILURE_CHECK, failure_rate_check
+from ingest_platform.market.ingest import (
+    BarsConfig,
+    consolidated_content,
+    ingest_bars,
+    load_universe,
+    partition_metadata,
+)
+from ingest_platform.market.resources import AlphaVantage, Polygon, YahooFinance
+from ingest_platform.market.schema import (
+    ALPHA_VANTAGE_DAILY_BARS,
+    CORPORATE_ACTIONS,
+    GROUP,
+    MARKET_BARS,
+    POLYGON_DAILY_BARS,
+    SOURCE_DATASETS,
+    YAHOO_DAILY_BARS,
+)
+from ingest_platform.market.sources.alpha_vantage import AlphaVantageSource
+from ingest_platform.market.sources.bars import BarsFetch, Instrument
+from ingest_platform.reference import universe
+from ingest_platform.reference.schema import INSTRUMENTS
+
+
+def _failure_spec(dataset: Dataset) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        FAILURE_CHECK,
+        asset=dataset.name,
+        blocking=True,
+        description="Share of requested symbols the source failed to deliver, against the "
+        "run's max_failure_rate; blocks downstream assets when exceeded.",
+    )
+
+
+@multi_asset(
+    specs=[
+        YAHOO_DAILY_BARS.spec(deps=[INSTRUMENTS.name]),
+        CORPORATE_ACTIONS.spec(deps=[INSTRUMENTS.name]),
+    ],
+    check_specs=[_failure_spec(YAHOO_DAILY_BARS)],
+    group_name=GROUP,
+    partitions_def=YAHOO_DAILY_BARS.partitions_def,
+    backfill_policy=YAHOO_DAILY_BARS.asset_kwargs()["backfill_policy"],
+    pool="yahoo",
+)
+def yahoo_daily_bars(
+    context: AssetExecutionContext, config: BarsConfig, lake: ParquetLake, yahoo: YahooFinance
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    instruments = load_universe(lake, config.asset_classes, config.symbols)
+    source = yahoo.source()
+    run = ingest_bars(context, lake, YAHOO_DAILY_BARS, "yahoo", instruments, source.fetch, config)
+    record_run(context, YAHOO_DAILY_BARS.name, run.run_metadata)
+    yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
+    yield _write_actions(context, lake, run.fetch)
+    yield failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate)
+
+
+def _write_actions(
+    context: AssetExecutionContext, lake: ParquetLake, result: BarsFetch
+) -> MaterializeResult:
+    """Corporate actions of the fetched symbols replace theirs in each ex-date partition."""
+    keys = sorted(context.partition_keys)
+    existing = CORPORATE_ACTIONS.read_partitions(lake, keys)
+    fresh = CORPORATE_ACTIONS.split(result.actions, keys)
+    refetched = set(result.bars["symbol"]) if not result.bars.empty else set()
+    contents = consolidated_content(existing, fresh, refetched)
+    write = CORPORATE_ACTIONS.write(lake, contents, existing)
+    record_partitions(context, write)
+    counts = result.actions["action"].value_counts().to_dict() if len(result.actions) else {}
+    record_run(
+        context,
+        CORPORATE_ACTIONS.name,
+        {
+            "splits_fetched": MetadataValue.int(int(counts.get("split", 0))),
+            "dividends_fetched": MetadataValue.int(int(counts.get("dividend", 0))),
+            "partitions_written": MetadataValue.int(write.rewritten),
+        },
+    )
+    return MaterializeResult(asset_key=CORPORATE_ACTIONS.name)
+
+
+def _secondary(
+    context: AssetExecutionContext,
+    config: BarsConfig,
+    lake: ParquetLake,
+    dataset: Dataset,
+    source_name: str,
+    resource: AlphaVantage | Polygon,
+    covers: Callable[[Instrument], bool],
+) -> MaterializeResult:
+    """A budget-limited second source: fetch a rotating sample, never more than the budget."""
+    instruments = [
+        i for i in load_universe(lake, config.asset_classes, config.symbols) if covers(i)
+    ]
+    last_day = dt.date.fromisoformat(max(context.partition_keys))
+    budget = resource.budget().report()
+    # Never plan more calls than the day's budget has left: a spent budget means a smaller
+    # sample (possibly none), not a run that fails on every symbol.
+    wanted = resource.effective_sample_size()
+    size = wanted if budget.remaining is None else min(wanted, budget.remaining)
+    sample = rules.rotating_sample(instruments, size, last_day)
+    context.log.info(
+        "%s: reconciling a rotating sample of %d of %d symbols (budget %s)",
+        source_name,
+        len(sample),
+        len(instruments),
+        budget.as_dict(),
+    )
+    if budget.remaining == 0:
+        context.log.warning(
+            "%s: daily call budget spent (%s); nothing fetched", source_name, budget.as_dict()
+        )
+    source = resource.source()
+    run = ingest_bars(context, lake, dataset, source_name, sample, source.fetch, config)
+    after = resource.budget().report()
+    record_run(
+        context,
+        dataset.name,
+        {
+            **run.run_metadata,
+            "sample": MetadataValue.md(", ".join(f"`{i.symbol}`" for i in sample) or "_none_"),
+            **{
+                f"http_{name}": MetadataValue.float(float(value))
+                for name, value in source.http.stats.as_dict().items()
+            },
+            "budget_calls_today": MetadataValue.int(after.calls),
+            # -1: the source has no daily cap.
+            "budget_remaining_today": MetadataValue.int(
+                -1 if after.remaining is None else after.remaining
+            ),
+        },
+    )
+    return MaterializeResult(
+        check_results=[failure_rate_check(dataset.name, run.fetch, config.max_failure_rate)]
+    )
+
+
+@asset(
+    **ALPHA_VANTAGE_DAILY_BARS.asset_kwargs(
+        deps=[INSTRUMENTS.name],
+        check_specs=[_failure_spec(ALPHA_VANTAGE_DAILY_BARS)],
+        pool="alpha_vantage",
+    )
+)
+def alpha_vantage_daily_bars(
+    context: AssetExecutionContext,
+    config: BarsConfig,
+    lake: ParquetLake,
+    alpha_vantage: AlphaVantage,
+) -> MaterializeResult:
+    return _secondary(
+        context,
+        config,
+        lake,
+        ALPHA_VANTAGE_DAILY_BARS,
+        "alpha_vantage",
+        alpha_vantage,
+        AlphaVantageSource.covers,
+    )
+
+
+@asset(
+    **POLYGON_DAILY_BARS.asset_kwargs(
+        deps=[INSTRUMENTS.name],
+        check_specs=[_failure_spec(POLYGON_DAILY_BARS)],
+        pool="polygon",
+    )
+)
+def polygon_daily_bars(
+    context: AssetExecutionContext, config: BarsConfig, lake: ParquetLake, polygon: Polygon
+) -> MaterializeResult:
+    return _secondary(context, config, lake, POLYGON_DAILY_BARS, "polygon", polygon, lambda i: True)
+
+
+class ConsolidationConfig(Config):
+    """Which part of the universe a `market_bars` run rebuilds (the rest is left as it is)."""
+
+    asset_classes: list[str] = Field(
+        default=list(universe.ASSET_CLASSES), description="Subset of equity, etf, fx."
+    )
+    symbols: list[str] = Field(default=[], description="Explicit symbols (overrides classes).")
+
+
+@asset(
+    **MARKET_BARS.asset_kwargs(
+        deps=[*(d.name for d in SOURCE_DATASETS.values()), CORPORATE_ACTIONS.name],
+        pool="lake",
+    )
+)
+def market_bars(
+    context: AssetExecutionContext, config: ConsolidationConfig, lake: ParquetLake
+) -> MaterializeResult:
+    keys = sorted(context.partition_keys)
+    instruments = load_universe(lake, config.asset_classes, config.symbols)
+    symbols = {i.symbol for i in instruments}
+    frames: dict[str, pd.DataFrame] = {}
+    for source_name, dataset in SOURCE_DATASETS.items():
+        frame = dataset.read(lake, keys)
+        if len(frame):
+            frames[source_name] = frame[frame["symbol"].isin(symbols)]
+    if "alpha_vantage" in frames and lake.partition_keys(CORPORATE_ACTIONS.name):
+        splits = CORPORATE_ACTIONS.read(lake, columns=["symbol", "date", "action", "value"])
+        frames["alpha_vantage"] = rules.split_adjust(frames["alpha_vantage"], splits)
+    consolidated = rules.consolidate(frames)
+    existing = MARKET_BARS.read_partitions(lake, keys)
+    contents = consolidated_content(existing, MARKET_BARS.split(consolidated, keys), symbols)
+    # Validated as merged partitions by the one write path: the conformed content is
+    # re-checked, not trusted because its sources passed.
+    write = MARKET_BARS.write(lake, contents, existing)
+    # Expected: the symbols this run rebuilds (the rest of the partition is left as it was).
+    expected = rules.expected_by_partition(instruments, keys)
+    per_partition = partition_metadata(write, expected)
+    record_partitions(context, write, per_partition)
+    by_source = consolidated["source"].value_counts().to_dict() if len(consolidated) else {}
+    record_run(
+        context,
+        MARKET_BARS.name,
+        {
+            **{
+                f"rows_from_{name}": MetadataValue.int(int(by_source.get(name, 0)))
+                for name in SOURCE_DATASETS
+            },
+            "rebuilt_symbols": MetadataValue.int(len(symbols)),
+            "partitions_written": MetadataValue.int(write.rewritten),
+            "partitions_unchanged": MetadataValue.int(write.unchanged),
+            "partitions_with_missing_symbols": MetadataValue.int(
+                sum(m["missing_count"].value > 0 for m in per_partition.values())
+            ),
+        },
+    )
+    return MaterializeResult()
+
+
+MARKET_ASSETS = [yahoo_daily_bars, alpha_vantage_daily_bars, polygon_daily_bars, market_bars]

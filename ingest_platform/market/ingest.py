@@ -1,0 +1,186 @@
+"""The flow every per-source bar asset runs: plan, fetch, filter, quarantine, merge, write.
+
+Plain functions over a Dagster context: the assets in `market.assets` only choose the source
+and the instruments. Rules live in `market.rules`; the validated write in `core.dataset`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MetadataValue
+from pydantic import Field
+
+from ingest_platform.core.dataset import Dataset, DatasetWrite, record_partitions
+from ingest_platform.core.lake import LakeError, ParquetLake
+from ingest_platform.core.metadata import mapping_table
+from ingest_platform.core.partitions import market_day
+from ingest_platform.market import rules
+from ingest_platform.market.schema import DailyBars
+from ingest_platform.market.sources.bars import BarsFetch, Instrument, empty_actions, empty_bars
+from ingest_platform.reference import universe
+from ingest_platform.reference.schema import INSTRUMENTS
+
+
+class BarsConfig(Config):
+    """Run configuration shared by the per-source bar assets (set it in the launchpad)."""
+
+    refresh: bool = Field(
+        default=False,
+        description="Re-fetch every expected symbol in the range. Default: fetch only what the "
+        "lake is missing, so a daily run after a backfill asks for one day.",
+    )
+    asset_classes: list[str] = Field(
+        default=list(universe.ASSET_CLASSES), description="Subset of equity, etf, fx."
+    )
+    symbols: list[str] = Field(
+        default=[], description="Explicit symbols (overrides asset_classes)."
+    )
+    max_failure_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of requested symbols allowed to fail before the run fails (0..1).",
+    )
+
+
+def load_universe(
+    lake: ParquetLake, asset_classes: list[str], symbols: list[str]
+) -> list[Instrument]:
+    """The instruments a run covers, from the `instruments` dataset in the lake."""
+    try:
+        frame = lake.read(INSTRUMENTS.name)
+    except LakeError as exc:
+        raise LakeError(f"{exc}; materialize the `instruments` asset first") from exc
+    chosen = universe.select(frame, tuple(asset_classes), tuple(symbols) or None)
+    return Instrument.from_frame(chosen)
+
+
+def symbol_list(symbols: set[str]) -> MetadataValue:
+    """Every symbol, as Markdown (never truncated): `AAPL`, `MSFT`, …"""
+    return MetadataValue.md(", ".join(f"`{s}`" for s in sorted(symbols)) or "_none_")
+
+
+def partition_metadata(
+    write: DatasetWrite, expected: Mapping[str, set[str]]
+) -> dict[str, dict[str, Any]]:
+    """Per-partition figures of a bar dataset: symbols present, expected, missing."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, part in write.partitions.items():
+        present = set(part.rows["symbol"]) if len(part.rows) else set()
+        missing = expected[key] - present
+        out[key] = {
+            "symbols": MetadataValue.int(len(present)),
+            "expected_symbols": MetadataValue.int(len(expected[key])),
+            "missing_count": MetadataValue.int(len(missing)),
+            "missing_symbols": symbol_list(missing),
+            "market_closed": MetadataValue.bool(market_day(key).market_closed),
+        }
+    return out
+
+
+@dataclass
+class BarsIngest:
+    """What one run of a per-source asset did."""
+
+    fetch: BarsFetch
+    write: DatasetWrite
+    run_metadata: dict[str, Any]
+
+
+def ingest_bars(
+    context: AssetExecutionContext,
+    lake: ParquetLake,
+    dataset: Dataset,
+    source_name: str,
+    instruments: list[Instrument],
+    fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
+    config: BarsConfig,
+) -> BarsIngest:
+    """Plan, fetch, quarantine invalid rows, merge and write a range of daily partitions.
+
+    Per-partition figures go on each partition's materialization; the run's own figures
+    (requests, failures, quarantine) go once, on the run's newest partition.
+    """
+    keys = sorted(context.partition_keys)
+    expected = rules.expected_by_partition(instruments, keys)
+    existing = dataset.read_partitions(lake, keys)
+    present = {k: set(frame["symbol"]) for k, frame in existing.items()}
+    plan = rules.plan_fetch(instruments, expected, present, config.refresh)
+    if plan.empty:
+        context.log.info(
+            "%s: every expected symbol is already in the lake for %s..%s",
+            dataset.name,
+            keys[0],
+            keys[-1],
+        )
+        result = BarsFetch(source_name, plan.start, plan.end, empty_bars(), empty_actions())
+    else:
+        context.log.info(
+            "%s: fetching %d symbols over %s..%s (one request each)",
+            dataset.name,
+            len(plan.instruments),
+            plan.start,
+            plan.end,
+        )
+        result = fetch(plan.instruments, plan.start, plan.end)
+    for _, error in sorted(result.failures.items()):
+        context.log.warning("%s", error)
+    fetched = result.bars
+    off_calendar = 0
+    if not fetched.empty:
+        keep = rules.on_calendar(fetched, plan.instruments, keys)
+        off_calendar = int((~keep).sum())
+        fetched = fetched[keep]
+    quarantine = rules.quarantine_invalid(fetched.reset_index(drop=True), DailyBars)
+    for symbol, reason in quarantine.reasons.items():
+        context.log.warning("%s %s: quarantined: %s", source_name, symbol, reason)
+    by_key = dataset.split(quarantine.valid, keys)
+    contents = {
+        key: rules.merge_partition(existing.get(key), by_key[key], config.refresh) for key in keys
+    }
+    write = dataset.write(lake, contents, existing)
+    per_partition = partition_metadata(write, expected)
+    record_partitions(context, write, per_partition)
+    run_metadata = {
+        "source": MetadataValue.text(source_name),
+        "run_partitions": MetadataValue.text(f"{keys[0]}..{keys[-1]} ({len(keys)})"),
+        "requested_symbols": MetadataValue.int(len(plan.instruments)),
+        "fetched_range": MetadataValue.text("" if plan.empty else f"{plan.start}..{plan.end}"),
+        "fetched_rows": MetadataValue.int(len(result.bars)),
+        "off_calendar_rows_dropped": MetadataValue.int(off_calendar),
+        "quarantined_rows": MetadataValue.int(quarantine.rejected_rows),
+        "quarantined": mapping_table(quarantine.reasons, "symbol", "reason"),
+        "failed_count": MetadataValue.int(len(result.failures)),
+        "failed_symbols": mapping_table(result.failure_messages(), "symbol", "error"),
+        "partitions_written": MetadataValue.int(write.rewritten),
+        "partitions_unchanged": MetadataValue.int(write.unchanged),
+        "partitions_with_missing_symbols": MetadataValue.int(
+            sum(m["missing_count"].value > 0 for m in per_partition.values())
+        ),
+    }
+    return BarsIngest(result, write, run_metadata)
+
+
+def consolidated_content(
+    existing: Mapping[str, pd.DataFrame],
+    fresh: Mapping[str, pd.DataFrame],
+    covered: set[str],
+) -> dict[str, pd.DataFrame]:
+    """A derived partition's new content when a run covers only `covered` symbols.
+
+    Rows of the covered symbols are exactly what the sources say now; rows of every other
+    symbol stay as they are. A subset run (``symbols: [AAPL]``) therefore never deletes the
+    rest of the universe from the partition.
+    """
+    out: dict[str, pd.DataFrame] = {}
+    for key, new in fresh.items():
+        old = existing.get(key)
+        kept = old[~old["symbol"].isin(covered)] if old is not None and len(old) else None
+        parts = [p for p in (kept, new) if p is not None and len(p)]
+        out[key] = pd.concat(parts, ignore_index=True) if parts else new
+    return out

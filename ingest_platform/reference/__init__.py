@@ -1,0 +1,1 @@
+"""Reference data: the instrument universe, trading sessions and exchange holidays."""

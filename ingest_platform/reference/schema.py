@@ -1,0 +1,100 @@
+"""Pandera models of the reference datasets: instruments, trading sessions, holidays."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from ingest_platform.core.dataset import Dataset
+from ingest_platform.core.schema import DATE, UTC, DatasetModel
+
+
+class Instruments(DatasetModel):
+    """The instrument universe: S&P 500 constituents, ETFs and FX pairs."""
+
+    symbol: Series[str] = pa.Field(
+        unique=True, description="Canonical symbol (BRK.B, SPY, EURUSD)."
+    )
+    yahoo_symbol: Series[str] = pa.Field(
+        unique=True, description="Yahoo Finance ticker (BRK-B, EURUSD=X)."
+    )
+    name: Series[str] = pa.Field(description="Instrument or company name.")
+    asset_class: Series[str] = pa.Field(
+        isin=["equity", "etf", "fx"], description="equity, etf or fx."
+    )
+    gics_sector: Series[str] = pa.Field(nullable=True, description="GICS sector (equities only).")
+    isin: Series[str] = pa.Field(nullable=True, description="ISIN where known.")
+    currency: Series[str] = pa.Field(
+        str_length={"min_value": 3, "max_value": 3}, description="Quote currency."
+    )
+    calendar: Series[str] = pa.Field(description="exchange-calendars name of the trading calendar.")
+    index_member: Series[str] = pa.Field(
+        nullable=True, description="Index the instrument belongs to (S&P 500)."
+    )
+
+
+class TradingSessions(DatasetModel):
+    """One row per trading session of each calendar the platform uses."""
+
+    calendar: Series[str] = pa.Field(description="exchange-calendars name (XNYS, XNAS, 24/5).")
+    date: Series[pd.Timestamp] = pa.Field(metadata=DATE, description="Local session date.")
+    open_utc: Series[pd.DatetimeTZDtype] = pa.Field(
+        dtype_kwargs=UTC, description="Session open, UTC."
+    )
+    close_utc: Series[pd.DatetimeTZDtype] = pa.Field(
+        dtype_kwargs=UTC, description="Session close, UTC."
+    )
+    early_close: Series[bool] = pa.Field(description="True on half days.")
+
+    @pa.dataframe_check(description="(calendar, date) is unique")
+    def one_row_per_session(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["calendar", "date"]).any()
+
+    @pa.dataframe_check(description="close_utc > open_utc")
+    def closes_after_open(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["close_utc"] > df["open_utc"]
+
+
+class ExchangeHolidays(DatasetModel):
+    """Weekdays on which a calendar does not trade."""
+
+    calendar: Series[str] = pa.Field(description="exchange-calendars name.")
+    date: Series[pd.Timestamp] = pa.Field(metadata=DATE, description="Local date of the closure.")
+    name: Series[str] = pa.Field(description="Holiday name, or 'ad hoc closure'.")
+    kind: Series[str] = pa.Field(isin=["regular", "ad_hoc"], description="regular or ad_hoc.")
+
+    @pa.dataframe_check(description="(calendar, date) is unique")
+    def one_row_per_holiday(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["calendar", "date"]).any()
+
+
+GROUP = "reference"
+
+INSTRUMENTS = Dataset(
+    name="instruments",
+    model=Instruments,
+    group=GROUP,
+    key=("symbol",),
+    description="Every instrument the platform tracks: S&P 500 constituents (shipped snapshot), "
+    "the ETF list and FX pairs, with Yahoo symbols, sector, currency and trading calendar.",
+)
+
+TRADING_SESSIONS = Dataset(
+    name="trading_sessions",
+    model=TradingSessions,
+    group=GROUP,
+    key=("calendar", "date"),
+    description="Trading sessions (open and close in UTC, early closes) of each calendar the "
+    "universe trades on, from exchange-calendars, from the first market partition to next "
+    "year's end.",
+)
+
+EXCHANGE_HOLIDAYS = Dataset(
+    name="exchange_holidays",
+    model=ExchangeHolidays,
+    group=GROUP,
+    key=("calendar", "date"),
+    description="Weekdays on which each calendar does not trade, named (regular holidays) or "
+    "marked ad hoc (closures such as 2025-01-09), from exchange-calendars.",
+)

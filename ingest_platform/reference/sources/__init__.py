@@ -1,0 +1,1 @@
+"""Reference sources (no Dagster): Wikipedia's S&P 500 constituents table."""

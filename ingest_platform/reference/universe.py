@@ -1,0 +1,180 @@
+"""The instrument universe: S&P 500 constituents, ETFs and FX pairs from the shipped snapshots.
+
+Plain functions over the CSVs in ``data/reference/``; the `instruments` asset validates the
+result and writes it to the lake, and every other dataset takes its symbols from there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ingest_platform.core import calendars
+
+CONSTITUENTS_FILE = "sp500_constituents.csv"
+ETFS_FILE = "etfs.csv"
+FX_FILE = "fx_pairs.csv"
+ASSET_CLASSES = ("equity", "etf", "fx")
+
+
+class ReferenceDataError(ValueError):
+    """A reference file is missing or malformed; the message names the file."""
+
+
+def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise ReferenceDataError(f"reference file {path} does not exist")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ReferenceDataError(f"{path}: missing column(s) {missing}")
+    blank = frame[frame["symbol"].str.strip() == ""]
+    if len(blank):
+        raise ReferenceDataError(f"{path}: blank symbol on line(s) {[i + 2 for i in blank.index]}")
+    return frame
+
+
+def load_instruments(directory: Path) -> pd.DataFrame:
+    """All instruments from the three snapshots, one row per symbol, in the `Instruments` shape."""
+    equities = _read_csv(
+        directory / CONSTITUENTS_FILE, ["symbol", "yahoo_symbol", "name", "gics_sector", "isin"]
+    )
+    etfs = _read_csv(directory / ETFS_FILE, ["symbol", "yahoo_symbol", "name"])
+    fx = _read_csv(directory / FX_FILE, ["symbol", "yahoo_symbol", "quote_currency", "name"])
+    frames = [
+        pd.DataFrame(
+            {
+                "symbol": equities["symbol"],
+                "yahoo_symbol": equities["yahoo_symbol"],
+                "name": equities["name"],
+                "asset_class": "equity",
+                "gics_sector": equities["gics_sector"].replace("", None),
+                "isin": equities["isin"].replace("", None),
+                "currency": "USD",
+                "calendar": calendars.PRIMARY_CALENDAR,
+                "index_member": "S&P 500",
+            }
+        ),
+        pd.DataFrame(
+            {
+                "symbol": etfs["symbol"],
+                "yahoo_symbol": etfs["yahoo_symbol"],
+                "name": etfs["name"],
+                "asset_class": "etf",
+                "gics_sector": None,
+                "isin": None,
+                "currency": "USD",
+                "calendar": calendars.PRIMARY_CALENDAR,
+                "index_member": None,
+            }
+        ),
+        pd.DataFrame(
+            {
+                "symbol": fx["symbol"],
+                "yahoo_symbol": fx["yahoo_symbol"],
+                "name": fx["name"],
+                "asset_class": "fx",
+                "gics_sector": None,
+                "isin": None,
+                "currency": fx["quote_currency"],
+                "calendar": calendars.FX_CALENDAR,
+                "index_member": None,
+            }
+        ),
+    ]
+    frame = pd.concat(frames, ignore_index=True)
+    duplicated = frame.loc[frame["symbol"].duplicated(keep=False), "symbol"].unique().tolist()
+    if duplicated:
+        raise ReferenceDataError(f"symbol(s) listed in more than one reference file: {duplicated}")
+    return frame.sort_values(["asset_class", "symbol"], ignore_index=True)
+
+
+def select(
+    instruments: pd.DataFrame,
+    asset_classes: tuple[str, ...] = ASSET_CLASSES,
+    symbols: tuple[str, ...] | None = None,
+) -> pd.DataFrame:
+    """The part of the universe a run covers: some asset classes, or an explicit symbol list.
+
+    An explicit symbol the universe does not know is an error, not an empty result: a typo in a
+    run config must not quietly ingest nothing.
+    """
+    unknown_classes = sorted(set(asset_classes) - set(ASSET_CLASSES))
+    if unknown_classes:
+        raise ReferenceDataError(f"unknown asset class(es) {unknown_classes}; use {ASSET_CLASSES}")
+    chosen = instruments[instruments["asset_class"].isin(asset_classes)]
+    if symbols:
+        unknown = sorted(set(symbols) - set(instruments["symbol"]))
+        if unknown:
+            raise ReferenceDataError(f"symbol(s) not in the instrument universe: {unknown}")
+        chosen = instruments[instruments["symbol"].isin(symbols)]
+    return chosen.reset_index(drop=True)
+
+
+CONSTITUENT_COLUMNS = ["symbol", "yahoo_symbol", "name", "gics_sector", "isin"]
+#: A fetched list this much shorter than the snapshot is a broken page, not an index change.
+_MIN_KEPT_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class ConstituentDiff:
+    """How a refreshed constituents list differs from the shipped snapshot."""
+
+    added: list[str]
+    removed: list[str]
+    renamed: dict[str, tuple[str, str]]
+    resectored: dict[str, tuple[str, str]]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.renamed or self.resectored)
+
+    def lines(self) -> list[str]:
+        out = [f"+ {s}" for s in self.added] + [f"- {s}" for s in self.removed]
+        out += [f"~ {s}: name {a!r} -> {b!r}" for s, (a, b) in sorted(self.renamed.items())]
+        out += [f"~ {s}: sector {a!r} -> {b!r}" for s, (a, b) in sorted(self.resectored.items())]
+        return out or ["no changes"]
+
+
+def refresh_constituents(
+    current: pd.DataFrame, fetched: pd.DataFrame
+) -> tuple[pd.DataFrame, ConstituentDiff]:
+    """The new snapshot (fetched symbols, names and sectors; known ISINs kept) and the diff.
+
+    Refuses a fetched list much shorter than the current one: a page that lost its table
+    must not silently shrink the universe.
+    """
+    if len(fetched) < _MIN_KEPT_FRACTION * len(current):
+        raise ReferenceDataError(
+            f"refusing to replace {len(current)} constituents with {len(fetched)}: "
+            "the fetched list looks truncated"
+        )
+    isin = dict(zip(current["symbol"], current["isin"], strict=True))
+    new = pd.DataFrame(
+        {
+            "symbol": fetched["symbol"],
+            "yahoo_symbol": fetched["symbol"].str.replace(".", "-", regex=False),
+            "name": fetched["name"],
+            "gics_sector": fetched["gics_sector"],
+            "isin": fetched["symbol"].map(isin).fillna(""),
+        }
+    ).sort_values("symbol", ignore_index=True)[CONSTITUENT_COLUMNS]
+    old, now = current.set_index("symbol"), new.set_index("symbol")
+    common = old.index.intersection(now.index)
+    diff = ConstituentDiff(
+        added=sorted(set(now.index) - set(old.index)),
+        removed=sorted(set(old.index) - set(now.index)),
+        renamed={
+            s: (old.at[s, "name"], now.at[s, "name"])
+            for s in common
+            if old.at[s, "name"] != now.at[s, "name"]
+        },
+        resectored={
+            s: (old.at[s, "gics_sector"], now.at[s, "gics_sector"])
+            for s in common
+            if old.at[s, "gics_sector"] != now.at[s, "gics_sector"]
+        },
+    )
+    return new, diff
