@@ -14,8 +14,8 @@ import os
 from typing import Any, TextIO
 
 from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster._core.events import StepMaterializationData
 
-from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.partitions import market_day_partitions
 from ingest_platform.definitions import build_definitions
 from ingest_platform.sandbox import Sandbox
@@ -38,24 +38,26 @@ def _report(result: ExecuteInProcessResult, name: str, out: TextIO) -> bool:
     for event in result.all_events:
         if event.is_failure and event.message:
             print(f"  {event.step_key}: {event.message[:500]}", file=out)
-    latest: dict[str, Any] = {}
+    rows: dict[str, int] = {}
     partitions: dict[str, int] = {}
+    where: dict[str, str] = {}
     for event in result.get_asset_materialization_events():
-        mat = event.step_materialization_data.materialization
+        data = event.event_specific_data
+        if not isinstance(data, StepMaterializationData):
+            continue
+        mat = data.materialization
         key = mat.asset_key.to_user_string()
-        latest[key] = mat
-        partitions[key] = partitions.get(key, 0) + 1
-    for key, mat in sorted(latest.items()):
-        rows = sum(
-            e.step_materialization_data.materialization.metadata["dagster/row_count"].value
-            for e in result.get_asset_materialization_events()
-            if e.step_materialization_data.materialization.asset_key.to_user_string() == key
-            and "dagster/row_count" in e.step_materialization_data.materialization.metadata
-        )
+        count = mat.metadata.get("dagster/row_count")
+        value = count.value if count is not None else 0
+        rows[key] = rows.get(key, 0) + (value if isinstance(value, int) else 0)
+        partitions[key] = partitions.get(key, 0) + (1 if mat.partition else 0)
         uri = mat.metadata.get("dagster/uri")
-        where = os.path.dirname(uri.value) if uri and mat.partition else (uri.value if uri else "")
-        span = f"{partitions[key]} partition(s)" if mat.partition else "unpartitioned"
-        print(f"  {key:<26} {rows:>8,} rows, {span:<16} -> {where}", file=out)
+        if uri is not None:
+            path = str(uri.value)
+            where[key] = os.path.dirname(path) if mat.partition else path
+    for key in sorted(rows):
+        span = f"{partitions[key]} partition(s)" if partitions[key] else "unpartitioned"
+        print(f"  {key:<26} {rows[key]:>8,} rows, {span:<16} -> {where.get(key, '')}", file=out)
     return result.success
 
 
@@ -89,7 +91,8 @@ def run_demo(
         os.environ.update(sandbox.env())
         print(f"Sandbox: HTTP {sandbox.url}, Kraken {sandbox.kraken_url}\n", file=out)
         defs = build_definitions()
-        lake: ParquetLake = defs.resources["lake"]
+        resources = defs.resources or {}
+        lake: Any = resources["lake"]
 
         result = defs.resolve_job_def("reference_job").execute_in_process(
             instance=instance, raise_on_error=False, run_config=QUIET
@@ -108,7 +111,7 @@ def run_demo(
         )
         ok &= _report(result, f"market_bars_job {first}..{last}", out)
 
-        stream = defs.resources["kraken_stream"]
+        stream: Any = resources["kraken_stream"]
         result = defs.resolve_job_def("kraken_stream_job").execute_in_process(
             instance=instance,
             raise_on_error=False,

@@ -93,9 +93,25 @@ def page():
 
 
 def _dismiss_welcome(page) -> None:
-    skip = page.get_by_role("button", name="Skip")
-    if skip.count() and skip.first.is_visible():
-        skip.first.click()
+    """Close whatever dialog the UI opens on a fresh instance (welcome, what's new, ...).
+
+    Dialogs can appear a moment after the page settles, so this keeps looking for a few
+    seconds and closes each one it sees; a backdrop left open would swallow every click.
+    """
+    backdrop = page.locator(".bp5-overlay-backdrop")
+    quiet_since = time.monotonic()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 2:
+        if backdrop.count() and backdrop.first.is_visible():
+            for name in ("Skip", "Close", "Dismiss", "Got it", "Done"):
+                button = page.get_by_role("button", name=name)
+                if button.count() and button.first.is_visible():
+                    button.first.click()
+                    break
+            else:
+                page.keyboard.press("Escape")
+            quiet_since = time.monotonic()
+        page.wait_for_timeout(200)
 
 
 def test_the_catalog_shows_every_dataset(dagster_ui, page):

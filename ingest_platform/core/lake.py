@@ -184,7 +184,7 @@ class ParquetLake(ConfigurableResource):
             return 0
         cutoff = time.time() - older_than_seconds
         removed = 0
-        for entry in os.scandir(os.fspath(directory)):
+        for entry in os.scandir(directory.path):
             if is_temporary(entry.name) and entry.stat().st_mtime < cutoff:
                 os.unlink(entry.path)
                 removed += 1

@@ -83,4 +83,7 @@ def column_schema(model: type[pa.DataFrameModel]) -> TableSchema:
     """The model's column schema as Dagster shows it (names, types, descriptions, checks)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # the helper is beta; its output is stable
-        return pandera_schema_to_dagster_type(model).metadata["schema"].value
+        value = pandera_schema_to_dagster_type(model).metadata["schema"].value
+    if not isinstance(value, TableSchema):
+        raise TypeError(f"dagster-pandera gave no table schema for {model.__name__}")
+    return value

@@ -20,7 +20,6 @@ from ingest_platform.market.schema import GROUP
 market_bars_job = define_asset_job(
     "market_bars_job",
     selection=AssetSelection.groups(GROUP),
-    partitions_def=market_day_partitions,
     description="Daily bars from every source, then the consolidated market_bars.",
 )
 

@@ -183,12 +183,16 @@ class HttpClient:
         if parse_json:
             try:
                 payload = json.loads(body)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise MalformedPayload(
                     self.source,
                     f"invalid JSON ({len(body)} bytes, {exc.msg} at char {exc.pos}) "
                     f"from GET {shown}",
                     symbol,
+                ) from None
+            except UnicodeDecodeError:
+                raise MalformedPayload(
+                    self.source, f"answer is not UTF-8 ({len(body)} bytes) from GET {shown}", symbol
                 ) from None
         else:
             payload = response.text

@@ -82,6 +82,17 @@ def _last_error(state: tenacity.RetryCallState) -> SourceError | None:
     return exc if isinstance(exc, SourceError) else None
 
 
+class _RetryAfterBeyond(tenacity.stop.stop_base):
+    """Stop when the provider asks us to wait longer than we are willing to."""
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        retry_after = getattr(_last_error(retry_state), "retry_after", None)
+        return retry_after is not None and retry_after > self.cap
+
+
 def retry_call(
     attempt: Callable[[], T],
     source: str,
@@ -104,10 +115,6 @@ def retry_call(
         retry_after = getattr(error, "retry_after", None)
         return max(delay, retry_after) if retry_after is not None else delay
 
-    def retry_after_too_long(state: tenacity.RetryCallState) -> bool:
-        retry_after = getattr(_last_error(state), "retry_after", None)
-        return retry_after is not None and retry_after > policy.max_retry_after
-
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = _last_error(state)
         assert error is not None and state.next_action is not None
@@ -125,7 +132,10 @@ def retry_call(
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(_transient),
-        stop=tenacity.stop_after_attempt(policy.max_attempts) | retry_after_too_long,
+        stop=tenacity.stop_any(
+            tenacity.stop_after_attempt(policy.max_attempts),
+            _RetryAfterBeyond(policy.max_retry_after),
+        ),
         wait=wait,
         sleep=sleep,
         before_sleep=before_sleep,

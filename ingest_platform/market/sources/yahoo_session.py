@@ -39,7 +39,7 @@ class _RerouteAdapter(HTTPAdapter):
         path = f"{self._base.path}{prefix}{parts.path}"
         return urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
 
-    def send(self, request, **kwargs):  # type: ignore[override]
+    def send(self, request, **kwargs):
         routed = request.copy()
         routed.url = self.reroute(request.url)
         response = super().send(routed, **kwargs)
