@@ -1,20 +1,26 @@
 """Backfill benchmark: three years of the full universe through the real Dagster CLI path.
 
-In one run, against one sandbox (in its own process), it times:
+Against one sandbox (in its own process) it times, interleaved and repeated (A B C A B C …),
+so that one noisy moment on a shared machine cannot decide a ratio:
 
-1. **ours**: ``dagster asset materialize`` of market_bars and its upstreams (yahoo_daily_bars,
-   corporate_actions, alpha_vantage_daily_bars, polygon_daily_bars) over the partition range,
-   on a fresh copy of the repository's instance config (SQLite) and a fresh lake;
-2. **bare**: a script that does the same Yahoo fetch with ``yf.download`` and ``to_parquet``
-   and nothing else (no validation, no partitions, no metadata);
-3. **floor**: the same five assets with empty bodies through the same CLI and instance config:
-   what Dagster itself costs for that many partitions.
+- **ours**: ``dagster asset materialize`` of market_bars and its upstreams (yahoo_daily_bars,
+  corporate_actions, alpha_vantage_daily_bars, polygon_daily_bars) over the partition range,
+  on a fresh instance and a fresh lake each time;
+- **floor**: the same five assets with empty bodies (`dagster_floor_defs.py`) through the same
+  CLI and instance: what Dagster itself costs for that many partitions;
+- **bare**: ``yf.download`` + ``to_parquet`` of the same Yahoo data, nothing else;
+- **before** (with ``--before PATH``): ``ours`` run from another checkout of the project (for
+  example ``git worktree add /tmp/before <commit>``), to compare a change in the same run.
 
-Goal (issue #4): ours <= 1.5 x bare + floor. It prints wall time, peak RSS, requests per source
-(with the most requests any one symbol got) and the rows written. Timings are never asserted.
+Each Dagster variant runs on every instance asked for: ``sqlite`` (the repository's
+dagster.yaml) and ``postgres`` (deploy/dagster-postgres.yaml on a fresh database of the server
+at 127.0.0.1:5432, with ``DAGSTER_EVENT_BATCH_SIZE``). It prints medians, the ratios the goals
+are stated in, requests per source and rows written (which must match between ``ours`` and
+``before``). Timings are never asserted anywhere.
 
-    .venv/bin/python benchmarks/market_backfill.py            # 2023-01-02...2025-12-31
-    .venv/bin/python benchmarks/market_backfill.py --quick    # one quarter
+    .venv/bin/python benchmarks/market_backfill.py                      # 3 years, SQLite, x3
+    .venv/bin/python benchmarks/market_backfill.py --instances sqlite,postgres --repeat 3
+    .venv/bin/python benchmarks/market_backfill.py --before /tmp/before --quick
 """
 
 from __future__ import annotations
@@ -23,11 +29,14 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +46,7 @@ ASSETS = (
     "yahoo_daily_bars,corporate_actions,alpha_vantage_daily_bars,polygon_daily_bars,market_bars"
 )
 QUIET = "loggers:\n  console:\n    config:\n      log_level: WARNING\n"
+PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 
 BARE_SCRIPT = r"""
 import sys, datetime as dt
@@ -53,7 +63,6 @@ frame.to_parquet(out)
 print(len(frame.stack(level=1, future_stack=True).dropna(how="all")))
 """
 
-
 _MEASURE = (
     "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
     "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
@@ -65,8 +74,7 @@ _MEASURE = (
 def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
     """Run `cmd`; return wall seconds, peak RSS (MB) of the largest process in its tree, stdout.
 
-    A fresh launcher process runs the command so its RUSAGE_CHILDREN covers only this run
-    (ru_maxrss is the largest resident set among the waited-for descendants).
+    A fresh launcher process runs the command so its RUSAGE_CHILDREN covers only this run.
     """
     start = time.perf_counter()
     proc = subprocess.run(
@@ -91,39 +99,113 @@ def _start_sandbox(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [
             str(BIN / "ingest-platform"),
-            "sandbox",
-            "--http-port",
-            "0",
-            "--kraken-port",
-            "0",
-            "--as-of",
-            AS_OF,
+            *("sandbox", "--http-port", "0", "--kraken-port", "0", "--as-of", AS_OF),
         ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    assert proc.stdout is not None
     for line in proc.stdout:
         if line.strip().startswith("export INGEST_PLATFORM_SANDBOX_URL="):
             return proc, line.strip().split("=", 1)[1]
     raise SystemExit("sandbox did not start")
 
 
-def _dagster(env, home: Path, *args: str) -> tuple[float, float, str]:
-    return _timed(
-        [str(BIN / "dagster"), "asset", "materialize", *args, "-c", str(home / "quiet.yaml")],
-        env,
-        home,
+def _postgres_database() -> str:
+    """A fresh, empty database on the local server (dropped by `_drop_database`)."""
+    import psycopg2
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(dbname="postgres", **PG)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return name
+
+
+def _drop_database(name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", **PG)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@dataclass
+class Home:
+    """A fresh DAGSTER_HOME (and lake) for one timed run, on one kind of instance."""
+
+    path: Path
+    env: dict[str, str]
+    database: str | None = None
+
+    def close(self) -> None:
+        if self.database:
+            _drop_database(self.database)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _fresh_home(base: Path, env: dict[str, str], instance: str, batch: int) -> Home:
+    path = base / f"home-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    (path / "quiet.yaml").write_text(QUIET)
+    run_env = {**env, "DAGSTER_HOME": str(path), "INGEST_PLATFORM_DATA_DIR": str(path / "data")}
+    if instance == "sqlite":
+        shutil.copy(ROOT / "dagster.yaml", path / "dagster.yaml")
+        return Home(path, run_env)
+    database = _postgres_database()
+    shutil.copy(ROOT / "deploy" / "dagster-postgres.yaml", path / "dagster.yaml")
+    run_env.update(
+        DAGSTER_PG_HOST=PG["host"],
+        DAGSTER_PG_PORT=PG["port"],
+        DAGSTER_PG_USER=PG["user"],
+        DAGSTER_PG_PASSWORD="",
+        DAGSTER_PG_DB=database,
+        DAGSTER_EVENT_BATCH_SIZE=str(batch),
     )
+    return Home(path, run_env, database)
 
 
-def _fresh_home(base: Path, name: str) -> Path:
-    home = base / name
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    (home / "quiet.yaml").write_text(QUIET)
-    return home
+@dataclass
+class Variant:
+    name: str
+    instance: str | None  # None: no Dagster instance (the bare script)
+    walls: list[float] = field(default_factory=list)
+    rss: list[float] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.instance})" if self.instance else self.name
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+
+def _materialize(home: Home, target: list[str], args, pythonpath: str | None) -> tuple:
+    env = dict(home.env)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    cmd = [str(BIN / "dagster"), "asset", "materialize", *target, "--select", ASSETS]
+    cmd += ["--partition-range", f"{args.start}...{args.end}", "-c", str(home.path / "quiet.yaml")]
+    return _timed(cmd, env, home.path)
+
+
+def _lake_rows(home: Home) -> dict[str, int]:
+    import pyarrow.dataset as ds
+
+    lake = home.path / "data" / "lake"
+    return {
+        name: ds.dataset(str(lake / name), format="parquet").count_rows()
+        for name in ASSETS.split(",")
+    }
 
 
 def main() -> None:
@@ -131,9 +213,25 @@ def main() -> None:
     parser.add_argument("--start", default="2023-01-02")
     parser.add_argument("--end", default="2025-12-31")
     parser.add_argument("--quick", action="store_true", help="one quarter instead of three years")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every variant")
+    parser.add_argument("--instances", default="sqlite", help="sqlite, postgres or both")
+    parser.add_argument("--batch", type=int, default=500, help="DAGSTER_EVENT_BATCH_SIZE (pg)")
+    parser.add_argument("--before", default=None, help="another checkout to compare against")
+    parser.add_argument("--skip", default="", help="variants to leave out (ours,floor,bare)")
     args = parser.parse_args()
     if args.quick:
         args.start, args.end = "2025-10-01", "2025-12-31"
+    instances = [i for i in args.instances.split(",") if i]
+    skip = set(args.skip.split(","))
+
+    variants: list[Variant] = []
+    for instance in instances:
+        for name in ("ours", "before", "floor"):
+            if name in skip or (name == "before" and not args.before):
+                continue
+            variants.append(Variant(name, instance))
+    if "bare" not in skip:
+        variants.append(Variant("bare", None))
 
     base = Path(tempfile.mkdtemp(prefix="market-backfill-"))
     env = {
@@ -141,90 +239,78 @@ def main() -> None:
         "ALPHA_VANTAGE_API_KEY": "bench-av-key-0001",
         "POLYGON_API_KEY": "bench-pg-key-0001",
     }
+    env.pop("DAGSTER_EVENT_BATCH_SIZE", None)
     sandbox, url = _start_sandbox(env)
     try:
         env["INGEST_PLATFORM_SANDBOX_URL"] = url
-        # Warm the sandbox's series cache so neither timed run pays for generating them.
-        ours_home = _fresh_home(base, "ours")
-        run_env = {
-            **env,
-            "DAGSTER_HOME": str(ours_home),
-            "INGEST_PLATFORM_DATA_DIR": str(ours_home / "data"),
-        }
-        _dagster(run_env, ours_home, "-m", "ingest_platform.definitions", "--select", "instruments")
-        instruments = ours_home / "data" / "lake" / "instruments" / "all.parquet"
-        warm_dir = base / "warm"
-        warm_dir.mkdir()
+        # The universe, once, and a warm-up fetch so no timed run pays for the sandbox's
+        # series generation.
+        setup = _fresh_home(base, env, "sqlite", args.batch)
         _timed(
             [
-                sys.executable,
-                "-c",
-                BARE_SCRIPT,
-                url,
-                args.start,
-                args.end,
-                str(warm_dir / "w.parquet"),
-                str(warm_dir / "yf"),
-                str(instruments),
+                str(BIN / "dagster"),
+                *("asset", "materialize", "-m", "ingest_platform.definitions"),
+                *("--select", "instruments", "-c", str(setup.path / "quiet.yaml")),
             ],
-            env,
-            base,
+            setup.env,
+            setup.path,
         )
-        _get(f"{url}/_sandbox/counters", "DELETE")
-
-        wall, rss, _ = _dagster(
-            run_env,
-            ours_home,
-            "-m",
-            "ingest_platform.definitions",
-            "--select",
-            ASSETS,
-            "--partition-range",
-            f"{args.start}...{args.end}",
-        )
-        counters = _get(f"{url}/_sandbox/counters")
-        import pyarrow.dataset as ds
-
-        lake = ours_home / "data" / "lake"
-        rows = {
-            name: ds.dataset(str(lake / name), format="parquet").count_rows()
-            for name in ASSETS.split(",")
-        }
-
-        bare_dir = base / "bare"
-        bare_dir.mkdir()
-        bare_wall, bare_rss, bare_out = _timed(
+        instruments = base / "instruments.parquet"
+        shutil.copy(setup.path / "data" / "lake" / "instruments" / "all.parquet", instruments)
+        bare_args = [url, args.start, args.end]
+        _timed(
             [
-                sys.executable,
-                "-c",
-                BARE_SCRIPT,
-                url,
-                args.start,
-                args.end,
-                str(bare_dir / "bars.parquet"),
-                str(bare_dir / "yf"),
-                str(instruments),
+                *(sys.executable, "-c", BARE_SCRIPT, *bare_args),
+                *(str(base / "warm.parquet"), str(base / "yf-warm"), str(instruments)),
             ],
             env,
             base,
         )
-
-        floor_home = _fresh_home(base, "floor")
-        floor_env = {**env, "DAGSTER_HOME": str(floor_home)}
-        floor_wall, floor_rss, _ = _dagster(
-            floor_env,
-            floor_home,
-            "-f",
-            str(ROOT / "benchmarks" / "dagster_floor_defs.py"),
-            "--select",
-            ASSETS,
-            "--partition-range",
-            f"{args.start}...{args.end}",
-        )
+        for round_no in range(args.repeat):
+            for variant in variants:
+                if variant.name == "bare":
+                    out = base / f"bare-{round_no}"
+                    out.mkdir()
+                    wall, rss, stdout = _timed(
+                        [
+                            *(sys.executable, "-c", BARE_SCRIPT, *bare_args),
+                            *(str(out / "bars.parquet"), str(out / "yf"), str(instruments)),
+                        ],
+                        env,
+                        base,
+                    )
+                    variant.rows = {"bare": int(stdout.strip() or 0)}
+                    shutil.rmtree(out, ignore_errors=True)
+                else:
+                    assert variant.instance is not None
+                    home = _fresh_home(base, env, variant.instance, args.batch)
+                    try:
+                        lake = home.path / "data" / "lake" / "instruments"
+                        lake.mkdir(parents=True)
+                        shutil.copy(instruments, lake / "all.parquet")
+                        _get(f"{url}/_sandbox/counters", "DELETE")
+                        if variant.name == "floor":
+                            target = ["-f", str(ROOT / "benchmarks" / "dagster_floor_defs.py")]
+                        else:
+                            target = ["-m", "ingest_platform.definitions"]
+                        pythonpath = args.before if variant.name == "before" else None
+                        wall, rss, _ = _materialize(home, target, args, pythonpath)
+                        if variant.name != "floor":
+                            variant.rows = _lake_rows(home)
+                            variant.requests = _get(f"{url}/_sandbox/counters")
+                    finally:
+                        home.close()
+                variant.walls.append(wall)
+                variant.rss.append(rss)
+                print(f"round {round_no + 1}: {variant.label:<20} {wall:7.1f} s", flush=True)
     finally:
         sandbox.terminate()
         sandbox.wait(10)
+        shutil.rmtree(base, ignore_errors=True)
+    _report(args, variants)
 
+
+def _report(args, variants: list[Variant]) -> None:
     from dagster import PartitionKeyRange
 
     from ingest_platform.core.partitions import market_day_partitions
@@ -232,39 +318,49 @@ def main() -> None:
     partitions = len(
         market_day_partitions.get_partition_keys_in_range(PartitionKeyRange(args.start, args.end))
     )
-    budget = 1.5 * bare_wall + floor_wall
     print(
         f"\nBackfill {args.start}...{args.end}: {partitions} daily partitions, 5 assets, "
-        f"SQLite instance, {os.cpu_count()} cores"
+        f"{os.cpu_count()} cores, {args.repeat} interleaved rounds (medians)"
     )
-    print(f"{'run':<48}{'wall s':>9}{'peak RSS MB':>14}")
-    print(f"{'ours: dagster asset materialize (market_bars+up)':<48}{wall:>9.1f}{rss:>14.0f}")
-    print(f"{'bare: yf.download + to_parquet':<48}{bare_wall:>9.1f}{bare_rss:>14.0f}")
-    print(
-        f"{'floor: same 5 assets, empty bodies, same CLI':<48}{floor_wall:>9.1f}{floor_rss:>14.0f}"
-    )
-    print(f"goal: ours <= 1.5 x bare + floor = {budget:.1f} s -> ours / goal = {wall / budget:.2f}")
-    print(
-        f"ours minus floor = {wall - floor_wall:.1f} s "
-        f"= {(wall - floor_wall) / bare_wall:.2f} x bare"
-    )
-    print("requests per source (symbols, total, most for one symbol):")
-    for endpoint in ("yahoo.chart", "alpha_vantage.daily", "polygon.aggs"):
-        per_symbol = counters.get(endpoint, {})
+    print(f"{'run':<22}{'median s':>10}{'min s':>8}{'max s':>8}{'peak RSS MB':>13}")
+    for v in variants:
         print(
-            f"  {endpoint:<22} {len(per_symbol):>5} {sum(per_symbol.values()):>7} "
-            f"{max(per_symbol.values(), default=0):>4}"
+            f"{v.label:<22}{v.median:>10.1f}{min(v.walls):>8.1f}{max(v.walls):>8.1f}"
+            f"{max(v.rss):>13.0f}"
         )
-    print(
-        "rows written: "
-        + ", ".join(f"{k} {v:,}" for k, v in rows.items())
-        + f"; bare script {int(bare_out.strip() or 0):,}"
-    )
-    print(
-        "reproduce: .venv/bin/python benchmarks/market_backfill.py"
-        + (" --quick" if args.quick else "")
-    )
-    shutil.rmtree(base, ignore_errors=True)
+    by = {(v.name, v.instance): v for v in variants}
+    bare = by.get(("bare", None))
+    for instance in {v.instance for v in variants if v.instance}:
+        ours, floor = by.get(("ours", instance)), by.get(("floor", instance))
+        before = by.get(("before", instance))
+        if ours and floor:
+            print(f"[{instance}] ours / floor = {ours.median / floor.median:.2f}")
+            if bare:
+                goal = 1.5 * bare.median + floor.median
+                print(f"[{instance}] ours / (1.5 x bare + floor) = {ours.median / goal:.2f}")
+            print(f"[{instance}] ours above the floor = {ours.median - floor.median:.1f} s")
+        if ours and before:
+            same_rows = ours.rows == before.rows
+            same_requests = ours.requests == before.requests
+            print(
+                f"[{instance}] before / ours = {before.median / ours.median:.2f}; "
+                f"rows identical: {same_rows}; requests identical: {same_requests}"
+            )
+    sqlite_floor, pg_floor = by.get(("floor", "sqlite")), by.get(("floor", "postgres"))
+    if sqlite_floor and pg_floor:
+        print(f"floor postgres / floor sqlite = {pg_floor.median / sqlite_floor.median:.2f}")
+    ours_any = next((v for v in variants if v.name == "ours"), None)
+    if ours_any:
+        print("requests per source (symbols, total, most for one symbol):")
+        for endpoint in ("yahoo.chart", "alpha_vantage.daily", "polygon.aggs"):
+            per_symbol = ours_any.requests.get(endpoint, {})
+            print(
+                f"  {endpoint:<22} {len(per_symbol):>5} {sum(per_symbol.values()):>7} "
+                f"{max(per_symbol.values(), default=0):>4}"
+            )
+        print("rows written: " + ", ".join(f"{k} {n:,}" for k, n in ours_any.rows.items()))
+    if bare:
+        print(f"bare script rows: {bare.rows.get('bare', 0):,}")
 
 
 if __name__ == "__main__":

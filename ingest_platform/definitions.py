@@ -11,6 +11,7 @@ from dagster import Definitions
 
 from ingest_platform.core.definitions import core_definitions
 from ingest_platform.market.definitions import market_definitions
+from ingest_platform.publish.definitions import publish_definitions
 from ingest_platform.reference.definitions import reference_definitions
 from ingest_platform.streaming.kraken.definitions import stream_definitions
 
@@ -26,6 +27,7 @@ def build_definitions() -> Definitions:
         reference_definitions(),
         market_definitions(),
         stream_definitions(),
+        publish_definitions(),
     )
 
 

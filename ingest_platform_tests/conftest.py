@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from ingest_platform.core.lake import ParquetLake
@@ -81,3 +84,41 @@ def kraken_capture_path() -> Path:
 @pytest.fixture
 def lake(tmp_path) -> ParquetLake:
     return ParquetLake(root=str(tmp_path / "lake"))
+
+
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A throwaway database on the local server (127.0.0.1:5432), dropped afterwards.
+
+    Fails, never skips, when the server is down: CI starts it, and a skipped PostgreSQL test
+    would prove nothing.
+    """
+    name = f"ingest_platform_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
+    except psycopg2.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT} ({exc}). Start it with: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """A SQLAlchemy URL for a throwaway database on the local server."""
+    return f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{postgres_database}"

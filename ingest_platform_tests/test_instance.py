@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 
 import psycopg2
-import pytest
 from dagster import DagsterInstance, DagsterRunStatus, materialize
 
 from ingest_platform.core import settings
 from ingest_platform.reference.assets import ReferenceFiles, instruments
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"  # as conftest.postgres_database
 
 
 def _resources(lake):
@@ -45,31 +43,6 @@ def test_root_dagster_yaml_records_runs_in_sqlite_under_data(lake, tmp_path, mon
         run = reopened.get_run_by_id(result.run_id)
         assert run is not None and run.status == DagsterRunStatus.SUCCESS
         assert reopened.get_latest_materialization_event(instruments.key) is not None
-
-
-@pytest.fixture
-def postgres_database():
-    """A throwaway database on the local server, dropped afterwards."""
-    name = f"ingest_platform_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT} ({exc}). Start it with: "
-            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-        )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 def test_postgres_instance_records_a_real_materialization(

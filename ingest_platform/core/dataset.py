@@ -156,6 +156,21 @@ class Dataset:
             return dates.dt.strftime("%Y-%m-%d")
         raise ValueError(f"dataset {self.name} is not partitioned")
 
+    def key_window(self, keys: Sequence[str]) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The span of partition-column values partitions `keys` hold, inclusive at both ends
+        (naive; for a UTC timestamp column, in UTC)."""
+        if not keys:
+            raise ValueError(f"dataset {self.name}: no partition keys")
+        first, last = pd.Timestamp(min(keys)), pd.Timestamp(max(keys))
+        if self.grain == "month":
+            return first, last + pd.offsets.MonthBegin(1) - pd.Timedelta(1, "ns")
+        if self.grain == "day":
+            column = self.model.to_schema().columns[self.partition_column]
+            if (column.metadata or {}).get("logical_type") == "date":
+                return first, last  # a calendar date column: the days themselves
+            return first, last + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+        raise ValueError(f"dataset {self.name} is not partitioned")
+
     def split(self, frame: pd.DataFrame, keys: Iterable[str]) -> dict[str, pd.DataFrame]:
         """Rows per partition for `keys` (every key present, possibly empty); rows outside the
         keys are not returned. Each partition comes out in natural-key order."""

@@ -77,3 +77,9 @@ def endpoint(production_url: str, sandbox_path: str) -> str:
 def using_sandbox() -> bool:
     """Whether this process talks to the sandbox (which imposes no limits and has no quota)."""
     return sandbox_url() is not None
+
+
+def env(name: str) -> str | None:
+    """An environment variable's value, None when unset or empty (for optional wiring only:
+    secrets travel as Dagster EnvVar, read at run time)."""
+    return os.environ.get(name) or None

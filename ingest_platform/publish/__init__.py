@@ -1,0 +1,1 @@
+"""Publishing: the SQL warehouse and the dataset's own description (metadata.json, README)."""
