@@ -200,13 +200,22 @@ class Dataset:
             return self.empty_frame() if columns is None else self.empty_frame()[list(columns)]
         return lake.read(self.name, chosen, columns)
 
-    def read_partitions(self, lake: ParquetLake, keys: Sequence[str]) -> dict[str, pd.DataFrame]:
-        """What the lake holds now for each of `keys` that is present."""
+    def read_partitions(
+        self, lake: ParquetLake, keys: Sequence[str], skip_corrupt: bool = False
+    ) -> dict[str, pd.DataFrame]:
+        """What the lake holds now for each of `keys` that is present.
+
+        A corrupt partition raises `CorruptPartition` naming its file, unless `skip_corrupt`
+        (a caller about to rewrite the range): then it is left out, as if absent.
+        """
+        if skip_corrupt:
+            frame, corrupt = lake.read_checked(self.name, keys)
+            readable = sorted((set(lake.partition_keys(self.name)) & set(keys)) - set(corrupt))
+            return {} if frame is None else self.split(frame, readable)
         present = sorted(set(lake.partition_keys(self.name)) & set(keys))
         if not present:
             return {}
-        split = self.split(lake.read(self.name, present), present)
-        return split
+        return self.split(lake.read(self.name, present), present)
 
     # ---- the write path ----------------------------------------------------------------------
 

@@ -5,6 +5,9 @@ hidden temporary file in the target directory, flushed and fsynced, then renamed
 name (``os.replace`` is atomic on POSIX), then the directory is fsynced so the rename itself is
 durable. A writer killed at any point leaves the previous file or the new one, plus at worst a
 hidden ``.…tmp`` file that readers ignore and writers sweep.
+
+Every data page carries a CRC32 checksum (``write_page_checksum``), and readers verify it, so a
+flipped bit on disk is an error naming the file, never a silently different number.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def write_parquet_atomically(
     temp = os.path.join(directory, f"{TEMP_PREFIX}{final.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
     try:
         with open(temp, "wb") as handle:
-            pq.write_table(table, handle, compression=compression)
+            pq.write_table(table, handle, compression=compression, write_page_checksum=True)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, final)

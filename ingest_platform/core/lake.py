@@ -48,6 +48,31 @@ class LakeError(Exception):
     """A lake operation failed; the message names the dataset and partition."""
 
 
+class CorruptPartition(LakeError):
+    """A partition file is unreadable (truncated, or a page failed its checksum).
+
+    `keys` names the partitions; rewriting them (a run with ``refresh: true``) repairs them.
+    """
+
+    def __init__(self, dataset: str, problems: Mapping[str, str]) -> None:
+        self.dataset = dataset
+        self.keys = sorted(problems)
+        shown = "; ".join(f"{problems[k]}" for k in self.keys[:5])
+        more = f" (+{len(self.keys) - 5} more)" if len(self.keys) > 5 else ""
+        super().__init__(
+            f"{dataset}: {len(self.keys)} corrupt partition(s): {shown}{more}; "
+            "re-run with refresh: true to rewrite them"
+        )
+
+
+#: Readers verify every page's CRC (written by every writer of the lake).
+_VERIFIED = pyarrow_dataset.ParquetFileFormat(
+    default_fragment_scan_options=pyarrow_dataset.ParquetFragmentScanOptions(
+        page_checksum_verification=True
+    )
+)
+
+
 @dataclass(frozen=True)
 class PartitionWrite:
     """What one atomic partition write produced."""
@@ -130,7 +155,7 @@ class ParquetLake(ConfigurableResource):
         """Object stores publish an object only once its upload completes: write it directly."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
-            pq.write_table(table, handle)
+            pq.write_table(table, handle, write_page_checksum=True)
         return path.stat().st_size
 
     def write_partitions(
@@ -254,19 +279,53 @@ class ParquetLake(ConfigurableResource):
             raise LakeError(f"{dataset}: no partitions between {start_key} and {end_key}")
         return self.read(dataset, keys, columns)
 
+    def read_checked(
+        self,
+        dataset: str,
+        partition_keys: Iterable[str],
+        columns: Sequence[str] | None = None,
+    ) -> tuple[pd.DataFrame | None, list[str]]:
+        """The present partitions among `partition_keys` that read cleanly, and the keys of
+        those that are corrupt (for a caller about to rewrite them anyway)."""
+        keys = sorted(set(partition_keys) & set(self.partition_keys(dataset)))
+        if not keys:
+            return None, []
+        try:
+            return self.read(dataset, keys, columns), []
+        except CorruptPartition as exc:
+            good = [k for k in keys if k not in exc.keys]
+            return (self.read(dataset, good, columns) if good else None), exc.keys
+
     def _read_files(
         self, dataset: str, paths: list[UPath], columns: Sequence[str] | None
     ) -> pd.DataFrame:
-        if self._is_local():
-            files = [str(p.path) if hasattr(p, "path") else str(p) for p in paths]
-            source = pyarrow_dataset.dataset(files, format="parquet")
-        else:
-            fs = paths[0].fs
-            source = pyarrow_dataset.dataset(
-                [p.path for p in paths], format="parquet", filesystem=fs
-            )
         try:
-            table = source.to_table(columns=list(columns) if columns is not None else None)
-        except (pyarrow.ArrowInvalid, KeyError) as exc:
+            table = self._dataset(paths).to_table(
+                columns=list(columns) if columns is not None else None
+            )
+        except (OSError, pyarrow.ArrowInvalid) as exc:
+            raise self._find_corrupt(dataset, paths) or LakeError(
+                f"{dataset}: cannot read {len(paths)} partition(s): {exc}"
+            ) from None
+        except KeyError as exc:
             raise LakeError(f"{dataset}: cannot read {len(paths)} partition(s): {exc}") from exc
         return table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True)
+
+    def _dataset(self, paths: list[UPath]) -> pyarrow_dataset.Dataset:
+        if self._is_local():
+            files = [str(p.path) for p in paths]
+            return pyarrow_dataset.dataset(files, format=_VERIFIED)
+        return pyarrow_dataset.dataset(
+            [p.path for p in paths], format=_VERIFIED, filesystem=paths[0].fs
+        )
+
+    def _find_corrupt(self, dataset: str, paths: list[UPath]) -> CorruptPartition | None:
+        """Read each file on its own to name the ones that fail (the batch error does not)."""
+        problems: dict[str, str] = {}
+        for path in paths:
+            try:
+                self._dataset([path]).to_table()
+            except (OSError, pyarrow.ArrowInvalid) as exc:
+                key = path.name[: -len(_SUFFIX)]
+                problems[key] = f"{path}: {str(exc).splitlines()[0][:200]}"
+        return CorruptPartition(dataset, problems) if problems else None

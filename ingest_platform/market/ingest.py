@@ -108,7 +108,8 @@ def ingest_bars(
     """
     keys = sorted(context.partition_keys)
     expected = rules.expected_by_partition(instruments, keys)
-    existing = dataset.read_partitions(lake, keys)
+    # A refresh rewrites the range, so a corrupt partition in it is repaired, not fatal.
+    existing = dataset.read_partitions(lake, keys, skip_corrupt=config.refresh)
     present = {k: set(frame["symbol"]) for k, frame in existing.items()}
     plan = rules.plan_fetch(instruments, expected, present, config.refresh)
     if plan.empty:

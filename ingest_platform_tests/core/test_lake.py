@@ -5,12 +5,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from pathlib import Path
 
 import pandas as pd
 import pyarrow
+import pyarrow.parquet as pq
 import pytest
 
-from ingest_platform.core.lake import LakeError, ParquetLake
+from ingest_platform.core.lake import CorruptPartition, LakeError, ParquetLake
 
 SCHEMA = pyarrow.schema(
     [
@@ -164,3 +166,50 @@ def test_an_interrupted_write_cleans_up_and_keeps_the_old_partition(lake: Parque
     monkeypatch.undo()
     assert lake.read("bars")["symbol"].tolist() == ["AAPL"]
     assert os.listdir(lake.dataset_path("bars")) == ["2024-03-01.parquet"]
+
+
+def _silent_bit_flip(path: Path, closes: list[float]) -> None:
+    """Flip one bit of the `close` column's data so that a reader which does not verify page
+    checksums still decodes the file, only with a different number (the dangerous case)."""
+    import pyarrow.dataset as ds
+
+    original = path.read_bytes()
+    meta = pq.ParquetFile(path).metadata
+    chunk = meta.row_group(0).column(meta.schema.names.index("close"))
+    start = chunk.data_page_offset
+    for offset in range(start + chunk.total_compressed_size - 1, start, -1):
+        flipped = bytearray(original)
+        flipped[offset] ^= 0x01
+        path.write_bytes(flipped)
+        try:
+            unverified = ds.dataset(str(path), format="parquet").to_table().to_pandas()
+        except (OSError, pyarrow.ArrowInvalid):
+            continue
+        if "close" in unverified and len(unverified) == len(closes):
+            if unverified["close"].tolist() != closes:
+                return
+    raise AssertionError("no silent flip found")
+
+
+def test_a_silently_flipped_bit_is_an_error_naming_the_file(lake: ParquetLake):
+    frame = bars("2024-03-01", ["AAPL", "MSFT", "NVDA"] * 50)
+    frame["close"] = [100.0 + 0.37 * i for i in range(len(frame))]
+    lake.write_partition("bars", frame, SCHEMA, "2024-03-01")
+    lake.write_partition("bars", bars("2024-03-04", ["AAPL"]), SCHEMA, "2024-03-04")
+    path = Path(lake.partition_path("bars", "2024-03-01").path)
+    _silent_bit_flip(path, frame["close"].tolist())
+    with pytest.raises(
+        CorruptPartition, match=r"bars: 1 corrupt partition\(s\): .*2024-03-01\.parquet"
+    ) as info:
+        lake.read("bars")
+    assert info.value.keys == ["2024-03-01"]
+    readable, corrupt = lake.read_checked("bars", ["2024-03-01", "2024-03-04"])
+    assert corrupt == ["2024-03-01"] and readable is not None and len(readable) == 1
+
+
+def test_a_truncated_partition_is_an_error_naming_the_file(lake: ParquetLake):
+    lake.write_partition("bars", bars("2024-03-01", ["AAPL"]), SCHEMA, "2024-03-01")
+    path = Path(lake.partition_path("bars", "2024-03-01").path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CorruptPartition, match=r"2024-03-01\.parquet"):
+        lake.read("bars", ["2024-03-01"])

@@ -110,6 +110,15 @@ def run_meta(result, asset: str) -> dict:
     return meta[max(meta)]
 
 
+def error_text(error) -> str:
+    """A Dagster error with every cause in its chain, as one string."""
+    parts = []
+    while error is not None:
+        parts.append(error.message)
+        error = error.cause
+    return " / ".join(parts)
+
+
 def lake_digest(lake) -> dict[str, str]:
     root = Path(lake.root)
     return {
@@ -397,3 +406,19 @@ def test_a_subset_run_merges_into_the_partition_and_never_deletes_other_symbols(
     after = lake.read("market_bars")
     assert len(after) == len(before) and set(after["symbol"]) == set(SYMBOLS)
     assert materializations(subset, "market_bars")["2024-07-11"]["missing_count"] == 0
+
+
+def test_a_corrupt_partition_fails_the_run_by_name_and_a_refresh_rewrites_it(resources, lake):
+    assert run_range(resources, "2024-07-08", "2024-07-12").success
+    path = Path(lake.partition_path("yahoo_daily_bars", "2024-07-10").path)
+    rows = len(lake.read("yahoo_daily_bars", ["2024-07-10"]))
+    path.write_bytes(path.read_bytes()[:100])  # a torn file, as a failing disk leaves one
+
+    failed = run_range(resources, "2024-07-08", "2024-07-12")
+    assert not failed.success
+    errors = [error_text(e.step_failure_data.error) for e in failed.all_events if e.is_step_failure]
+    assert any("2024-07-10.parquet" in m and "refresh: true" in m for m in errors), errors
+
+    repaired = run_range(resources, "2024-07-08", "2024-07-12", refresh=True)
+    assert repaired.success
+    assert len(lake.read("yahoo_daily_bars", ["2024-07-10"])) == rows
