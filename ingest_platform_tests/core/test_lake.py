@@ -185,9 +185,9 @@ def _silent_bit_flip(path: Path, closes: list[float]) -> None:
             unverified = ds.dataset(str(path), format="parquet").to_table().to_pandas()
         except (OSError, pyarrow.ArrowInvalid):
             continue
-        if "close" in unverified and len(unverified) == len(closes):
-            if unverified["close"].tolist() != closes:
-                return
+        decoded = unverified["close"].tolist() if "close" in unverified else None
+        if decoded is not None and len(decoded) == len(closes) and decoded != closes:
+            return
     raise AssertionError("no silent flip found")
 
 
