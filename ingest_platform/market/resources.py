@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar
-from pydantic import Field
+from dagster import ConfigurableResource, DagsterInstance, EnvVar, InitResourceContext
+from pydantic import Field, PrivateAttr
 
 from ingest_platform.core import settings
 from ingest_platform.core.http import CallBudget, HttpClient, RetryPolicy, shared_rate_limiter
+from ingest_platform.core.instance import shared_store_url
 from ingest_platform.market.sources.alpha_vantage import AlphaVantageSource
 from ingest_platform.market.sources.polygon import PolygonSource
 from ingest_platform.market.sources.yahoo import YahooSource
@@ -25,14 +26,24 @@ from ingest_platform.market.sources.yahoo_session import routed_session
 _UNLIMITED_PER_MINUTE = 100_000
 
 
-def budget_path() -> str:
-    """The call-budget database: one for real keys, another for the sandbox's calls."""
-    name = "sandbox_call_budgets.sqlite" if settings.using_sandbox() else "call_budgets.sqlite"
-    return str(settings.data_dir() / "budgets" / name)
+def budget_store(instance: DagsterInstance | None) -> str:
+    """Where call budgets are counted: the instance's PostgreSQL database when it has one
+    (shared by every machine), else a SQLite file under the data folder; the sandbox's calls
+    in a file of their own, never against a real key's budget."""
+    if settings.using_sandbox():
+        return str(settings.data_dir() / "budgets" / "sandbox_call_budgets.sqlite")
+    return shared_store_url(instance) or str(
+        settings.data_dir() / "budgets" / "call_budgets.sqlite"
+    )
 
 
 class RetrySettings(ConfigurableResource):
     """Retry and timeout knobs every HTTP source resource shares."""
+
+    _instance: DagsterInstance | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._instance = context.instance
 
     max_attempts: int = Field(default=4, ge=1, description="Attempts per request, first included.")
     backoff_base_seconds: float = Field(
@@ -112,7 +123,9 @@ class AlphaVantage(RetrySettings):
         return None if settings.using_sandbox() else 25
 
     def budget(self) -> CallBudget:
-        return CallBudget("alpha_vantage", budget_path(), self._daily_limit(), self.cost_per_call)
+        return CallBudget(
+            "alpha_vantage", budget_store(self._instance), self._daily_limit(), self.cost_per_call
+        )
 
     def source(self) -> AlphaVantageSource:
         sandbox = settings.using_sandbox()
@@ -155,7 +168,9 @@ class Polygon(RetrySettings):
         return 25 if settings.using_sandbox() else 5
 
     def budget(self) -> CallBudget:
-        return CallBudget("polygon", budget_path(), self.daily_call_limit, self.cost_per_call)
+        return CallBudget(
+            "polygon", budget_store(self._instance), self.daily_call_limit, self.cost_per_call
+        )
 
     def source(self) -> PolygonSource:
         per_minute = self.calls_per_minute or (

@@ -7,6 +7,7 @@ from ingest_platform.core.http.client import ClientStats, HttpClient
 from ingest_platform.core.http.errors import (
     AuthenticationFailed,
     BudgetExhausted,
+    BudgetUnavailable,
     MalformedPayload,
     RateLimited,
     SourceError,
@@ -22,6 +23,7 @@ __all__ = [
     "AuthenticationFailed",
     "BudgetExhausted",
     "BudgetReport",
+    "BudgetUnavailable",
     "CallBudget",
     "ClientStats",
     "HttpClient",

@@ -55,3 +55,7 @@ class AuthenticationFailed(SourceError):
 
 class BudgetExhausted(SourceError):
     """Our own call budget for the source is spent; calling would cost money or a ban."""
+
+
+class BudgetUnavailable(SourceError):
+    """The call-budget store cannot be reached or written; the message names it."""
