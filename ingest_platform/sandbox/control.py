@@ -28,6 +28,7 @@ HTTP_FAULTS = frozenset(
         "empty",  # a well-formed answer with no rows
         "stale",  # the last params.sessions sessions are missing (default 1)
         "duplicate_rows",  # every row twice
+        "echo_key",  # an error answer whose text repeats the caller's key
         "missing_days",  # Yahoo chart: no bars from params.start to params.end (events kept)
     }
 )

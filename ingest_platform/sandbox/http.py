@@ -42,6 +42,10 @@ Control requests are not counted. What each fault kind does:
 - ``empty`` / ``stale`` (params.sessions, default 1) / ``duplicate_rows``: a well-formed answer
   without rows / without the latest sessions (observations, years, constituent changes) / with
   every row twice; see each provider module for what a row is there;
+- ``echo_key``: the provider's error answer whose text repeats the request's API key (or
+  Yahoo's crumb), to prove the platform redacts provider text;
+- ``throttle_information`` takes params.variant: ``daily`` (default; echoes the key, as the
+  real daily-quota notice does), ``burst`` (1 request per second) or ``premium``;
 - ``missing_days`` (params.start, params.end, ISO dates): a Yahoo chart answer without the bars
   of those days, its split and dividend events kept, as when Yahoo has a hole in a history.
 """
@@ -60,6 +64,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ingest_platform.core.http.redaction import redact_query_values
 from ingest_platform.sandbox.control import (
     HTTP_FAULTS,
     Fault,
@@ -175,7 +180,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(outcome.body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        # Like a real provider's access log, minus the keys: the sandbox logs to the same
+        # process as the platform in tests and the demo.
+        log.debug("%s %s", self.address_string(), redact_query_values(format % args))
 
 
 class SandboxHTTPServer:
@@ -333,10 +340,13 @@ class SandboxHTTPServer:
             self.wait(delay)
             return provider.respond(request, route, Shape())
         if kind in ("throttle_note", "throttle_information"):
-            throttled = provider.throttled(request, kind)
+            throttled = provider.throttled(request, kind, params)
             if throttled is not None:
                 return throttled
             kind = "rate_limit"  # providers without an HTTP-200 throttle answer 429
+        if kind == "echo_key":
+            echoed = provider.echo_key(request)
+            return echoed if echoed is not None else provider.server_error(request, 500)
         if kind == "rate_limit":
             response = provider.rate_limited(request)
             response.headers.append(("Retry-After", _seconds(params.get("retry_after", 1))))

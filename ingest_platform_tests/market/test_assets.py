@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -26,8 +28,9 @@ from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
 AS_OF = "2026-11-20"
-AV_KEY = "av-test-key-7f3e9a1c55"
-POLYGON_KEY = "pg-test-key-2b8d4e6f90"
+# Keys with URL-unsafe characters: redaction must catch their percent-encoded spellings too.
+AV_KEY = "av-test+key/7f3e=9a1c55"
+POLYGON_KEY = "pg-test+key/2b8d=4e6f90"
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "BRK.B", "JNJ", "SPY", "QQQ", "EURUSD", "USDJPY", "IBM"]
 START, END = "2024-06-03", "2024-07-12"
 SESSIONS = calendars.sessions(START, END)  # 28: Juneteenth and July 4th fall in the range
@@ -296,11 +299,22 @@ def test_nothing_is_half_written_after_faults(resources, sandbox, lake):
     assert len(polygon) == 7 * len(SESSIONS) + 2 * 30  # 7 listed symbols, 2 FX pairs (24/5)
 
 
-def test_api_keys_never_reach_metadata_logs_or_files(resources, sandbox, lake, tmp_path):
+def _spellings(secret: str) -> list[bytes]:
+    return [v.encode() for v in {secret, quote(secret, safe=""), quote_plus(secret, safe="")}]
+
+
+def test_api_keys_never_reach_metadata_logs_or_files(resources, sandbox, lake, tmp_path, caplog):
+    """A full fault run in which providers echo the keys back: no key, in any spelling, in
+    any event, log line or file written."""
+    caplog.set_level(logging.DEBUG)
     sandbox.faults.add("server_error", endpoint="alpha_vantage.daily", symbol="IBM")
+    sandbox.faults.add("echo_key", endpoint="alpha_vantage.daily", symbol="MSFT")
+    sandbox.faults.add("throttle_information", endpoint="alpha_vantage.daily", symbol="JNJ")
+    sandbox.faults.add("echo_key", endpoint="polygon.aggs", symbol="AAPL")
     sandbox.faults.add("truncated_json", endpoint="polygon.aggs", symbol="SPY")
+    sandbox.faults.add("echo_key", endpoint="yahoo.chart", symbol="NVDA", times=1)
     with DagsterInstance.ephemeral() as instance:
-        result = run_range(resources, max_failure_rate=0.5, instance=instance)
+        result = run_range(resources, max_failure_rate=0.9, instance=instance)
         assert result.success
         records = instance.get_records_for_run(result.run_id).records
         text = "\n".join(
@@ -313,11 +327,46 @@ def test_api_keys_never_reach_metadata_logs_or_files(resources, sandbox, lake, t
             for r in records
         )
     assert "IBM" in text and "apikey=***" in text  # the failure is reported, redacted
+    assert "We have detected your API key as ***" in text  # the quota notice, scrubbed
+    assert "Unknown API Key '***'" in text  # Polygon's echo, scrubbed
+    logged = caplog.text
     for key in (AV_KEY, POLYGON_KEY):
-        assert key not in text
-        for path in tmp_path.rglob("*"):
-            if path.is_file():
-                assert key.encode() not in path.read_bytes(), path
+        for spelling in _spellings(key):
+            assert spelling.decode() not in text
+            assert spelling.decode() not in logged
+            for path in tmp_path.rglob("*"):
+                if path.is_file():
+                    assert spelling not in path.read_bytes(), path
+
+
+def test_alpha_vantage_notices_are_told_apart_end_to_end(resources, sandbox):
+    """A burst notice is waited out; the daily quota stops every later call of the day; the
+    premium notice is a configuration error named as such, never retried."""
+    sandbox.faults.add(
+        "throttle_information",
+        endpoint="alpha_vantage.daily",
+        symbol="IBM",
+        times=1,
+        variant="burst",
+    )
+    sandbox.faults.add(
+        "throttle_information", endpoint="alpha_vantage.daily", symbol="MSFT", variant="premium"
+    )
+    first = run_range(resources, "2024-07-08", "2024-07-12", max_failure_rate=0.5)
+    assert first.success
+    av = sandbox.counters.by_symbol("alpha_vantage.daily")
+    assert av["IBM"] == 2 and av["MSFT"] == 1  # burst retried once; premium not retried
+    failed = run_meta(first, "alpha_vantage_daily_bars")["failed_symbols"]
+    assert "premium only" in next(x for x in failed.splitlines() if "| MSFT |" in x)
+
+    sandbox.counters.reset()
+    sandbox.faults.add("throttle_information", endpoint="alpha_vantage.daily", variant="daily")
+    second = run_range(resources, "2024-07-15", "2024-07-19", max_failure_rate=1.0)
+    assert second.success
+    assert sum(sandbox.counters.by_symbol("alpha_vantage.daily").values()) == 1
+    meta = run_meta(second, "alpha_vantage_daily_bars")
+    assert meta["budget_remaining_today"] == 0
+    assert "daily quota" in meta["failed_symbols"]
 
 
 def test_a_secondary_source_never_plans_beyond_its_daily_budget(resources, sandbox):

@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from ingest_platform.core.http.budget import CallBudget
 from ingest_platform.core.http.errors import (
     MalformedPayload,
+    QuotaExhausted,
     RateLimited,
     SourceError,
     SourceUnavailable,
@@ -196,7 +197,16 @@ class HttpClient:
                 ) from None
         else:
             payload = response.text
-        return interpret(status, payload)
+        try:
+            return interpret(status, payload)
+        except QuotaExhausted as exc:
+            if self.budget is not None:
+                self.budget.mark_exhausted()  # no later request of the day is sent
+            raise exc.redacted(self.redact) from None
+        except SourceError as exc:
+            # Provider text (Alpha Vantage's Information, Polygon's error, FRED's
+            # error_message, World Bank's message) may echo the key: scrub it here, once.
+            raise exc.redacted(self.redact) from None
 
 
 def _with_params(url: str, params: Mapping[str, Any] | None) -> str:

@@ -1,10 +1,13 @@
 """Typed source errors. Each names the source and, where there is one, the symbol.
 
-Messages are built from already-redacted text: an API key never reaches an exception, so it
-cannot leak into a log line, a Dagster failure event or run metadata.
+Messages reach logs, Dagster failure events and run metadata, so every error a source raises
+passes through the HTTP layer's redactor (`SourceError.redacted`) on its way out: provider
+text that echoes an API key ("We have detected your API key as …") loses the key there.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 
 class SourceError(Exception):
@@ -19,6 +22,15 @@ class SourceError(Exception):
         self.detail = message
         where = f"{source} {symbol}" if symbol else source
         super().__init__(f"{where}: {message}")
+
+    def redacted(self, redact: Callable[[str], str]) -> SourceError:
+        """The same error (type, symbol, retry hints) with its text passed through `redact`."""
+        clean = type(self).__new__(type(self))  # no __init__: subclasses take other args
+        clean.__dict__.update(self.__dict__)
+        clean.detail = redact(self.detail)
+        where = f"{self.source} {self.symbol}" if self.symbol else self.source
+        clean.args = (f"{where}: {clean.detail}",)
+        return clean
 
 
 class RateLimited(SourceError):
@@ -55,6 +67,15 @@ class AuthenticationFailed(SourceError):
 
 class BudgetExhausted(SourceError):
     """Our own call budget for the source is spent; calling would cost money or a ban."""
+
+
+class QuotaExhausted(BudgetExhausted):
+    """The provider says the day's quota is spent: stop calling until the UTC day turns."""
+
+
+class PremiumOnly(SourceError):
+    """The request needs a paid plan (an endpoint or a parameter): a configuration error to
+    fix, not a rate limit to wait out."""
 
 
 class BudgetUnavailable(SourceError):

@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 #: Query-string parameters whose values are secrets, compared case-insensitively.
-SECRET_PARAMS = frozenset({"apikey", "api_key", "token", "access_token", "key", "secret"})
+SECRET_PARAMS = frozenset(
+    {"apikey", "api_key", "token", "access_token", "key", "secret", "crumb", "password"}
+)
 REDACTED = "***"
 #: Shorter "secrets" would redact innocent text; real keys are long.
 MIN_SECRET_LENGTH = 4

@@ -18,15 +18,38 @@ from ingest_platform.core.http import HttpClient
 from ingest_platform.core.http.errors import (
     AuthenticationFailed,
     MalformedPayload,
+    PremiumOnly,
+    QuotaExhausted,
     RateLimited,
+    SourceError,
     UnknownSymbol,
 )
 from ingest_platform.market.sources.bars import BarSource, Instrument, canonical_bars
 
 SOURCE = "alpha_vantage"
 SERIES_KEY = "Time Series (Daily)"
-#: A daily-quota Information note: far longer than any retry policy waits, so it fails fast.
-_QUOTA_RETRY_AFTER = 24 * 3600.0
+#: The per-second burst notice asks for about a second between requests.
+BURST_RETRY_AFTER = 1.0
+
+
+def information_error(text: str, symbol: str | None) -> SourceError:
+    """Alpha Vantage sends three different things under ``Information``; tell them apart.
+
+    - the premium notice ("This is a premium endpoint", "… is a premium feature"): a
+      configuration error, never retried;
+    - the burst notice ("spreading out your free API requests … (1 request per second)"):
+      retry after about a second;
+    - the daily quota ("… rate limit is 25 requests per day"): stop for the UTC day and mark
+      the budget exhausted, so no further request is sent.
+    Anything else under ``Information`` is treated as the daily quota: the cautious reading.
+    """
+    lowered = text.lower()
+    # The burst notice mentions "premium endpoints" too: test for it first.
+    if "per second" in lowered or "sparingly" in lowered or "spreading out" in lowered:
+        return RateLimited(SOURCE, f"burst limit: {text}", symbol, BURST_RETRY_AFTER)
+    if "premium endpoint" in lowered or "premium feature" in lowered:
+        return PremiumOnly(SOURCE, f"premium only: {text}", symbol)
+    return QuotaExhausted(SOURCE, f"daily quota: {text}", symbol)
 
 
 class AlphaVantageSource(BarSource):
@@ -76,9 +99,7 @@ class AlphaVantageSource(BarSource):
                     SOURCE, f"throttled: {payload['Note']}", symbol, self.note_retry_after
                 )
             if "Information" in payload:
-                raise RateLimited(
-                    SOURCE, f"quota: {payload['Information']}", symbol, _QUOTA_RETRY_AFTER
-                )
+                raise information_error(str(payload["Information"]), symbol)
             if "Error Message" in payload:
                 message = payload["Error Message"]
                 if "apikey" in message.lower() or "api key" in message.lower():

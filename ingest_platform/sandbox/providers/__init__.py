@@ -117,8 +117,16 @@ class Provider:
     def server_error(self, request: Request, status: int) -> Response:
         return text_response("Service Unavailable", status)
 
-    def throttled(self, request: Request, kind: str) -> Response | None:
+    def throttled(
+        self, request: Request, kind: str, params: Mapping[str, Any] | None = None
+    ) -> Response | None:
         """An HTTP-200 throttle message (Alpha Vantage); None falls back to `rate_limited`."""
+        return None
+
+    def echo_key(self, request: Request) -> Response | None:
+        """The provider's error answer with text that repeats the caller's credential, as real
+        services do ("We have detected your API key as …"); None: the provider has no such
+        answer and serves a 500 instead."""
         return None
 
     def revoked(self, key: str | None) -> bool:

@@ -14,6 +14,8 @@ can come to a duplicated row.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from ingest_platform.sandbox.data import SymbolSeries
 from ingest_platform.sandbox.providers import (
@@ -31,11 +33,26 @@ NOTE = (
     "and 500 calls per day. Please visit https://www.alphavantage.co/premium/ if you would like "
     "to target a higher API call frequency."
 )
-INFORMATION = (
-    "Thank you for using Alpha Vantage! Our standard API rate limit is 25 requests per day. "
-    "Please subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to "
-    "instantly remove all daily rate limits."
-)
+#: The three notices Alpha Vantage sends under "Information", worded as the real service does.
+INFORMATION = {
+    "daily": (
+        "We have detected your API key as {key} and our standard API rate limit is 25 "
+        "requests per day. Please subscribe to any of the premium plans at "
+        "https://www.alphavantage.co/premium/ to instantly remove all daily rate limits."
+    ),
+    "burst": (
+        "Thank you for using Alpha Vantage! Please consider spreading out your free API "
+        "requests more sparingly (1 request per second). You may subscribe to any of the "
+        "premium plans at https://www.alphavantage.co/premium/ to lift the free key rate limit "
+        "(25 requests per day) and instantly access all premium endpoints"
+    ),
+    "premium": (
+        "Thank you for using Alpha Vantage! The **outputsize=full** parameter value is a "
+        "premium feature for the TIME_SERIES_DAILY endpoint. You may subscribe to any of the "
+        "premium plans at https://www.alphavantage.co/premium/ to instantly unlock all premium "
+        "features"
+    ),
+}
 INVALID_CALL = (
     "Invalid API call. Please retry or visit the documentation "
     "(https://www.alphavantage.co/documentation/) for TIME_SERIES_DAILY."
@@ -72,10 +89,18 @@ class AlphaVantageProvider(Provider):
             "<html><body><h1>Service Unavailable</h1></body></html>", status, "text/html"
         )
 
-    def throttled(self, request: Request, kind: str) -> Response | None:
+    def throttled(
+        self, request: Request, kind: str, params: Mapping[str, Any] | None = None
+    ) -> Response | None:
         if kind == "throttle_note":
             return json_response({"Note": NOTE}, indent=4)
-        return json_response({"Information": INFORMATION}, indent=4)
+        variant = str((params or {}).get("variant", "daily"))
+        text = INFORMATION.get(variant, INFORMATION["daily"])
+        return json_response({"Information": text.format(key=request.param("apikey"))}, indent=4)
+
+    def echo_key(self, request: Request) -> Response | None:
+        key = request.param("apikey")
+        return _error(f"Invalid API call. The apikey {key} is not valid for this request.")
 
     def respond(self, request: Request, route: Route, shape: Shape) -> Response:
         key = request.param("apikey")

@@ -83,6 +83,9 @@ class PolygonProvider(Provider):
     def server_error(self, request: Request, status: int) -> Response:
         return _error(request, status, "Internal server error, please try again.")
 
+    def echo_key(self, request: Request) -> Response | None:
+        return _error(request, 401, f"Unknown API Key '{self._api_key(request)}'")
+
     def _api_key(self, request: Request) -> str | None:
         key = request.param("apiKey")
         auth = request.header("Authorization") or ""

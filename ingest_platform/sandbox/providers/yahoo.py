@@ -121,6 +121,10 @@ class YahooProvider(Provider):
     def rate_limited(self, request: Request) -> Response:
         return text_response("Edge: Too Many Requests", 429)
 
+    def echo_key(self, request: Request) -> Response | None:
+        crumb = request.param("crumb")
+        return _chart_error("Unauthorized", f"Invalid Crumb: crumb={crumb} is not valid", 401)
+
     def server_error(self, request: Request, status: int) -> Response:
         return _finance_error("Internal Server Error", "Service temporarily unavailable", status)
 

@@ -12,6 +12,8 @@ from ingest_platform.core.http import HttpClient
 from ingest_platform.core.http.errors import (
     AuthenticationFailed,
     MalformedPayload,
+    PremiumOnly,
+    QuotaExhausted,
     RateLimited,
     UnknownSymbol,
 )
@@ -74,7 +76,11 @@ def test_alpha_vantage_transform_reads_string_numbers_newest_first():
             RateLimited,
             "throttled",
         ),
-        ({"Information": "You have reached the 25 requests/day limit"}, RateLimited, "quota"),
+        (
+            {"Information": "Our standard API rate limit is 25 requests per day."},
+            QuotaExhausted,
+            "daily quota",
+        ),
         (
             {"Error Message": "Invalid API call. Please retry or visit the documentation"},
             UnknownSymbol,
@@ -95,13 +101,38 @@ def test_alpha_vantage_errors_in_http_200_become_typed_errors(payload, error, fr
     assert info.value.symbol == "IBM" and info.value.source == "alpha_vantage"
 
 
-def test_alpha_vantage_note_waits_and_information_fails_fast():
+#: Alpha Vantage's three Information notices, as the real service words them.
+DAILY = (
+    "We have detected your API key as {key} and our standard API rate limit is 25 requests "
+    "per day. Please subscribe to any of the premium plans at "
+    "https://www.alphavantage.co/premium/ to instantly remove all daily rate limits."
+)
+BURST = (
+    "Thank you for using Alpha Vantage! Please consider spreading out your free API requests "
+    "more sparingly (1 request per second). You may subscribe to any of the premium plans at "
+    "https://www.alphavantage.co/premium/ to lift the free key rate limit (25 requests per day) "
+    "and instantly access all premium endpoints"
+)
+PREMIUM = (
+    "Thank you for using Alpha Vantage! The **outputsize=full** parameter value is a premium "
+    "feature for the TIME_SERIES_DAILY endpoint. You may subscribe to any of the premium plans "
+    "at https://www.alphavantage.co/premium/ to instantly unlock all premium features"
+)
+
+
+def test_alpha_vantage_tells_its_three_information_notices_apart():
+    interpret = av_source().interpret("IBM")
     with pytest.raises(RateLimited) as note:
-        av_source().interpret("IBM")(200, {"Note": "slow down"})
+        interpret(200, {"Note": "slow down"})
     assert note.value.retry_after == 7
-    with pytest.raises(RateLimited) as info:
-        av_source().interpret("IBM")(200, {"Information": "daily limit"})
-    assert info.value.retry_after >= 3600
+    with pytest.raises(RateLimited) as burst:
+        interpret(200, {"Information": BURST})
+    assert not isinstance(burst.value, QuotaExhausted) and burst.value.retry_after == 1.0
+    with pytest.raises(QuotaExhausted, match="daily quota"):
+        interpret(200, {"Information": DAILY.format(key="k")})
+    with pytest.raises(PremiumOnly, match="premium") as premium:
+        interpret(200, {"Information": PREMIUM})
+    assert not premium.value.transient
 
 
 def test_alpha_vantage_skips_fx_and_needs_a_key():
