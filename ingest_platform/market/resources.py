@@ -83,7 +83,7 @@ class YahooFinance(RetrySettings):
         sandbox = settings.sandbox_url()
         return YahooSource(
             cache_dir=Path(self.cache_dir or settings.data_dir() / "cache" / "yfinance"),
-            # Production passes no session: yfinance picks the one it recommends (curl_cffi).
+            # Production: yfinance's recommended curl_cffi session, guarded (yahoo_session).
             session=routed_session(f"{sandbox.rstrip('/')}/yahoo") if sandbox else None,
             threads=self.threads,
             timeout=self.timeout_seconds,

@@ -471,3 +471,28 @@ def test_a_corrupt_partition_fails_the_run_by_name_and_a_refresh_rewrites_it(res
     repaired = run_range(resources, "2024-07-08", "2024-07-12", refresh=True)
     assert repaired.success
     assert len(lake.read("yahoo_daily_bars", ["2024-07-10"])) == rows
+
+
+def test_yahoo_throttling_is_governed_by_our_retry_policy_and_contained(resources, sandbox, caplog):
+    """A persistent 429 with Retry-After on one symbol: exactly max_attempts requests (not
+    yfinance's two per attempt), each retry waiting at least the Retry-After, and every other
+    symbol still one request (no global cookie-strategy flip making them pay)."""
+    caplog.set_level(logging.INFO, logger="ingest_platform.core.http.retry")
+    sandbox.faults.add("rate_limit", endpoint="yahoo.chart", symbol="AAPL", retry_after=1)
+    sandbox.faults.add("server_error", endpoint="yahoo.chart", symbol="MSFT", times=1)
+    result = run_range(resources, "2024-07-08", "2024-07-12", max_failure_rate=0.5)
+    assert result.success
+    yahoo = sandbox.counters.by_symbol("yahoo.chart")
+    assert yahoo["AAPL"] == FAST["max_attempts"]
+    assert yahoo["MSFT"] == 2  # one 503, one retry
+    assert {s: n for s, n in yahoo.items() if s not in ("AAPL", "MSFT")} == dict.fromkeys(
+        [s for s in yahoo if s not in ("AAPL", "MSFT")], 1
+    )
+    waits = [
+        float(r.getMessage().split(" in ")[1].split(" s ")[0])
+        for r in caplog.records
+        if "yahoo AAPL: retry" in r.getMessage()
+    ]
+    assert len(waits) == FAST["max_attempts"] - 1 and min(waits) >= 1.0
+    failed = run_meta(result, "yahoo_daily_bars")["failed_symbols"]
+    assert "HTTP 429" in next(x for x in failed.splitlines() if "| AAPL |" in x)

@@ -12,8 +12,10 @@ yfinance's habits this module contains:
 - It keeps process-wide caches: an LRU of chart responses (failures included) in memory and
   tz/cookie/ISIN databases on disk. They are pointed at our configured folder and the memory
   cache is cleared before each fetch and retry, so no run, retry or test sees another's data.
-- Production passes no session so yfinance uses the one it recommends (curl_cffi); the
-  sandbox is reached through an injected `requests` session (`yahoo_session.routed_session`).
+- On a failed chart answer it retries at once (ignoring Retry-After) and toggles its global
+  cookie strategy. The session (`yahoo_session`) raises before yfinance sees such an answer,
+  so our retry policy governs and the other symbols still cost one request each. Production
+  uses yfinance's recommended curl_cffi session, guarded; the sandbox a routed requests one.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ingest_platform.market.sources.bars import (
     empty_actions,
     fetch_bars,
 )
+from ingest_platform.market.sources.yahoo_session import ChartStatus, guarded_curl_session
 
 SOURCE = "yahoo"
 #: Yahoo's exchange timezone per calendar: FX bars are stamped at midnight London.
@@ -93,6 +96,15 @@ def clear_memory_cache() -> None:
 def _classify(exc: Exception, symbol: str, redact: Redactor) -> SourceError:
     """Map what yfinance raises to our typed errors, with Yahoo's own reason kept."""
     message = redact(str(exc))
+    if isinstance(exc, ChartStatus):
+        detail = redact(exc.description)
+        if exc.status == 429:
+            return RateLimited(SOURCE, f"HTTP 429: {detail}", symbol, exc.retry_after)
+        if exc.status == 404:
+            return UnknownSymbol(SOURCE, detail, symbol)
+        if exc.status >= 500:
+            return SourceUnavailable(SOURCE, f"HTTP {exc.status}: {detail}", symbol)
+        return SourceError(SOURCE, f"HTTP {exc.status}: {detail}", symbol)
     if isinstance(exc, yf_errors.YFRateLimitError):
         return RateLimited(SOURCE, f"Yahoo rate limit: {message}", symbol)
     if isinstance(exc, yf_errors.YFPricesMissingError) and not exc.yahoo_reason:
@@ -133,7 +145,7 @@ class YahooSource:
         clock: Callable[[], pd.Timestamp] = lambda: pd.Timestamp.now(tz="UTC"),
     ) -> None:
         self.cache_dir = Path(cache_dir)
-        self.session = session
+        self.session = session if session is not None else guarded_curl_session()
         self.threads = threads
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
