@@ -65,7 +65,7 @@ def check_chart_answer(url: str, status: int, headers: Any, body: bytes) -> None
 class GuardedSession(requests.Session):
     """A requests session whose failed chart answers raise `ChartStatus`."""
 
-    def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def request(self, method, url, *args, **kwargs):
         response = super().request(method, url, *args, **kwargs)
         check_chart_answer(str(url), response.status_code, response.headers, response.content)
         return response
@@ -79,8 +79,8 @@ def guarded_curl_session() -> Any:
     except ImportError:
         return GuardedSession()
 
-    class GuardedCurlSession(curl_requests.Session):  # type: ignore[misc]
-        def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+    class GuardedCurlSession(curl_requests.Session):
+        def request(self, method, url, *args, **kwargs):
             response = super().request(method, url, *args, **kwargs)
             check_chart_answer(str(url), response.status_code, response.headers, response.content)
             return response
@@ -101,7 +101,7 @@ class _RerouteAdapter(HTTPAdapter):
         path = f"{self._base.path}{prefix}{parts.path}"
         return urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
 
-    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+    def send(self, request, **kwargs):
         routed = request.copy()
         routed.url = self.reroute(request.url)
         response = super().send(routed, **kwargs)
