@@ -67,17 +67,21 @@ def evaluate(schedule: ScheduleDefinition, when: dt.datetime, defs, instance):
 #: schedule -> [(tick time, expected partition key, or None for a skip)]
 SCHEDULE_MOMENTS: dict[str, list[tuple[dt.datetime, str | None]]] = {
     "market_bars_daily": [
-        # Tuesday 01:30 New York, after Monday's session: Monday's partition.
-        (ny(2024, 7, 9, 1, 30), "2024-07-08"),
-        # Saturday 01:30: Friday's partition.
-        (ny(2024, 7, 13, 1, 30), "2024-07-12"),
-        # Friday 2024-07-05 01:30, after Independence Day: the holiday partition is filled
-        # (FX trades; equities are recorded closed), never skipped or failed.
-        (ny(2024, 7, 5, 1, 30), "2024-07-04"),
-        # Month end: Friday 2024-05-31 is filled on Saturday 2024-06-01.
-        (ny(2024, 6, 1, 1, 30), "2024-05-31"),
+        # Tuesday 20:45 New York, after the NYSE close and the FX session's end: Tuesday.
+        (ny(2024, 7, 9, 20, 45), "2024-07-09"),
+        # A Saturday (no tick is scheduled then; evaluated anyway it targets Friday, whose run
+        # key makes it a no-op after Friday's tick).
+        (ny(2024, 7, 13, 20, 45), "2024-07-12"),
+        # Independence Day: the holiday partition is filled (FX trades; equities are
+        # recorded closed), never skipped or failed; and the day after it, Friday.
+        (ny(2024, 7, 4, 20, 45), "2024-07-04"),
+        (ny(2024, 7, 5, 20, 45), "2024-07-05"),
+        # Month end: Friday 2024-05-31.
+        (ny(2024, 5, 31, 20, 45), "2024-05-31"),
         # The ad-hoc closure of 2025-01-09 (national day of mourning): a closed partition.
-        (ny(2025, 1, 10, 1, 30), "2025-01-09"),
+        (ny(2025, 1, 9, 20, 45), "2025-01-09"),
+        # Mid-session (14:00 on a weekday) the day is not final: the previous one is targeted.
+        (ny(2024, 7, 10, 14, 0), "2024-07-09"),
     ],
 }
 

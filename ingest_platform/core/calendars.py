@@ -78,6 +78,15 @@ def sessions(
     return [ts.date() for ts in cal.sessions_in_range(*window)]
 
 
+def session_close(day: dt.date | str, calendar: str) -> pd.Timestamp | None:
+    """When `calendar`'s session on `day` closes (UTC), or None if it does not trade then."""
+    cal = exchange_calendar(calendar)
+    ts = pd.Timestamp(_as_date(day))
+    if ts < cal.first_session or ts > cal.last_session or not cal.is_session(ts):
+        return None
+    return pd.Timestamp(cal.session_close(ts)).tz_convert("UTC")
+
+
 def sessions_frame(start: dt.date | str, end: dt.date | str, calendar: str) -> pd.DataFrame:
     """One row per session: its date, open and close in UTC, and whether it closes early."""
     cal = exchange_calendar(calendar)

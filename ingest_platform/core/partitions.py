@@ -22,10 +22,13 @@ ECONOMIC_START_DATE = "2023-01-01"
 STREAM_START_DATE = "2026-11-01"
 MARKET_TIMEZONE = "America/New_York"
 
-#: One partition per weekday in New York. A day's partition becomes available at midnight after it.
+#: One partition per weekday in New York. Today's partition exists from midnight, so the
+#: evening schedule can fill the session that just closed; rows of a session that has not
+#: closed and settled yet are never stored (see `market.rules.settled`).
 market_day_partitions = DailyPartitionsDefinition(
     start_date=MARKET_START_DATE,
     timezone=MARKET_TIMEZONE,
+    end_offset=1,
     exclusions=["0 0 * * 6", "0 0 * * 0"],
 )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
+
 _PACKAGE = Path(__file__).resolve().parent.parent
 #: Where a wheel carries the reference snapshots and the default instance config.
 PACKAGED_REFERENCE_DIR = _PACKAGE / "_bundled" / "reference"
@@ -83,3 +85,16 @@ def env(name: str) -> str | None:
     """An environment variable's value, None when unset or empty (for optional wiring only:
     secrets travel as Dagster EnvVar, read at run time)."""
     return os.environ.get(name) or None
+
+
+NOW_ENV = "INGEST_PLATFORM_NOW"
+
+
+def now() -> pd.Timestamp:
+    """The current time (UTC). $INGEST_PLATFORM_NOW (ISO 8601) pins it, for simulations against
+    the sandbox and tests of what the platform does mid-session; production never sets it."""
+    pinned = os.environ.get(NOW_ENV)
+    if pinned:
+        stamp = pd.Timestamp(pinned)
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return pd.Timestamp.now(tz="UTC")

@@ -235,7 +235,10 @@ def market_bars(
         frames["alpha_vantage"] = rules.split_adjust(frames["alpha_vantage"], splits)
     consolidated = rules.consolidate(frames)
     existing = MARKET_BARS.read_partitions(lake, keys)
-    contents = consolidated_content(existing, MARKET_BARS.split(consolidated, keys), symbols)
+    # A day no source has stored yet (its sessions not settled) stays missing here too.
+    sourced = set().union(*(lake.partition_keys(d.name) for d in SOURCE_DATASETS.values()))
+    fresh = MARKET_BARS.split(consolidated, [k for k in keys if k in sourced or k in existing])
+    contents = consolidated_content(existing, fresh, symbols)
     # Validated as merged partitions by the one write path: the conformed content is
     # re-checked, not trusted because its sources passed.
     write = MARKET_BARS.write(lake, contents, existing)

@@ -15,6 +15,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue
 from pydantic import Field
 
+from ingest_platform.core import settings
 from ingest_platform.core.dataset import Dataset, DatasetWrite, record_partitions
 from ingest_platform.core.lake import LakeError, ParquetLake
 from ingest_platform.core.metadata import mapping_table
@@ -83,6 +84,23 @@ def partition_metadata(
     return out
 
 
+def settled_days(
+    keys: list[str],
+    expected: Mapping[str, set[str]],
+    instruments: list[Instrument],
+    now: pd.Timestamp,
+) -> set[str]:
+    """The partitions at least one of whose expected sessions has closed and settled: the
+    others are left missing (not written empty) until a later run."""
+    calendar_of = {i.symbol: i.calendar for i in instruments}
+    out = set()
+    for key in keys:
+        needed = {calendar_of[s] for s in expected[key]}
+        if not needed or rules.settled_calendars(key, needed, now, rules.SETTLE):
+            out.add(key)
+    return out
+
+
 @dataclass
 class BarsIngest:
     """What one run of a per-source asset did."""
@@ -132,21 +150,44 @@ def ingest_bars(
     for _, error in sorted(result.failures.items()):
         context.log.warning("%s", error)
     fetched = result.bars
-    off_calendar = 0
+    off_calendar = unsettled = 0
+    now = settings.now()
     if not fetched.empty:
         keep = rules.on_calendar(fetched, plan.instruments, keys)
         off_calendar = int((~keep).sum())
         fetched = fetched[keep]
+        final = rules.settled(fetched, plan.instruments, now)
+        unsettled = int((~final).sum())
+        fetched = fetched[final]
+    writable = settled_days(keys, expected, instruments, now)
+    if unsettled:
+        context.log.warning(
+            "%s: %d bar(s) of sessions not yet closed and settled (as of %s) were not stored",
+            dataset.name,
+            unsettled,
+            now,
+        )
     quarantine = rules.quarantine_invalid(fetched.reset_index(drop=True), DailyBars)
     for symbol, reason in quarantine.reasons.items():
         context.log.warning("%s %s: quarantined: %s", source_name, symbol, reason)
     by_key = dataset.split(quarantine.valid, keys)
     contents = {
-        key: rules.merge_partition(existing.get(key), by_key[key], config.refresh) for key in keys
+        key: rules.merge_partition(existing.get(key), by_key[key], config.refresh)
+        for key in keys
+        if key in writable or key in existing
     }
     write = dataset.write(lake, contents, existing)
     per_partition = partition_metadata(write, expected)
     record_partitions(context, write, per_partition)
+    for key in sorted(set(keys) - set(contents)):
+        context.add_asset_metadata(
+            {
+                "stored": MetadataValue.bool(False),
+                "missing_count": MetadataValue.int(len(expected[key])),
+            },
+            asset_key=dataset.name,
+            partition_key=key,
+        )
     run_metadata = {
         "source": MetadataValue.text(source_name),
         "run_partitions": MetadataValue.text(f"{keys[0]}..{keys[-1]} ({len(keys)})"),
@@ -154,6 +195,8 @@ def ingest_bars(
         "fetched_range": MetadataValue.text("" if plan.empty else f"{plan.start}..{plan.end}"),
         "fetched_rows": MetadataValue.int(len(result.bars)),
         "off_calendar_rows_dropped": MetadataValue.int(off_calendar),
+        "unsettled_rows_dropped": MetadataValue.int(unsettled),
+        "partitions_left_missing": MetadataValue.int(len(keys) - len(contents)),
         "quarantined_rows": MetadataValue.int(quarantine.rejected_rows),
         "quarantined": mapping_table(quarantine.reasons, "symbol", "reason"),
         "failed_count": MetadataValue.int(len(result.failures)),

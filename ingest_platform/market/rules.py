@@ -19,7 +19,7 @@ import pandas as pd
 import pandera.errors as pandera_errors
 import pandera.pandas as pa
 
-from ingest_platform.core import schema
+from ingest_platform.core import calendars, schema
 from ingest_platform.core.partitions import MarketDay, market_day
 from ingest_platform.market.schema import DailyBars
 from ingest_platform.market.sources.bars import Instrument
@@ -28,6 +28,46 @@ from ingest_platform.market.sources.bars import Instrument
 SOURCE_PRIORITY = ("yahoo", "polygon", "alpha_vantage")
 #: The columns whose change counts as a change of a bar (ingested_at does not).
 VALUE_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume", "source"]
+
+
+#: How long after a session's close its daily bar counts as final: providers keep revising the
+#: last print and the closing auction for a while.
+SETTLE = pd.Timedelta(minutes=30)
+
+
+def settled_calendars(
+    partition_key: str, calendar_names: Iterable[str], now: pd.Timestamp, settle: pd.Timedelta
+) -> set[str]:
+    """The calendars whose session on that day closed at least `settle` before `now`. A
+    calendar that does not trade that day has nothing to wait for and counts as settled."""
+    out = set()
+    for name in calendar_names:
+        close = calendars.session_close(partition_key, name)
+        if close is None or close + settle <= now:
+            out.add(name)
+    return out
+
+
+def settled(
+    frame: pd.DataFrame,
+    instruments: Sequence[Instrument],
+    now: pd.Timestamp,
+    settle: pd.Timedelta = SETTLE,
+) -> pd.Series:
+    """Which bars belong to a session that has closed and settled by `now`.
+
+    An answer fetched during a session carries that session's bar so far (Yahoo's and
+    Polygon's live bar, Alpha Vantage's intraday "Last Refreshed"): it is not the day's bar and
+    must never be stored as one.
+    """
+    calendar_of = {i.symbol: i.calendar for i in instruments}
+    pairs = pd.DataFrame({"calendar": frame["symbol"].map(calendar_of), "date": frame["date"]})
+    done: dict[tuple[str, pd.Timestamp], bool] = {}
+    for calendar, day in pairs.drop_duplicates().itertuples(index=False):
+        close = calendars.session_close(day, calendar) if isinstance(calendar, str) else None
+        done[(calendar, day)] = close is None or close + settle <= now
+    keys = list(zip(pairs["calendar"], pairs["date"], strict=True))
+    return pd.Series([done[k] for k in keys], index=frame.index, dtype=bool)
 
 
 def key_date(partition_key: str) -> dt.date:

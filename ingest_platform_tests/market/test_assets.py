@@ -496,3 +496,27 @@ def test_yahoo_throttling_is_governed_by_our_retry_policy_and_contained(resource
     assert len(waits) == FAST["max_attempts"] - 1 and min(waits) >= 1.0
     failed = run_meta(result, "yahoo_daily_bars")["failed_symbols"]
     assert "HTTP 429" in next(x for x in failed.splitlines() if "| AAPL |" in x)
+
+
+def test_a_session_is_stored_only_once_it_has_closed_and_settled(resources, lake, monkeypatch):
+    """Runs at 14:00 New York (mid-session), 17:00 (NYSE settled, FX still trading) and the
+    next morning: the day's bars land in that order, never as a partial bar."""
+    day = "2024-07-10"
+    monkeypatch.setenv(settings.NOW_ENV, "2024-07-10T14:00:00-04:00")
+    mid = run_range(resources, "2024-07-08", day)
+    assert mid.success
+    assert day not in lake.partition_keys("yahoo_daily_bars")  # left missing, not empty
+    assert day not in lake.partition_keys("market_bars")
+    assert run_meta(mid, "yahoo_daily_bars")["unsettled_rows_dropped"] == len(SYMBOLS)
+    assert materializations(mid, "yahoo_daily_bars")[day]["stored"] is False
+
+    monkeypatch.setenv(settings.NOW_ENV, "2024-07-10T17:00:00-04:00")
+    evening = run_range(resources, day, day)
+    assert evening.success
+    stored = set(lake.read("market_bars", [day])["symbol"])
+    assert stored == set(SYMBOLS) - {"EURUSD", "USDJPY"}  # FX's session ends at 00:00 UTC
+    assert materializations(evening, "market_bars")[day]["missing_count"] == 2
+
+    monkeypatch.setenv(settings.NOW_ENV, "2024-07-11T01:00:00-04:00")
+    assert run_range(resources, day, day).success
+    assert set(lake.read("market_bars", [day])["symbol"]) == set(SYMBOLS)
