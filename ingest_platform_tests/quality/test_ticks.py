@@ -143,3 +143,12 @@ def test_a_jump_that_reverts_is_not_a_split(helpers):
     bars, _ = _bars(helpers, _returns(np.log(0.5), after=np.log(2.0)))
     assert unadjusted_split_rows(bars).empty
     assert false_tick_rows(bars)["spike"].tolist() == [True]
+
+
+def test_a_recorded_split_of_the_wrong_ratio_is_a_false_tick_not_an_unadjusted_split(helpers):
+    raw, days = _bars(helpers, _returns(np.log(0.1)))  # traded 10-for-1 ...
+    wrong = _action("ACME", days[AT + 1], "split", 2.0)  # ... recorded as 2-for-1
+    assert unadjusted_split_rows(raw, wrong).empty  # a split is recorded on that date
+    rows = false_tick_rows(raw, wrong)  # but it does not explain a 5x residual jump
+    assert rows["date"].tolist() == [pd.Timestamp(days[AT + 1])]
+    assert rows["status"].tolist() == ["ERROR"]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ingest_platform.quality.finding import Status
+from ingest_platform.quality.thresholds import VolumeThresholds
 from ingest_platform.quality.volume import volume_outlier_rows, volume_outliers
 
 BASE = 1_000_000
@@ -59,3 +60,10 @@ def test_a_recorded_split_in_as_traded_volume_is_no_outlier(helpers):
     )
     assert volume_outliers(bars, split).passed
     assert volume_outliers(bars).status is Status.WARN  # 20x the pre-split median
+
+
+def test_a_busy_day_is_judged_against_the_sessions_before_it_only(helpers):
+    bars, _ = _bars(helpers, 50 * BASE)
+    bars.loc[26, "volume"] = 50 * BASE  # two busy days running
+    rows = volume_outlier_rows(bars, thresholds=VolumeThresholds(window=3))
+    assert rows["value"].tolist() == [50.0, 50.0]
