@@ -21,11 +21,12 @@ from ingest_platform.quality.bar_series import (
     BarSeries,
     align_actions,
     bar_series,
+    row_of,
     split_basis,
 )
 from ingest_platform.quality.finding import Finding, severity_order
 from ingest_platform.quality.flags import anomaly_finding
-from ingest_platform.quality.frames import day_numbers, pair_keys
+from ingest_platform.quality.frames import day_numbers
 from ingest_platform.quality.integrity import duplicate_key_rows, ohlc_violation_frame
 from ingest_platform.quality.stuck import stuck_price_frame
 from ingest_platform.quality.thresholds import AnomalyThresholds
@@ -65,10 +66,11 @@ def _rows_and_size(
         ticks,
         stuck_price_frame(series, t.stuck),
         ohlc_violation_frame(series),
-        duplicate_key_rows(bars, ("symbol", "date")),
+        # The sort already counted repeated (symbol, date) keys: look closer only if any.
+        duplicate_key_rows(bars, ("symbol", "date")) if series.repeated_rows else None,
         volume_outlier_frame(series, adjusted, t.volume),
     ]
-    found = [p for p in parts if not p.empty]
+    found = [p for p in parts if p is not None and not p.empty]
     # With nothing found, the empty split frame still has the common columns.
     rows = severity_order(pd.concat(found, ignore_index=True)) if found else splits
     return rows, len(series), len(series.names)
@@ -77,9 +79,7 @@ def _rows_and_size(
 def _with_detected(series: BarSeries, actions: Actions, splits: pd.DataFrame) -> Actions:
     """`actions` plus the unadjusted splits found, at the ratio each matched."""
     codes = pd.Index(series.names).get_indexer(splits["symbol"])
-    rows = pd.Index(pair_keys(series.code, series.day)).get_indexer(
-        pair_keys(codes, day_numbers(splits["date"]))
-    )
+    rows = row_of(series, codes, day_numbers(splits["date"]))
     split = actions.split.copy()
     split[rows] = splits["split_ratio"].to_numpy(dtype=float)
     return Actions(split, actions.dividend)

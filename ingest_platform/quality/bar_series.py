@@ -39,6 +39,7 @@ class BarSeries:
     volume: np.ndarray  # float64
     first: np.ndarray  # bool: the row starts its symbol
     has_volume: np.ndarray  # bool per code: the symbol reports volume (FX does not)
+    repeated_rows: int = 0  # rows dropped as repeats of an earlier (symbol, date)
 
     def __len__(self) -> int:
         return len(self.code)
@@ -87,8 +88,9 @@ def bar_series(bars: pd.DataFrame) -> BarSeries:
     require_columns(bars, BAR_COLUMNS, "bars")
     codes, names = encode(bars["symbol"])
     days = day_numbers(bars["date"])
-    sort = np.lexsort((days, codes))
-    order = sort if np.any(np.diff(sort) != 1) else None  # None: already sorted, no gather
+    step_code, step_day = np.diff(codes), np.diff(days)
+    ordered = bool(np.all((step_code > 0) | ((step_code == 0) & (step_day >= 0))))
+    order = None if ordered else np.lexsort((days, codes))  # None: no gather needed
     if order is not None:
         codes, days = codes[order], days[order]
     repeat = np.zeros(len(codes), dtype=bool)
@@ -104,7 +106,7 @@ def bar_series(bars: pd.DataFrame) -> BarSeries:
     first[1:] = code[1:] != code[:-1]
     volume = column("volume")
     has_volume = np.zeros(len(names), dtype=bool)
-    has_volume[np.unique(code[np.nan_to_num(volume) > 0])] = True
+    has_volume[code[np.nan_to_num(volume) > 0]] = True
     return BarSeries(
         names=names.to_numpy(dtype=object),
         code=code,
@@ -116,7 +118,19 @@ def bar_series(bars: pd.DataFrame) -> BarSeries:
         volume=volume,
         first=first,
         has_volume=has_volume,
+        repeated_rows=int(repeat.sum()),
     )
+
+
+def row_of(series: BarSeries, codes: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """The row of each (code, day) in `series`, or -1: a binary search, as rows are sorted."""
+    keys = pair_keys(series.code, series.day)
+    wanted = pair_keys(codes, days)
+    row = np.searchsorted(keys, wanted)
+    inside = row < len(keys)
+    found = np.zeros(len(wanted), dtype=bool)
+    found[inside] = keys[row[inside]] == wanted[inside]
+    return np.where(found, row, -1)
 
 
 @dataclass(frozen=True)
@@ -146,9 +160,7 @@ def align_actions(series: BarSeries, corporate_actions: pd.DataFrame | None) -> 
     codes = vocabulary.get_indexer(corporate_actions["symbol"]).astype(np.int64)
     days = day_numbers(corporate_actions["date"])
     known = (codes >= 0) & (days != _NAT)
-    row = pd.Index(pair_keys(series.code, series.day)).get_indexer(
-        pair_keys(codes[known], days[known])
-    )
+    row = row_of(series, codes[known], days[known])
     action = corporate_actions["action"].to_numpy()[known]
     value = corporate_actions["value"].to_numpy(dtype=float)[known]
     hit = row >= 0

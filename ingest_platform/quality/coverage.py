@@ -117,19 +117,33 @@ def _runs(days: np.ndarray, order: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(days[starts].tolist(), days[ends].tolist(), strict=True))
 
 
+@dataclass(frozen=True)
+class _Expected:
+    """Expected (key, day) pairs as integer codes into `names`."""
+
+    names: pd.Index
+    codes: np.ndarray
+    days: np.ndarray
+
+    @classmethod
+    def of(cls, expected: pd.DataFrame, key: str) -> _Expected:
+        require_columns(expected, [key, "date"], "expected")
+        codes, names = encode(expected[key])
+        return cls(names, codes, day_numbers(expected["date"]))
+
+
 def _grid(
     observed: pd.DataFrame,
-    expected: pd.DataFrame,
+    expected: _Expected,
     key: str,
     date_column: str,
     value_column: str | None,
     start: DayLike | None,
     end: DayLike | None,
 ) -> _Grid:
-    require_columns(expected, [key, "date"], "expected")
     needed = [key, date_column, *([value_column] if value_column else [])]
     require_columns(observed, needed, "observed")
-    e_days = day_numbers(expected["date"])
+    e_days = expected.days
     o_days = day_numbers(observed[date_column])
     o_valid = o_days != _NAT
     if value_column:
@@ -140,9 +154,14 @@ def _grid(
     hi = as_day(end) if end is not None else (int(bounds.max()) if len(bounds) else -1)
     e_in = (e_days >= lo) & (e_days <= hi)
     o_in = o_valid & (o_days >= lo) & (o_days <= hi)
-    e_codes, names = encode(expected[key][e_in])
+    # Keep only keys expected in the window, then append the observed keys nobody expected.
+    e_codes, e_days = expected.codes[e_in], e_days[e_in]
+    used = np.zeros(len(expected.names), dtype=bool)
+    used[e_codes] = True
+    renumber = np.cumsum(used) - 1
+    e_codes, names = renumber[e_codes], expected.names[used]
     o_codes, names = encode(observed[key][o_in], names)
-    e_days, o_days = e_days[e_in], o_days[o_in]
+    o_days = o_days[o_in]
 
     marks = np.zeros(max(hi - lo + 1, 0), dtype=bool)
     marks[e_days - lo] = True
@@ -180,7 +199,8 @@ def coverage_by_key(
     A key with rows but nothing expected (not in the instruments, say) has a null ratio and its
     rows counted as extra.
     """
-    return _grid(observed, expected, key, date_column, value_column, start, end).table()
+    grid = _grid(observed, _Expected.of(expected, key), key, date_column, value_column, start, end)
+    return grid.table()
 
 
 def coverage(
@@ -197,7 +217,7 @@ def coverage(
 ) -> Finding:
     """WARN when a key's coverage is below ``warn_below``, ERROR below ``error_below``; keys
     with extra rows take ``on_extra``. Arguments as in `coverage_by_key`."""
-    grid = _grid(observed, expected, key, date_column, value_column, start, end)
+    grid = _grid(observed, _Expected.of(expected, key), key, date_column, value_column, start, end)
     return _finding(grid, grid.table(), thresholds, check)
 
 
@@ -303,22 +323,52 @@ def _summary(
 # ---- what is expected ------------------------------------------------------------------------
 
 
-def _listing_mask(
-    symbols: np.ndarray, days: np.ndarray, listings: pd.DataFrame | None, what: str
-) -> np.ndarray:
-    """Rows within their symbol's [first_date, last_date] (null = open-ended)."""
+def _listing_bounds(
+    names: pd.Index, listings: pd.DataFrame | None, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each name's first and last listed day (open ends as the int64 extremes)."""
+    lo = np.full(len(names), np.iinfo(np.int64).min)
+    hi = np.full(len(names), np.iinfo(np.int64).max)
     if listings is None:
-        return np.ones(len(days), dtype=bool)
+        return lo, hi
     require_columns(listings, ["symbol", "first_date", "last_date"], what)
     by_symbol = listings.drop_duplicates("symbol", keep="last").set_index("symbol")
-    first = day_numbers(by_symbol["first_date"])
-    last = day_numbers(by_symbol["last_date"])
-    last = np.where(last == _NAT, np.iinfo(np.int64).max, last)
-    row = by_symbol.index.get_indexer(symbols)
+    row = by_symbol.index.get_indexer(names)
     known = row >= 0
-    lo = np.where(known, first[np.maximum(row, 0)], _NAT)
-    hi = np.where(known, last[np.maximum(row, 0)], np.iinfo(np.int64).max)
-    return (days >= lo) & (days <= hi)
+    first = day_numbers(by_symbol["first_date"])[row[known]]
+    last = day_numbers(by_symbol["last_date"])[row[known]]
+    lo[known] = first  # NaT is the int64 minimum already: open
+    hi[known] = np.where(last == _NAT, np.iinfo(np.int64).max, last)
+    return lo, hi
+
+
+def _cross(
+    codes: np.ndarray, days: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (code, day) pair within the code's [lo, hi]."""
+    all_codes = np.repeat(codes, len(days))
+    all_days = np.tile(days, len(codes))
+    keep = (all_days >= lo[all_codes]) & (all_days <= hi[all_codes])
+    return all_codes[keep], all_days[keep]
+
+
+def _expected_sessions(
+    instruments: pd.DataFrame, start: DayLike, end: DayLike, listings: pd.DataFrame | None
+) -> _Expected:
+    require_columns(instruments, ["symbol", "calendar"], "instruments")
+    universe = instruments.drop_duplicates("symbol", keep="last")
+    codes, names = encode(universe["symbol"])
+    lo, hi = _listing_bounds(names, listings, "listings")
+    window = day_to_date(as_day(start)), day_to_date(as_day(end))
+    calendar_of = universe["calendar"].astype(str).to_numpy()
+    parts = []
+    for calendar in np.unique(calendar_of):
+        sessions = np.array(calendars.sessions(*window, calendar), dtype="datetime64[D]")
+        mine = codes[calendar_of == calendar]
+        parts.append(_cross(mine, sessions.astype(np.int64), lo, hi))
+    all_codes = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    all_days = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    return _Expected(names, all_codes, all_days)
 
 
 def expected_sessions(
@@ -335,23 +385,11 @@ def expected_sessions(
         listings: optional ``symbol``, ``first_date``, ``last_date`` (null = open): a symbol is
             expected only between its own first and last listing day.
     """
-    require_columns(instruments, ["symbol", "calendar"], "instruments")
-    parts = []
-    for calendar, group in instruments.groupby("calendar", sort=True):
-        window = day_to_date(as_day(start)), day_to_date(as_day(end))
-        sessions = np.array(calendars.sessions(*window, str(calendar)), dtype="datetime64[D]")
-        days = sessions.astype(np.int64)
-        symbols = group["symbol"].astype(str).unique()
-        all_symbols = np.repeat(symbols, len(days))
-        all_days = np.tile(days, len(symbols))
-        keep = _listing_mask(all_symbols, all_days, listings, "listings")
-        parts.append((all_symbols[keep], all_days[keep]))
-    if not parts:
-        return pd.DataFrame({"symbol": pd.Series(dtype=object), "date": to_dates([])})
+    pairs = _expected_sessions(instruments, start, end, listings)
     return pd.DataFrame(
         {
-            "symbol": np.concatenate([p[0] for p in parts]),
-            "date": to_dates(np.concatenate([p[1] for p in parts])),
+            "symbol": pairs.names.to_numpy(dtype=object)[pairs.codes],
+            "date": to_dates(pairs.days),
         }
     )
 
@@ -364,13 +402,13 @@ def expected_stream_days(subscriptions: pd.DataFrame, start: DayLike, end: DayLi
     """
     require_columns(subscriptions, ["symbol"], "subscriptions")
     days = np.arange(as_day(start), as_day(end) + 1, dtype=np.int64)
-    symbols = subscriptions["symbol"].astype(str).unique()
-    all_symbols = np.repeat(symbols, len(days))
-    all_days = np.tile(days, len(symbols))
+    codes, names = encode(subscriptions["symbol"].drop_duplicates())
     has_bounds = {"first_date", "last_date"} <= set(subscriptions.columns)
-    bounds = subscriptions if has_bounds else None
-    keep = _listing_mask(all_symbols, all_days, bounds, "subscriptions")
-    return pd.DataFrame({"symbol": all_symbols[keep], "date": to_dates(all_days[keep])})
+    lo, hi = _listing_bounds(names, subscriptions if has_bounds else None, "subscriptions")
+    all_codes, all_days = _cross(codes, days, lo, hi)
+    return pd.DataFrame(
+        {"symbol": names.to_numpy(dtype=object)[all_codes], "date": to_dates(all_days)}
+    )
 
 
 # ---- per dataset -----------------------------------------------------------------------------
@@ -386,10 +424,9 @@ def bar_coverage(
     thresholds: CoverageThresholds = CoverageThresholds(),  # noqa: B008
 ) -> Finding:
     """Daily bars against each instrument's own calendar sessions in [start, end]."""
-    expected = expected_sessions(instruments, start, end, listings=listings)
-    return coverage(
-        bars, expected, start=start, end=end, thresholds=thresholds, check="bar_coverage"
-    )
+    expected = _expected_sessions(instruments, start, end, listings)
+    grid = _grid(bars, expected, "symbol", "date", None, start, end)
+    return _finding(grid, grid.table(), thresholds, "bar_coverage")
 
 
 def indicator_coverage(

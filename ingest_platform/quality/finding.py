@@ -140,9 +140,12 @@ def status_where(
     return np.where(is_error, "ERROR", np.where(is_warn, "WARN", "PASS"))
 
 
-def status_of(labels: Iterable[str]) -> Status:
-    """The worst of a column of status labels."""
-    return worst(Status(label) for label in set(labels))
+def status_of(labels: Iterable[str] | pd.Series | np.ndarray) -> Status:
+    """The worst of a column of status labels (vectorised: columns can be long)."""
+    values = np.asarray(labels if isinstance(labels, pd.Series | np.ndarray) else list(labels))
+    if (values == "ERROR").any():
+        return Status.ERROR
+    return Status.WARN if (values == "WARN").any() else Status.PASS
 
 
 def status_rank(labels: Iterable[str] | pd.Series | np.ndarray) -> np.ndarray:

@@ -74,11 +74,12 @@ def encode(keys: pd.Series, vocabulary: pd.Index | None = None) -> tuple[np.ndar
     can tell them apart by ``code >= len(original vocabulary)``.
     """
     if vocabulary is None:
-        codes, uniques = pd.factorize(keys, sort=True, use_na_sentinel=False)
-        return codes.astype(np.int64), pd.Index(uniques)
-    codes = vocabulary.get_indexer(keys).astype(np.int64)
+        codes, uniques = pd.factorize(keys, sort=True)
+        codes, vocabulary = codes.astype(np.int64), pd.Index(uniques)
+    else:
+        codes = vocabulary.get_indexer(keys).astype(np.int64)
     unknown = codes < 0
-    if unknown.any():
+    if unknown.any():  # null keys, or keys outside the vocabulary (rare: factorize only those)
         extra_codes, extra = pd.factorize(keys[unknown], sort=True, use_na_sentinel=False)
         codes[unknown] = len(vocabulary) + extra_codes
         vocabulary = vocabulary.append(pd.Index(extra))

@@ -26,6 +26,13 @@ from ingest_platform.quality.frames import require_columns
 
 #: Float rounding in a source's payload is not a broken bar (the schema's tolerance).
 RELATIVE_TOLERANCE = 1e-9
+#: The bounds, in the order a bar is tested against them (the first it breaks is named).
+RULES = (
+    "price missing or not positive",
+    "high below max(open, close)",
+    "low above min(open, close)",
+    "volume missing or negative",
+)
 #: Columns whose difference does not make duplicate rows conflict: when they were fetched.
 BOOKKEEPING_COLUMNS = ("ingested_at",)
 
@@ -34,36 +41,28 @@ def ohlc_violation_frame(series: BarSeries) -> pd.DataFrame:
     """One flagged row per bar breaking a bound, naming the first rule it breaks."""
     o, h, low, c, v = series.open, series.high, series.low, series.close, series.volume
     with np.errstate(invalid="ignore"):
-        prices = np.stack([o, h, low, c])
-        unusable = ~np.isfinite(prices).all(axis=0) | (prices <= 0).any(axis=0)
+        unusable = ~(
+            (o > 0) & (h > 0) & (low > 0) & (c > 0)
+            & np.isfinite(o) & np.isfinite(h) & np.isfinite(low) & np.isfinite(c)
+        )  # fmt: skip
         top, bottom = np.fmax(o, c), np.fmin(o, c)
         high_short = (top - h) / top
         low_over = (low - bottom) / bottom
         bad_high = ~unusable & (h < top * (1 - RELATIVE_TOLERANCE))
         bad_low = ~unusable & (low > bottom * (1 + RELATIVE_TOLERANCE))
         bad_volume = ~np.isfinite(v) | (v < 0)
-    rule = np.select(
-        [unusable, bad_high, bad_low, bad_volume],
-        [
-            "price missing or not positive",
-            "high below max(open, close)",
-            "low above min(open, close)",
-            "volume missing or negative",
-        ],
-        default="",
-    )
-    size = np.select(
-        [unusable, bad_high, bad_low, bad_volume], [np.inf, high_short, low_over, np.inf], 0.0
-    )
-    rows = np.flatnonzero(rule != "")
+    rows = np.flatnonzero(unusable | bad_high | bad_low | bad_volume)
+    broken = [unusable[rows], bad_high[rows], bad_low[rows], bad_volume[rows]]
+    rule = np.select(broken, list(RULES), default="")
+    size = np.select(broken, [np.inf, high_short[rows], low_over[rows], np.inf], 0.0)
     return flag_rows(
         series,
         rows,
         "ohlc_bounds",
-        size[rows],
+        size,
         0.0,
         "ERROR",
-        rule=rule[rows],
+        rule=rule,
         open=o[rows],
         high=h[rows],
         low=low[rows],

@@ -31,23 +31,31 @@ def volume_outlier_frame(
 ) -> pd.DataFrame:
     """Flagged volume outliers of a prepared series."""
     volume = adjusted.volume
-    rolling = pd.Series(volume).rolling(t.window, min_periods=t.window).median().to_numpy()
-    baseline = np.concatenate(([np.nan], rolling[:-1]))
     position = np.arange(len(series)) - series.start_of_symbol()
-    judged = (position >= t.window) & series.has_volume[series.code] & (baseline > 0)
+    judged = (position >= t.window) & series.has_volume[series.code]
+    # The median of a window is at least its minimum, so only a volume above warn_ratio times
+    # the previous window's minimum can be an outlier: the exact rolling median (a skip list,
+    # the costliest step here) is taken on those few rows only.
+    lowest = pd.Series(volume).rolling(t.window, min_periods=t.window).min().to_numpy()
+    floor = np.concatenate(([np.nan], lowest[:-1]))
+    with np.errstate(invalid="ignore"):
+        candidates = np.flatnonzero(judged & (volume > t.warn_ratio * floor))
+    window = volume[candidates[:, None] - np.arange(t.window, 0, -1)[None, :]]
+    baseline = np.median(window, axis=1) if len(candidates) else np.zeros(0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(judged, volume / np.where(judged, baseline, 1.0), np.nan)
-        rows = np.flatnonzero(ratio > t.warn_ratio)
-    error = ratio[rows] > t.error_ratio
+        ratio = np.where(baseline > 0, volume[candidates] / baseline, np.nan)
+        flagged = ratio > t.warn_ratio
+    rows, ratio, baseline = candidates[flagged], ratio[flagged], baseline[flagged]
+    error = ratio > t.error_ratio
     return flag_rows(
         series,
         rows,
         "volume_outlier",
-        ratio[rows],
+        ratio,
         np.where(error, t.error_ratio, t.warn_ratio),
         np.where(error, "ERROR", "WARN"),
         volume=volume[rows],
-        median_volume=baseline[rows],
+        median_volume=baseline,
     )
 
 
