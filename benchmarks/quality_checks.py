@@ -37,8 +37,9 @@ import pandas as pd
 
 from ingest_platform.core import settings
 from ingest_platform.quality.anomalies import bar_anomalies, bar_anomaly_rows
-from ingest_platform.quality.coverage import bar_coverage, coverage_by_key, expected_sessions
+from ingest_platform.quality.coverage import bar_coverage, coverage_by_key
 from ingest_platform.quality.drift import cross_source_drift
+from ingest_platform.quality.expected import expected_sessions
 from ingest_platform.quality.mappings import unmapped_variables
 from ingest_platform.quality.score import quality_score
 from ingest_platform.quality.staleness import bar_staleness, bar_staleness_by_symbol

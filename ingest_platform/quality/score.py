@@ -4,9 +4,11 @@
 
 - ``coverage``: the coverage ratio (`coverage.coverage_by_key` ``ratio``); a key with nothing
   expected counts 1.
-- ``freshness``: from the staleness table (``freshness`` column of `staleness.*_by_*`): 1 up
-  to the WARN limit, 0.6 at the ERROR limit, decaying beyond, 0 if never observed; 1 for keys
-  the staleness table does not list (or when none is given).
+- ``freshness``: from a staleness table (the ``freshness`` column of
+  `staleness.bar_staleness_by_symbol`, `staleness.indicator_staleness_by_variable`,
+  `stream_staleness.stream_staleness_by_key`; the formula is in `freshness`): 1 up to the WARN
+  limit, 0.6 at the ERROR limit, decaying beyond, 0 if never observed; 1 for keys the
+  staleness table does not list (or when none is given).
 - ``anomaly_factor``: ``(1 - warn_anomaly_penalty) ** warn_rows *
   (1 - error_anomaly_penalty) ** error_rows`` over the key's flagged anomaly rows (defaults
   0.95 per WARN, 0.5 per ERROR).

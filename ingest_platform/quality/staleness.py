@@ -3,23 +3,20 @@
 - bars: the last *completed* session of each symbol's own calendar (a session completes
   ``settle_hours`` after its close), counted in sessions behind;
 - indicators: the oldest release that is due (release time + grace) but whose observation is
-  not in the frame, counted in hours late;
-- the Kraken stream: hours since its last heartbeat (or newest row).
+  not in the frame, counted in hours late.
+
+(The Kraken stream's staleness, hours since its heartbeat, is in `stream_staleness`.)
 
 Every function takes `now` as an argument and never reads the clock, so a check re-run over
 old data, or a test, gets the same answer.
 
-Each ``*_by_*`` table also carries ``freshness`` in 0..1, which the quality score multiplies
-in: 1 up to the WARN limit, falling linearly to `FRESHNESS_AT_ERROR` at the ERROR limit, then
-as ``FRESHNESS_AT_ERROR * span / excess`` beyond it (``excess`` = lag - WARN limit, ``span`` =
-ERROR limit - WARN limit), and 0 when nothing was ever observed.
+Each ``*_by_*`` table also carries ``freshness`` in 0..1 (see `freshness`), which the quality
+score multiplies in.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -41,35 +38,21 @@ from ingest_platform.quality.frames import (
     to_dates,
     utc_timestamp,
 )
+from ingest_platform.quality.freshness import (
+    HOUR,
+    Instant,
+    freshness,
+    lag_figures,
+    lag_labels,
+    now_text,
+    worst_first,
+)
 from ingest_platform.quality.thresholds import (
     BarStalenessThresholds,
     IndicatorStalenessThresholds,
-    StreamStalenessThresholds,
 )
 
-#: Freshness at exactly the ERROR limit: the quality score's default ERROR threshold, so a
-#: symbol that is stale beyond the ERROR limit fails the score on freshness alone.
-FRESHNESS_AT_ERROR = 0.6
 _NAT = np.iinfo(np.int64).min
-_HOUR = pd.Timedelta(hours=1)
-
-Instant: TypeAlias = dt.datetime | pd.Timestamp
-
-
-def freshness(lag: np.ndarray, warn: float, error: float) -> np.ndarray:
-    """1 up to `warn`, linear to `FRESHNESS_AT_ERROR` at `error`, then decaying; 0 for NaN."""
-    lag = np.asarray(lag, dtype=float)
-    span = error - warn
-    excess = np.maximum(lag - warn, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beyond = FRESHNESS_AT_ERROR * span / excess
-    out = np.where(excess <= span, 1.0 - (1.0 - FRESHNESS_AT_ERROR) * excess / span, beyond)
-    return np.where(np.isnan(lag), 0.0, out)
-
-
-def _labels(lag: np.ndarray, warn: float, error: float) -> np.ndarray:
-    """Status per lag; never observed (NaN) is an ERROR."""
-    return np.where(np.isnan(lag), "ERROR", status_where(np.nan_to_num(lag), warn, error))
 
 
 # ---- bars ------------------------------------------------------------------------------------
@@ -135,17 +118,11 @@ def bar_staleness_by_symbol(
             "expected_date": to_dates(expected_day),
             "lag_sessions": lag,
             "freshness": freshness(lag, t.warn_after_sessions, t.error_after_sessions),
-            "status": _labels(lag, t.warn_after_sessions, t.error_after_sessions),
+            "status": lag_labels(lag, t.warn_after_sessions, t.error_after_sessions),
         }
     )
     table = table[(expected_day != _NAT) & ~not_yet_listed]
-    return _worst_first(table, "lag_sessions", "symbol")
-
-
-def _worst_first(table: pd.DataFrame, measure: str, key: str) -> pd.DataFrame:
-    """Worst status first, then the largest lag, never-observed (NaN) above any lag."""
-    keyed = table.assign(_lag=table[measure].fillna(np.inf))
-    return severity_order(keyed, "_lag", key, ascending=[False, True]).drop(columns="_lag")
+    return worst_first(table, "lag_sessions", "symbol")
 
 
 def _sessions_between(sessions: np.ndarray, last: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -197,7 +174,7 @@ def bar_staleness(
             "status": stale["status"],
         }
     ).reset_index(drop=True)
-    figures = _lag_figures(table, lag, t.warn_after_sessions, t.error_after_sessions, "sessions")
+    figures = lag_figures(table, lag, t.warn_after_sessions, t.error_after_sessions, "sessions")
     named = [
         f"{s} (never)" if pd.isna(d) else f"{s} ({wording.day(d)}, {int(n)} behind)"
         for s, d, n in zip(
@@ -217,28 +194,6 @@ def bar_staleness(
             f"as of {as_of}"
         )
     return Finding("bar_staleness", status_of(table["status"]), figures, offending, summary)
-
-
-def _lag_figures(
-    table: pd.DataFrame, lag: np.ndarray, warn: float, error: float, unit: str
-) -> dict[str, float | int]:
-    seen = lag[~np.isnan(lag)]
-    figures: dict[str, float | int] = {
-        "keys": len(table),
-        "stale_warn": int((table["status"] == "WARN").sum()),
-        "stale_error": int((table["status"] == "ERROR").sum()),
-        "never_observed": int(np.isnan(lag).sum()),
-        f"warn_after_{unit}": warn,
-        f"error_after_{unit}": error,
-    }
-    if len(seen):
-        figures[f"max_lag_{unit}"] = float(seen.max())
-        figures[f"median_lag_{unit}"] = float(np.median(seen))
-    return figures
-
-
-def now_text(now: Instant) -> str:
-    return utc_timestamp(now, "now").strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _day(stamp: pd.Timestamp) -> int:
@@ -288,7 +243,7 @@ def indicator_staleness_by_variable(
     unmet = due[due["date"] > due["variable"].map(newest).fillna(pd.Timestamp.min)]
     oldest_unmet = unmet.groupby("variable")["due_at"].min().reindex(variables)
     expected = due.groupby("variable")["date"].max().reindex(variables)
-    late = ((now - oldest_unmet) / _HOUR).fillna(0.0).to_numpy(dtype=float)
+    late = ((now - oldest_unmet) / HOUR).fillna(0.0).to_numpy(dtype=float)
     table = pd.DataFrame(
         {
             "variable": variables.to_numpy(dtype=object),
@@ -332,7 +287,7 @@ def indicator_staleness(
         }
     ).reset_index(drop=True)
     hours = table["late_hours"].to_numpy()
-    figures = _lag_figures(table, hours, t.warn_after_hours, t.error_after_hours, "hours")
+    figures = lag_figures(table, hours, t.warn_after_hours, t.error_after_hours, "hours")
     figures.pop("never_observed")
     named = [
         f"{v} ({wording.day(e)} due, last {'none' if pd.isna(d) else wording.day(d)}, "
@@ -351,92 +306,3 @@ def indicator_staleness(
             f"all {wording.plural(len(table), 'variable')} have every due release as of {as_of}"
         )
     return Finding("indicator_staleness", status_of(table["status"]), figures, offending, summary)
-
-
-# ---- the stream ------------------------------------------------------------------------------
-
-
-def stream_staleness_by_key(
-    heartbeats: pd.DataFrame,
-    now: Instant,
-    *,
-    key: str = "symbol",
-    time_column: str = "time",
-    expected_keys: Sequence[str] = (),
-    thresholds: StreamStalenessThresholds = StreamStalenessThresholds(),  # noqa: B008
-) -> pd.DataFrame:
-    """Per key: ``last_seen`` (newest timestamp), ``age_hours`` at `now`, ``freshness``,
-    ``status``; oldest first. `expected_keys` that never appear are ERROR (age NaN).
-
-    `heartbeats` is any frame with `key` and a timezone-aware `time_column`: the client's
-    heartbeat records, or the minute bars (``minute``) when the heartbeat is not at hand.
-    """
-    require_columns(heartbeats, [key, time_column], "heartbeats")
-    now = utc_timestamp(now, "now")
-    t = thresholds
-    stamps = pd.to_datetime(heartbeats[time_column], utc=True)
-    newest = stamps.groupby(heartbeats[key]).max()
-    keys = newest.index.union(pd.Index(list(expected_keys)), sort=False)
-    newest = newest.reindex(keys)
-    age = ((now - newest) / _HOUR).to_numpy(dtype=float)
-    table = pd.DataFrame(
-        {
-            key: keys.to_numpy(dtype=object),
-            "last_seen": newest.to_numpy(),
-            "age_hours": age,
-            "freshness": freshness(age, t.warn_after_hours, t.error_after_hours),
-            "status": _labels(age, t.warn_after_hours, t.error_after_hours),
-        }
-    )
-    return _worst_first(table, "age_hours", key)
-
-
-def stream_staleness(
-    heartbeats: pd.DataFrame,
-    now: Instant,
-    *,
-    key: str = "symbol",
-    time_column: str = "time",
-    expected_keys: Sequence[str] = (),
-    thresholds: StreamStalenessThresholds = StreamStalenessThresholds(),  # noqa: B008
-) -> Finding:
-    """WARN when the newest heartbeat is older than ``warn_after_hours``, ERROR beyond
-    ``error_after_hours`` (or never seen)."""
-    t = thresholds
-    table = stream_staleness_by_key(
-        heartbeats, now, key=key, time_column=time_column, expected_keys=expected_keys,
-        thresholds=t,
-    )  # fmt: skip
-    old = table[table["status"] != "PASS"].head(MAX_OFFENDING_ROWS)
-    offending = pd.DataFrame(
-        {
-            key: old[key],
-            "last_seen": old["last_seen"],
-            "age_hours": old["age_hours"],
-            "threshold": np.where(
-                old["age_hours"].fillna(np.inf) > t.error_after_hours,
-                t.error_after_hours,
-                t.warn_after_hours,
-            ),
-            "status": old["status"],
-        }
-    ).reset_index(drop=True)
-    age = table["age_hours"].to_numpy()
-    figures = _lag_figures(table, age, t.warn_after_hours, t.error_after_hours, "hours")
-    named = [
-        f"{k} (never)" if pd.isna(s) else f"{k} (last {s:%Y-%m-%d %H:%M}, {wording.number(a)} h)"
-        for k, s, a in zip(
-            offending[key], offending["last_seen"], offending["age_hours"], strict=True
-        )
-    ]
-    as_of = now_text(now)
-    if named:
-        n = int((table["status"] != "PASS").sum())
-        summary = (
-            f"stream silent for more than {wording.number(t.warn_after_hours)} h as of {as_of}: "
-            f"{wording.listing(named, n)}"
-        )
-    else:
-        within = wording.number(t.warn_after_hours)
-        summary = f"{wording.plural(len(table), key)} heard from within {within} h of {as_of}"
-    return Finding("stream_staleness", status_of(table["status"]), figures, offending, summary)

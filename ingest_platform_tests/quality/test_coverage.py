@@ -9,11 +9,10 @@ from ingest_platform.quality.coverage import (
     bar_coverage,
     coverage,
     coverage_by_key,
-    expected_sessions,
-    expected_stream_days,
     indicator_coverage,
     stream_coverage,
 )
+from ingest_platform.quality.expected import expected_sessions, expected_stream_days
 from ingest_platform.quality.finding import Status
 from ingest_platform.quality.thresholds import CoverageThresholds
 

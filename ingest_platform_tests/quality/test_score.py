@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from ingest_platform.quality.anomalies import bar_anomaly_rows
-from ingest_platform.quality.coverage import coverage_by_key, expected_sessions
+from ingest_platform.quality.coverage import coverage_by_key
+from ingest_platform.quality.expected import expected_sessions
 from ingest_platform.quality.finding import Status
 from ingest_platform.quality.score import quality_score, score_by_key
 from ingest_platform.quality.staleness import bar_staleness_by_symbol
@@ -87,3 +88,15 @@ def test_scores_from_real_check_outputs(helpers):
     assert table.loc["AAPL", "score"] == 0.5  # one OHLC violation
     assert table.loc["MSFT", "score"] == pytest.approx(0.9 * 0.4)  # 27/30, 3 sessions behind
     assert found.status is Status.ERROR
+
+
+@pytest.mark.parametrize(("behind", "status"), [(2, Status.WARN), (3, Status.ERROR)])
+def test_staleness_at_its_error_limit_is_a_warn_in_the_score_too(helpers, behind, status):
+    instruments = pd.DataFrame({"symbol": ["AAPL"], "calendar": ["XNYS"]})
+    days = helpers.sessions("2024-07-01", 30)
+    bars = helpers.bars("AAPL", days[: len(days) - behind])
+    now = pd.Timestamp(days[-1]).tz_localize("UTC") + pd.Timedelta(hours=33)
+    staleness = bar_staleness_by_symbol(bars, instruments, now)
+    assert staleness["status"].tolist() == [status.value]
+    coverage = pd.DataFrame({"symbol": ["AAPL"], "ratio": [1.0]})
+    assert quality_score(coverage, staleness=staleness).status is status

@@ -1,4 +1,5 @@
-"""Staleness: the newest observation against the latest one that should exist by `now`."""
+"""Staleness of bars and indicators: the newest observation against the latest that should
+exist by `now`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from ingest_platform.quality.finding import Status
 from ingest_platform.quality.staleness import (
     bar_staleness,
     bar_staleness_by_symbol,
-    freshness,
     indicator_staleness,
     indicator_staleness_by_variable,
-    stream_staleness,
 )
 from ingest_platform.quality.thresholds import BarStalenessThresholds
 
@@ -127,11 +126,6 @@ def test_now_must_be_timezone_aware_and_is_the_only_clock(helpers):
     assert again.passed
 
 
-def test_freshness_is_one_to_the_warn_limit_then_falls_through_the_error_limit():
-    lags = [0, 1, 2, 3, 4, 6, float("nan")]
-    assert freshness(lags, 0, 2).round(4).tolist() == [1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.0]
-
-
 RELEASES = pd.DataFrame(
     {
         "variable": ["CPI", "CPI", "CPI", "UNRATE"],
@@ -196,38 +190,3 @@ def test_release_times_may_be_timezone_aware():
     due = pd.Timestamp("2024-06-12 08:30", tz="America/New_York") + pd.Timedelta(hours=24)
     assert indicator_staleness(OBSERVED, aware, due).passed
     assert indicator_staleness(OBSERVED, aware, due + SECOND).status is Status.WARN
-
-
-NOW = pd.Timestamp("2026-11-20 12:00", tz="UTC")
-
-
-@pytest.mark.parametrize(
-    ("age", "status"),
-    [
-        (pd.Timedelta(minutes=15), Status.PASS),  # exactly at WARN (0.25 h)
-        (pd.Timedelta(minutes=15) + SECOND, Status.WARN),
-        (pd.Timedelta(hours=1), Status.WARN),  # exactly at ERROR
-        (pd.Timedelta(hours=1) + SECOND, Status.ERROR),
-    ],
-)
-def test_stream_staleness_boundaries_in_hours(age, status):
-    heartbeats = pd.DataFrame(
-        {
-            "symbol": ["BTC/USD", "BTC/USD", "ETH/USD"],
-            "time": [NOW - pd.Timedelta(hours=3), NOW - age, NOW],
-        }
-    )
-    found = stream_staleness(heartbeats, NOW)
-    assert found.status is status
-    assert found.figures["max_lag_hours"] == pytest.approx(age / pd.Timedelta(hours=1))
-    if status is not Status.PASS:
-        assert found.offending.iloc[0]["symbol"] == "BTC/USD"
-        assert "BTC/USD (last 2026-11-20" in found.summary
-
-
-def test_a_subscribed_stream_never_heard_from_is_an_error():
-    heartbeats = pd.DataFrame({"symbol": ["BTC/USD"], "minute": [NOW]})
-    found = stream_staleness(heartbeats, NOW, time_column="minute", expected_keys=["SOL/USD"])
-    assert found.status is Status.ERROR
-    assert found.offending.iloc[0]["symbol"] == "SOL/USD"
-    assert "SOL/USD (never)" in found.summary
