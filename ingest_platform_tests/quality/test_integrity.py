@@ -33,6 +33,7 @@ def _bar(helpers, **values):
         ({"low": 0.0}, "price missing or not positive"),
         ({"close": np.nan}, "price missing or not positive"),
         ({"volume": -1}, "volume missing or negative"),
+        ({"volume": np.nan}, "volume missing or negative"),
     ],
 )
 def test_ohlc_bounds(helpers, values, rule):

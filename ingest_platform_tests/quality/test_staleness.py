@@ -170,6 +170,14 @@ def test_indicator_staleness_boundaries_in_hours(now, status):
         assert found.summary.startswith("all 2 variables have every due release")
 
 
+def test_a_release_is_due_from_exactly_its_due_time():
+    table = indicator_staleness_by_variable(OBSERVED, RELEASES, CPI_DUE).set_index("variable")
+    assert table.loc["CPI", "expected_date"] == pd.Timestamp("2024-05-01")
+    assert table.loc["CPI", "due_at"] == CPI_DUE and table.loc["CPI", "late_hours"] == 0.0
+    earlier = indicator_staleness_by_variable(OBSERVED, RELEASES, CPI_DUE - SECOND)
+    assert earlier.set_index("variable").loc["CPI", "expected_date"] == pd.Timestamp("2024-04-01")
+
+
 def test_the_oldest_unmet_release_sets_the_lateness_and_a_met_one_clears_it():
     now = pd.Timestamp("2024-07-15", tz="UTC")
     table = indicator_staleness_by_variable(OBSERVED, RELEASES, now).set_index("variable")
