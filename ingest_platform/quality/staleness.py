@@ -31,6 +31,7 @@ from ingest_platform.quality.finding import (
     status_where,
 )
 from ingest_platform.quality.frames import (
+    as_day,
     day_numbers,
     day_to_date,
     encode,
@@ -97,7 +98,7 @@ def bar_staleness_by_symbol(
     settle = pd.Timedelta(hours=t.settle_hours)
     for calendar in np.unique(calendar_of):
         rows = np.flatnonzero(calendar_of == calendar)
-        bounds = np.concatenate(([_day(now) - 14], last_day[rows], final[rows]))
+        bounds = np.concatenate(([as_day(now) - 14], last_day[rows], final[rows]))
         since = int(bounds[bounds != _NAT].min()) - 7
         tomorrow = now.date() + dt.timedelta(days=1)
         frame = calendars.sessions_frame(day_to_date(since), tomorrow, calendar)
@@ -196,12 +197,6 @@ def bar_staleness(
     return Finding("bar_staleness", status_of(table["status"]), figures, offending, summary)
 
 
-def _day(stamp: pd.Timestamp) -> int:
-    return int(
-        np.datetime64(stamp.tz_localize(None).normalize().to_datetime64(), "D").astype(np.int64)
-    )
-
-
 # ---- indicators ------------------------------------------------------------------------------
 
 
@@ -232,7 +227,7 @@ def indicator_staleness_by_variable(
     if value_column:
         require_columns(observations, [value_column], "observations")
         seen = observations[observations[value_column].notna()]
-    newest = seen.groupby("variable")["date"].max()
+    newest = pd.to_datetime(seen["date"]).groupby(seen["variable"]).max()
     released = pd.to_datetime(releases["release_date"])
     if not isinstance(released.dtype, pd.DatetimeTZDtype):
         released = released.dt.tz_localize("UTC")

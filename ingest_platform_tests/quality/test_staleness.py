@@ -198,3 +198,13 @@ def test_release_times_may_be_timezone_aware():
     due = pd.Timestamp("2024-06-12 08:30", tz="America/New_York") + pd.Timedelta(hours=24)
     assert indicator_staleness(OBSERVED, aware, due).passed
     assert indicator_staleness(OBSERVED, aware, due + SECOND).status is Status.WARN
+
+
+def test_indicator_frames_may_carry_iso_strings_as_dates():
+    as_text = OBSERVED.assign(date=OBSERVED["date"].dt.strftime("%Y-%m-%d"))
+    releases = RELEASES.assign(
+        date=RELEASES["date"].dt.strftime("%Y-%m-%d"),
+        release_date=RELEASES["release_date"].dt.strftime("%Y-%m-%d"),
+    )
+    found = indicator_staleness(as_text, releases, CPI_DUE + SECOND)
+    assert found.status is Status.WARN and "CPI (2024-05-01 due" in found.summary
