@@ -104,6 +104,26 @@ def _cmd_refresh_constituents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from ingest_platform.definitions import build_definitions
+    from ingest_platform.quality import runner
+
+    use_project_instance()
+    with DagsterInstance.get() as instance:
+        return runner.main(
+            build_definitions(),
+            instance,
+            select=args.select,
+            partition=args.partition,
+            partition_range=args.partition_range,
+            fail_on=args.fail_on,
+            junit_xml=args.junit_xml,
+            json_path=args.json,
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingest-platform",
@@ -137,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     refresh.set_defaults(func=_cmd_refresh_constituents)
+
+    check = commands.add_parser(
+        "check",
+        help="run the asset checks against the lake (no materialization), for CI",
+        description="Run the selected assets' checks through Dagster against what is in the "
+        "lake, print a table and exit 0 (nothing failed at --fail-on or above), 2 (a check "
+        "failed) or 1 (the checks could not run: bad selection, empty lake, broken config).",
+    )
+    check.add_argument(
+        "--select", default=None, help="asset selection (market_bars, group:market, ...)"
+    )
+    window = check.add_mutually_exclusive_group()
+    window.add_argument("--partition", default=None, help="one partition key")
+    window.add_argument("--partition-range", default=None, help="START...END (inclusive)")
+    check.add_argument("--fail-on", choices=("warn", "error"), default="error")
+    check.add_argument("--junit-xml", default=None, help="write a JUnit XML report here")
+    check.add_argument("--json", default=None, help="write the findings as JSON here")
+    check.set_defaults(func=_cmd_check)
 
     kraken_replay = commands.add_parser(
         "kraken-replay",

@@ -26,6 +26,7 @@ from dagster import (
     AssetExecutionContext,
     AssetSpec,
     BackfillPolicy,
+    FreshnessPolicy,
     MetadataValue,
     PartitionsDefinition,
     TableSchema,
@@ -65,6 +66,9 @@ class Dataset:
     kinds: frozenset[str] = KINDS
     #: Fraction of expected observations the coverage check wants present (None: not checked).
     expected_coverage: float | None = None
+    #: When the dataset counts as stale, for the UI (the daemon evaluates it); CI runs the
+    #: partition-aware staleness checks instead, which need no daemon.
+    freshness: FreshnessPolicy | None = None
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -132,6 +136,8 @@ class Dataset:
         if self.partitioned:
             kwargs["partitions_def"] = self.partitions_def
             kwargs["backfill_policy"] = BackfillPolicy.single_run()
+        if self.freshness is not None:
+            kwargs["freshness_policy"] = self.freshness
         kwargs.update(overrides)
         return kwargs
 

@@ -30,7 +30,12 @@ from pydantic import Field
 from ingest_platform.core.dataset import Dataset, record_partitions, record_run
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.market import rules
-from ingest_platform.market.checks import FAILURE_CHECK, failure_rate_check
+from ingest_platform.market.checks import (
+    DUPLICATES_CHECK,
+    FAILURE_CHECK,
+    duplicates_check,
+    failure_rate_check,
+)
 from ingest_platform.market.ingest import (
     BarsConfig,
     consolidated_content,
@@ -54,14 +59,24 @@ from ingest_platform.reference import universe
 from ingest_platform.reference.schema import INSTRUMENTS
 
 
-def _failure_spec(dataset: Dataset) -> AssetCheckSpec:
-    return AssetCheckSpec(
-        FAILURE_CHECK,
-        asset=dataset.name,
-        blocking=True,
-        description="Share of requested symbols the source failed to deliver, against the "
-        "run's max_failure_rate; blocks downstream assets when exceeded.",
-    )
+def _run_specs(dataset: Dataset) -> list[AssetCheckSpec]:
+    """The checks a per-source asset emits about its own run, with its materialization."""
+    return [
+        AssetCheckSpec(
+            FAILURE_CHECK,
+            asset=dataset.name,
+            blocking=True,
+            description="Share of requested symbols the source failed to deliver, against the "
+            "run's max_failure_rate; blocks downstream assets when exceeded.",
+        ),
+        AssetCheckSpec(
+            DUPLICATES_CHECK,
+            asset=dataset.name,
+            blocking=True,
+            description="Days the source sent more than once: WARN when the copies agree, "
+            "ERROR (blocking) when they disagree and the day was dropped.",
+        ),
+    ]
 
 
 @multi_asset(
@@ -69,7 +84,7 @@ def _failure_spec(dataset: Dataset) -> AssetCheckSpec:
         YAHOO_DAILY_BARS.spec(deps=[INSTRUMENTS.name]),
         CORPORATE_ACTIONS.spec(deps=[INSTRUMENTS.name]),
     ],
-    check_specs=[_failure_spec(YAHOO_DAILY_BARS)],
+    check_specs=_run_specs(YAHOO_DAILY_BARS),
     group_name=GROUP,
     partitions_def=YAHOO_DAILY_BARS.partitions_def,
     backfill_policy=YAHOO_DAILY_BARS.asset_kwargs()["backfill_policy"],
@@ -85,6 +100,7 @@ def yahoo_daily_bars(
     yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
     yield _write_actions(context, lake, run.fetch)
     yield failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate)
+    yield duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates)
 
 
 def _write_actions(
@@ -163,14 +179,17 @@ def _secondary(
         },
     )
     return MaterializeResult(
-        check_results=[failure_rate_check(dataset.name, run.fetch, config.max_failure_rate)]
+        check_results=[
+            failure_rate_check(dataset.name, run.fetch, config.max_failure_rate),
+            duplicates_check(dataset.name, run.duplicates),
+        ]
     )
 
 
 @asset(
     **ALPHA_VANTAGE_DAILY_BARS.asset_kwargs(
         deps=[INSTRUMENTS.name],
-        check_specs=[_failure_spec(ALPHA_VANTAGE_DAILY_BARS)],
+        check_specs=_run_specs(ALPHA_VANTAGE_DAILY_BARS),
         pool="alpha_vantage",
     )
 )
@@ -194,7 +213,7 @@ def alpha_vantage_daily_bars(
 @asset(
     **POLYGON_DAILY_BARS.asset_kwargs(
         deps=[INSTRUMENTS.name],
-        check_specs=[_failure_spec(POLYGON_DAILY_BARS)],
+        check_specs=_run_specs(POLYGON_DAILY_BARS),
         pool="polygon",
     )
 )

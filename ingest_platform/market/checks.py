@@ -8,12 +8,41 @@ through the quality factory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
-from ingest_platform.core.metadata import mapping_table
+from ingest_platform.core.dataset import Dataset
+from ingest_platform.core.lake import ParquetLake
+from ingest_platform.core.metadata import mapping_table, markdown_table
+from ingest_platform.market.schema import (
+    CORPORATE_ACTIONS,
+    MARKET_BARS,
+    SOURCE_DATASETS,
+    YAHOO_DAILY_BARS,
+)
 from ingest_platform.market.sources.bars import BarsFetch
+from ingest_platform.quality.anomalies import KINDS as ANOMALY_KINDS
+from ingest_platform.quality.anomalies import bar_anomaly_rows
+from ingest_platform.quality.coverage import bar_coverage, coverage_by_key
+from ingest_platform.quality.drift import cross_source_drift
+from ingest_platform.quality.expected import expected_sessions
+from ingest_platform.quality.factory import (
+    CheckInputs,
+    ChecksCouldNotRun,
+    CheckWindow,
+    QualityCheck,
+    quality_checks,
+)
+from ingest_platform.quality.finding import Finding
+from ingest_platform.quality.flags import anomaly_finding
+from ingest_platform.quality.score import quality_score
+from ingest_platform.quality.staleness import bar_staleness, bar_staleness_by_symbol
+from ingest_platform.reference.schema import INSTRUMENTS
 
 FAILURE_CHECK = "fetch_failure_rate"
+DUPLICATES_CHECK = "source_duplicates"
 
 
 def failure_rate_check(asset: str, result: BarsFetch, max_failure_rate: float) -> AssetCheckResult:
@@ -36,3 +65,179 @@ def failure_rate_check(asset: str, result: BarsFetch, max_failure_rate: float) -
             "max_failure_rate": MetadataValue.float(max_failure_rate),
         },
     )
+
+
+def duplicates_check(asset: str, duplicates: pd.DataFrame) -> AssetCheckResult:
+    """Days the source sent more than once: WARN when the copies agree (one was kept), ERROR
+    when they disagree (none was kept: the day is missing rather than possibly wrong)."""
+    conflicting = int(duplicates["conflicting"].sum()) if len(duplicates) else 0
+    named = ", ".join(
+        f"{r.symbol} {r.date.date()}" for r in duplicates.head(5).itertuples(index=False)
+    )
+    more = f" (+{len(duplicates) - 5} more)" if len(duplicates) > 5 else ""
+    return AssetCheckResult(
+        check_name=DUPLICATES_CHECK,
+        asset_key=asset,
+        passed=duplicates.empty,
+        severity=AssetCheckSeverity.ERROR if conflicting else AssetCheckSeverity.WARN,
+        description=(
+            "no day was sent twice"
+            if duplicates.empty
+            else f"{len(duplicates)} day(s) sent more than once, {conflicting} with conflicting "
+            f"values: {named}{more}"
+        ),
+        metadata={
+            "duplicated_days": MetadataValue.int(len(duplicates)),
+            "conflicting_days": MetadataValue.int(conflicting),
+            "offending": markdown_table(duplicates),
+        },
+    )
+
+
+# ---- data checks over the lake (quality functions, through the factory) ----------------------
+
+#: Calendar days read before a window so returns and rolling volume have their history.
+LOOKBACK = pd.Timedelta(days=45)
+
+
+def _window_dates(window: CheckWindow) -> tuple[pd.Timestamp, pd.Timestamp]:
+    assert window.start is not None and window.end is not None
+    return pd.Timestamp(window.start), pd.Timestamp(window.end)
+
+
+def _with_lookback(dataset: Dataset, lake: ParquetLake, window: CheckWindow) -> pd.DataFrame:
+    start, _ = _window_dates(window)
+    first = (start - LOOKBACK).strftime("%Y-%m-%d")
+    last = window.end or first
+    keys = [k for k in lake.partition_keys(dataset.name) if first <= k <= last]
+    return dataset.read(lake, keys)
+
+
+def _in_window(frame: pd.DataFrame, window: CheckWindow) -> pd.DataFrame:
+    start, end = _window_dates(window)
+    return frame[(frame["date"] >= start) & (frame["date"] <= end)]
+
+
+def load_bars(dataset: Dataset) -> Callable[[ParquetLake, CheckWindow], dict[str, pd.DataFrame]]:
+    """What the bar checks of `dataset` read: its bars (with lookback), the instruments, the
+    corporate actions, and for drift the per-source datasets over the window."""
+
+    def load(lake: ParquetLake, window: CheckWindow) -> dict[str, pd.DataFrame]:
+        frames = {
+            "bars": _with_lookback(dataset, lake, window),
+            "instruments": INSTRUMENTS.read(lake, columns=["symbol", "calendar"]),
+            "actions": _with_lookback(CORPORATE_ACTIONS, lake, window),
+        }
+        if dataset is MARKET_BARS:
+            for name, source in SOURCE_DATASETS.items():
+                frames[name] = source.read(lake, list(window.keys))
+        if frames["bars"].empty:
+            raise ChecksCouldNotRun(f"{dataset.name}: no rows in {window.describe()}")
+        return frames
+
+    return load
+
+
+def coverage(inputs: CheckInputs) -> Finding:
+    start, end = _window_dates(inputs.window)
+    return bar_coverage(
+        _in_window(inputs["bars"], inputs.window), inputs["instruments"], start, end
+    )
+
+
+def staleness(inputs: CheckInputs) -> Finding:
+    return bar_staleness(inputs["bars"], inputs["instruments"], inputs.window.now)
+
+
+def anomalies(inputs: CheckInputs) -> Finding:
+    """Every detector over the window, with the lookback as history (judged in the window)."""
+    bars = inputs["bars"]
+    rows = _in_window(bar_anomaly_rows(bars, inputs["actions"]), inputs.window)
+    in_window = _in_window(bars, inputs.window)
+    return anomaly_finding(
+        "bar_anomalies",
+        rows,
+        rows_checked=len(in_window),
+        symbols_checked=in_window["symbol"].nunique(),
+        what="anomaly",
+        kinds=ANOMALY_KINDS,
+    )
+
+
+def drift(inputs: CheckInputs) -> Finding:
+    return cross_source_drift(
+        inputs["yahoo"],
+        {"polygon": inputs["polygon"], "alpha_vantage": inputs["alpha_vantage"]},
+        corporate_actions=inputs["actions"],
+        as_traded=("alpha_vantage",),
+    )
+
+
+def score(inputs: CheckInputs) -> Finding:
+    start, end = _window_dates(inputs.window)
+    bars = _in_window(inputs["bars"], inputs.window)
+    expected = expected_sessions(inputs["instruments"], start, end)
+    return quality_score(
+        coverage_by_key(bars, expected, start=start, end=end),
+        staleness=bar_staleness_by_symbol(inputs["bars"], inputs["instruments"], inputs.window.now),
+        anomalies=_in_window(bar_anomaly_rows(inputs["bars"], inputs["actions"]), inputs.window),
+    )
+
+
+COVERAGE = QualityCheck(
+    "bar_coverage",
+    coverage,
+    "Share of each symbol's calendar sessions present in the window (FX on 24/5, equities on "
+    "NYSE): WARN below 0.9, ERROR below 0.75.",
+    key_figure="coverage_min",
+)
+ANOMALIES = QualityCheck(
+    "bar_anomalies",
+    anomalies,
+    "False ticks (robust z of returns), unadjusted splits (a split-ratio jump with no recorded "
+    "split), stuck prices, OHLC bounds, duplicate keys, volume outliers; recorded splits and "
+    "dividends explain their jumps. ERROR blocks downstream assets.",
+    blocking=True,
+    key_figure="flagged",
+)
+
+yahoo_checks = quality_checks(
+    YAHOO_DAILY_BARS,
+    [COVERAGE, ANOMALIES],
+    load_bars(YAHOO_DAILY_BARS),
+    reads=[INSTRUMENTS.name, CORPORATE_ACTIONS.name],
+)
+
+market_bars_checks = quality_checks(
+    MARKET_BARS,
+    [
+        COVERAGE,
+        QualityCheck(
+            "bar_staleness",
+            staleness,
+            "Sessions between each symbol's newest bar and its calendar's last completed "
+            "session: WARN above 0, ERROR above 2.",
+            key_figure="max_lag_sessions",
+        ),
+        QualityCheck(
+            "cross_source_drift",
+            drift,
+            "Relative close drift between Yahoo and each secondary source on one split-adjusted "
+            "basis: WARN above 0.5%, ERROR above 1%, which holds back the warehouse publish.",
+            blocking=True,
+            key_figure="max_drift",
+        ),
+        ANOMALIES,
+        QualityCheck(
+            "quality_score",
+            score,
+            "Per symbol: coverage x freshness x anomaly factor (0..1): WARN below 0.85, ERROR "
+            "below 0.6.",
+            key_figure="score_min",
+        ),
+    ],
+    load_bars(MARKET_BARS),
+    reads=[INSTRUMENTS.name, CORPORATE_ACTIONS.name, *(d.name for d in SOURCE_DATASETS.values())],
+)
+
+MARKET_CHECKS = [yahoo_checks, market_bars_checks]

@@ -108,6 +108,8 @@ class BarsIngest:
     fetch: BarsFetch
     write: DatasetWrite
     run_metadata: dict[str, Any]
+    #: Days the source sent more than once: symbol, date, copies, conflicting.
+    duplicates: pd.DataFrame
 
 
 def ingest_bars(
@@ -167,7 +169,17 @@ def ingest_bars(
             unsettled,
             now,
         )
-    quarantine = rules.quarantine_invalid(fetched.reset_index(drop=True), DailyBars)
+    fetched, duplicates = rules.resolve_duplicates(fetched.reset_index(drop=True))
+    for row in duplicates.itertuples(index=False):
+        context.log.warning(
+            "%s %s %s: sent %d times%s",
+            source_name,
+            row.symbol,
+            row.date.date(),
+            row.copies,
+            " with different values: dropped" if row.conflicting else "",
+        )
+    quarantine = rules.quarantine_invalid(fetched, DailyBars)
     for symbol, reason in quarantine.reasons.items():
         context.log.warning("%s %s: quarantined: %s", source_name, symbol, reason)
     by_key = dataset.split(quarantine.valid, keys)
@@ -207,7 +219,7 @@ def ingest_bars(
             sum(m["missing_count"].value > 0 for m in per_partition.values())
         ),
     }
-    return BarsIngest(result, write, run_metadata)
+    return BarsIngest(result, write, run_metadata, duplicates)
 
 
 def consolidated_content(

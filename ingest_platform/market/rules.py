@@ -150,6 +150,40 @@ def on_calendar(
     return pd.Series(mask, index=frame.index)
 
 
+def resolve_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bars with one row per (symbol, date), and a report of the days a source sent twice.
+
+    Identical copies collapse to one row (harmless, but reported). Copies that disagree are
+    all dropped: which one is right is unknowable, and a wrong number is worse than a missing
+    one. The report has one row per duplicated day: symbol, date, copies, conflicting.
+    """
+    columns = ["symbol", "date", "copies", "conflicting"]
+    if frame.empty:
+        return frame, pd.DataFrame(columns=columns)
+    keyed = frame.duplicated(["symbol", "date"], keep=False)
+    if not keyed.any():
+        return frame, pd.DataFrame(columns=columns)
+    values = [c for c in VALUE_COLUMNS if c in frame.columns]
+    dupes = frame[keyed]
+    distinct = (
+        dupes.drop_duplicates(["symbol", "date", *values])
+        .groupby(["symbol", "date"], sort=True)
+        .size()
+    )
+    copies = dupes.groupby(["symbol", "date"], sort=True).size()
+    report = pd.DataFrame(
+        {"copies": copies, "conflicting": distinct.reindex(copies.index) > 1}
+    ).reset_index()[columns]
+    conflicting = report.loc[report["conflicting"], ["symbol", "date"]]
+    kept = frame.drop_duplicates(["symbol", "date", *values])
+    if len(conflicting):
+        drop = kept.set_index(["symbol", "date"]).index.isin(
+            conflicting.set_index(["symbol", "date"]).index
+        )
+        kept = kept[~drop]
+    return kept.reset_index(drop=True), report
+
+
 @dataclass
 class Quarantine:
     """Rows that failed the schema, removed before writing, with the reasons per symbol."""

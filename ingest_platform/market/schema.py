@@ -3,8 +3,11 @@ actions."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pandera.pandas as pa
+from dagster import FreshnessPolicy
 from pandera.typing import Series
 
 from ingest_platform.core.dataset import Dataset
@@ -70,8 +73,18 @@ class CorporateActions(DatasetModel):
 GROUP = "market"
 
 
+#: Every weekday's bars are expected by 22:15 New York (the schedule runs at 20:45), from a
+#: materialization no older than that day's session.
+DAILY_FRESHNESS = FreshnessPolicy.cron(
+    deadline_cron="15 22 * * 1-5",
+    lower_bound_delta=dt.timedelta(hours=6),
+    timezone="America/New_York",
+)
+
+
 def _daily(name: str, model: type[DatasetModel], key: tuple[str, ...], description: str) -> Dataset:
     return Dataset(
+        freshness=DAILY_FRESHNESS,
         name=name,
         model=model,
         group=GROUP,

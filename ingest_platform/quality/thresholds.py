@@ -179,11 +179,15 @@ class FalseTickThresholds:
 
     warn_z: float = 8.0
     error_z: float = 25.0
+    #: Returns a symbol needs before its spread is trusted: a week of data has a MAD of
+    #: almost nothing, and every ordinary move would read as dozens of sigmas.
+    min_returns: int = 20
 
     def __post_init__(self) -> None:
         _check_finite(self)
         _at_least(self, "warn_z", 1.0)
         _looser(self, "warn_z", "error_z", below=False)
+        _at_least(self, "min_returns", 2)
 
 
 @dataclass(frozen=True)

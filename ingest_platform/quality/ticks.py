@@ -6,9 +6,9 @@ false tick on a quiet stock is not. Here returns are measured on the split-adjus
 (`bar_series.split_basis`, from the recorded splits) and against each symbol's own spread:
 
 - a **false tick** is a log return whose robust z-score (median and MAD of the symbol's log
-  returns) is above ``warn_z``; the return a recorded dividend explains (the ex-date drop of
-  the cash amount) is taken out first. It is an ERROR above ``error_z`` or when it is a spike
-  the next session reverts;
+  returns, once the symbol has ``min_returns`` of them) is above ``warn_z``; the return a
+  recorded dividend explains (the ex-date drop of the cash amount) is taken out first. It is
+  an ERROR above ``error_z`` or when it is a spike the next session reverts;
 - an **unadjusted split** is a jump whose ratio matches a common split ratio within the
   tolerance, that persists (is not reverted the next session, nor itself the reversal of the
   previous one), on a date with no recorded split for the symbol.
@@ -69,9 +69,10 @@ def false_tick_frame(
     scale = np.maximum(MAD_TO_SIGMA * np.nan_to_num(spread), MIN_SCALE)
     z = (r - center) / scale
     z_after_dividend = (r - dividend_step - center) / scale
+    enough = series.per_symbol(np.isfinite(r).astype(float), "sum") >= t.min_returns
     with np.errstate(invalid="ignore"):
         z = np.where(np.abs(z_after_dividend) < np.abs(z), z_after_dividend, z)
-        outlier = np.abs(z) > t.warn_z
+        outlier = enough & (np.abs(z) > t.warn_z)
     following = series.following(np.where(outlier, z, 0.0))
     spike = (
         outlier & (np.nan_to_num(following) * z < 0) & (np.abs(np.nan_to_num(following)) > t.warn_z)

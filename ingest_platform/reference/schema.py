@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pandera.pandas as pa
+from dagster import FreshnessPolicy
 from pandera.typing import Series
 
 from ingest_platform.core.dataset import Dataset
@@ -71,10 +74,16 @@ class ExchangeHolidays(DatasetModel):
 
 GROUP = "reference"
 
+#: Reference data changes rarely; a week without a refresh is worth a look, two a failure.
+REFERENCE_FRESHNESS = FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(days=14), warn_window=dt.timedelta(days=8)
+)
+
 INSTRUMENTS = Dataset(
     name="instruments",
     model=Instruments,
     group=GROUP,
+    freshness=REFERENCE_FRESHNESS,
     key=("symbol",),
     description="Every instrument the platform tracks: S&P 500 constituents (shipped snapshot), "
     "the ETF list and FX pairs, with Yahoo symbols, sector, currency and trading calendar.",
@@ -84,6 +93,7 @@ TRADING_SESSIONS = Dataset(
     name="trading_sessions",
     model=TradingSessions,
     group=GROUP,
+    freshness=REFERENCE_FRESHNESS,
     key=("calendar", "date"),
     description="Trading sessions (open and close in UTC, early closes) of each calendar the "
     "universe trades on, from exchange-calendars, from the first market partition to next "
@@ -94,6 +104,7 @@ EXCHANGE_HOLIDAYS = Dataset(
     name="exchange_holidays",
     model=ExchangeHolidays,
     group=GROUP,
+    freshness=REFERENCE_FRESHNESS,
     key=("calendar", "date"),
     description="Weekdays on which each calendar does not trade, named (regular holidays) or "
     "marked ad hoc (closures such as 2025-01-09), from exchange-calendars.",

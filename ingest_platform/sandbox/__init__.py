@@ -32,7 +32,9 @@ class Sandbox:
     ) -> None:
         self.faults = faults if faults is not None else FaultPlan()
         self.counters = RequestCounters()
-        self.market = MarketSimulator(seed=seed, as_of=as_of)
+        # Clean by default: secondary sources agree with Yahoo within a few basis points, so a
+        # fresh backfill passes every check; the `drift` fault injects disagreement on demand.
+        self.market = MarketSimulator(seed=seed, as_of=as_of, large_drifts=())
         self.http = SandboxHTTPServer(self.market, self.faults, self.counters, host, http_port)
         self.kraken = KrakenSandboxServer(
             seed=seed,

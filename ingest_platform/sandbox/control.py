@@ -30,6 +30,8 @@ HTTP_FAULTS = frozenset(
         "duplicate_rows",  # every row twice
         "echo_key",  # an error answer whose text repeats the caller's key
         "missing_days",  # Yahoo chart: no bars from params.start to params.end (events kept)
+        "drift",  # Alpha Vantage / Polygon prices moved by params.relative on chosen days
+        "unadjusted",  # Yahoo chart: prices as traded, split events dropped
     }
 )
 #: Fault kinds served over the Kraken WebSocket.

@@ -46,6 +46,11 @@ Control requests are not counted. What each fault kind does:
   Yahoo's crumb), to prove the platform redacts provider text;
 - ``throttle_information`` takes params.variant: ``daily`` (default; echoes the key, as the
   real daily-quota notice does), ``burst`` (1 request per second) or ``premium``;
+- ``drift`` (params.relative, default 0.02; params.start / params.end, ISO dates): Alpha
+  Vantage's or Polygon's prices on those days (all days without bounds) moved by `relative`,
+  the controllable cross-source drift the drift check must catch;
+- ``unadjusted``: a Yahoo chart answer with prices as traded and no split events, as when
+  a provider misses a split (the unadjusted-split anomaly check must catch it);
 - ``missing_days`` (params.start, params.end, ISO dates): a Yahoo chart answer without the bars
   of those days, its split and dividend events kept, as when Yahoo has a hole in a history.
 """
@@ -365,6 +370,14 @@ class SandboxHTTPServer:
             missing_days=(str(params["start"]), str(params["end"]))
             if kind == "missing_days"
             else None,
+            drift=(
+                float(params.get("relative", 0.02)),
+                params.get("start"),
+                params.get("end"),
+            )
+            if kind == "drift"
+            else None,
+            unadjusted=kind == "unadjusted",
         )
         return provider.respond(request, route, shape)
 

@@ -152,3 +152,32 @@ def test_a_recorded_split_of_the_wrong_ratio_is_a_false_tick_not_an_unadjusted_s
     rows = false_tick_rows(raw, wrong)  # but it does not explain a 5x residual jump
     assert rows["date"].tolist() == [pd.Timestamp(days[AT + 1])]
     assert rows["status"].tolist() == ["ERROR"]
+
+
+def test_a_short_history_is_not_judged_by_its_own_tiny_spread():
+    """A week of bars has almost no spread: its ordinary moves must not read as false ticks,
+    while the same move in a long, calm history does."""
+    from ingest_platform.quality.thresholds import FalseTickThresholds
+    from ingest_platform.quality.ticks import false_ticks
+
+    days = pd.bdate_range("2024-01-01", periods=60)
+    steps = [0.0005 if i % 2 else -0.0005 for i in range(59)]
+    steps[-1] = 0.03  # a 3% move after sixty quiet sessions
+    closes = [100.0]
+    for step in steps:
+        closes.append(closes[-1] * float(np.exp(step)))
+    bars = pd.DataFrame(
+        {
+            "symbol": "QUIET",
+            "date": days,
+            "open": closes,
+            "high": [c * 1.001 for c in closes],
+            "low": [c * 0.999 for c in closes],
+            "close": closes,
+            "volume": 1000,
+        }
+    )
+    assert not false_ticks(bars).passed
+    week = bars.tail(5).reset_index(drop=True)
+    assert false_ticks(week).passed
+    assert not false_ticks(week, thresholds=FalseTickThresholds(min_returns=2)).passed

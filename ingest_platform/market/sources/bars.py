@@ -178,10 +178,11 @@ def canonical_bars(
     """Finish a source's (date, open, high, low, close, volume) rows as canonical bars.
 
     Stamps symbol, source and fetch time, leaves `adj_close` empty where the source has none
-    (never invented), keeps the last of duplicated days, and clips to the requested range.
+    (never invented), and clips to the requested range. Duplicated days are kept as sent: the
+    ingest reports them and decides (`market.rules.resolve_duplicates`).
     """
     bars = frame.assign(symbol=symbol, source=source, ingested_at=ingested_at)
     if "adj_close" not in bars:
         bars["adj_close"] = float("nan")
-    bars = bars.sort_values("date").drop_duplicates(["symbol", "date"], keep="last")
+    bars = bars.sort_values("date", kind="stable")
     return clip_to_range(bars[BAR_COLUMNS], start, end)

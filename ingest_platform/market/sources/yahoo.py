@@ -208,7 +208,9 @@ class YahooSource:
                 "ingested_at": ingested_at,
             }
         )
-        bars = clip_to_range(bars.drop_duplicates(["symbol", "date"], keep="last"), start, end)
+        # Duplicated days are passed on as the provider sent them: the ingest decides (and
+        # reports) what a duplicate means, instead of a silent keep="last" here.
+        bars = clip_to_range(bars, start, end)
         actions = []
         for column, action in (("Dividends", "dividend"), ("Stock Splits", "split")):
             if column in raw:

@@ -56,6 +56,26 @@ class Shape:
     stale_sessions: int = 0  # drop this many of the most recent sessions / observations
     duplicate_rows: bool = False
     missing_days: tuple[str, str] | None = None  # (start, end): bars dropped, events kept
+    unadjusted: bool = False  # Yahoo chart: prices as traded, split events left out
+    #: (relative, start, end): prices in [start, end] (ISO dates, None: open) times 1+relative.
+    drift: tuple[float, str | None, str | None] | None = None
+
+    def drift_factor(self, dates: Any) -> Any:
+        """1 + relative on the drifted days, else 1 (an array like `dates`)."""
+        import numpy as np
+
+        days = np.asarray(dates, dtype="datetime64[D]")
+        factor = np.ones(len(days))
+        if self.drift is None:
+            return factor
+        relative, start, end = self.drift
+        inside = np.ones(len(days), dtype=bool)
+        if start:
+            inside &= days >= np.datetime64(start, "D")
+        if end:
+            inside &= days <= np.datetime64(end, "D")
+        factor[inside] += relative
+        return factor
 
 
 @dataclass

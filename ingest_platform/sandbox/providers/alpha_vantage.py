@@ -117,7 +117,7 @@ class AlphaVantageProvider(Provider):
         full = (request.param("outputsize") or "compact").lower() == "full"
         start = 0 if full else max(available - COMPACT_SESSIONS, 0)
         window = slice(available, available) if shape.empty else slice(start, available)
-        days = self._days(series, window)
+        days = self._days(series, window, shape)
         if request.param("datatype") == "csv":
             return self._csv(days, shape.duplicate_rows)
         last = str(series.dates[available - 1]) if available else ""
@@ -131,10 +131,14 @@ class AlphaVantageProvider(Provider):
         body = _render(meta, days, shape.duplicate_rows)
         return Response(200, body.encode(), "application/json")
 
-    def _days(self, series: SymbolSeries, window: slice) -> list[tuple]:
+    def _days(self, series: SymbolSeries, window: slice, shape: Shape) -> list[tuple]:
         """(date, open, high, low, close, volume) newest first, numbers as AV prints them."""
         view = self.market.secondary_view("alpha_vantage", series, window, adjusted=False)
-        columns = [view[k][::-1].tolist() for k in ("open", "high", "low", "close", "volume")]
+        factor = shape.drift_factor(series.dates[window])
+        columns = [
+            (view[k] * factor if k != "volume" and shape.drift else view[k])[::-1].tolist()
+            for k in ("open", "high", "low", "close", "volume")
+        ]
         dates = series.dates[window][::-1].astype(str).tolist()
         return list(zip(dates, *columns, strict=True))
 

@@ -144,7 +144,7 @@ class PolygonProvider(Provider):
         size = min(limit, self.market.polygon_page_size)
         order = range(lo, hi) if sort == "asc" else range(hi - 1, lo - 1, -1)
         page, rest = order[:size], order[size:]
-        results = self._results(series, lo, hi, page, adjusted, shape.duplicate_rows)
+        results = self._results(series, lo, hi, page, adjusted, shape)
         body.update(queryCount=len(results), resultsCount=len(results))
         tail = {"status": "OK", "request_id": request_id(request), "count": len(results)}
         if len(rest):
@@ -158,12 +158,19 @@ class PolygonProvider(Provider):
         return Response(200, _splice(body, results, tail), "application/json")
 
     def _results(
-        self, series, lo: int, hi: int, page: range, adjusted: bool, twice: bool
+        self, series, lo: int, hi: int, page: range, adjusted: bool, shape: Shape
     ) -> list[str]:
         """Each result row as compact JSON text, in Polygon's key order."""
         if not len(page):
             return []
+        twice = shape.duplicate_rows
         view = self.market.secondary_view("polygon", series, slice(lo, hi), adjusted=adjusted)
+        if shape.drift is not None:
+            factor = shape.drift_factor(series.dates[lo:hi])
+            view = {
+                k: (v * factor if k in ("open", "close", "high", "low", "vwap") else v)
+                for k, v in view.items()
+            }
         picks = np.asarray(page) - lo
         rows = zip(
             *(view[k][picks].tolist() for k in ("volume", "vwap", "open", "close", "high", "low")),

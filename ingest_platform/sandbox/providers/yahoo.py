@@ -179,6 +179,12 @@ class YahooProvider(Provider):
 
     def _bars(self, request: Request, series: SymbolSeries, window: slice, shape: Shape) -> dict:
         view = self.market.yahoo_view(series, window)
+        if shape.unadjusted and series.split_factor is not None:
+            factor = series.split_factor[window]
+            view = {
+                k: (v * factor if k != "volume" else np.round(v / factor).astype(np.int64))
+                for k, v in view.items()
+            }
         stamps = series.calendar.yahoo_ts[window]
         keep = np.ones(len(stamps), dtype=bool)
         if shape.missing_days is not None:
@@ -191,7 +197,10 @@ class YahooProvider(Provider):
             return (np.repeat(values, 2) if shape.duplicate_rows else values).tolist()
 
         out: dict = {"timestamp": listed(stamps)}
-        events = _events(request.param("events") or "", series, window)
+        requested = request.param("events") or ""
+        if shape.unadjusted:
+            requested = requested.replace("split", "")
+        events = _events(requested, series, window)
         if events:
             out["events"] = events
         quote = {k: listed(view[k]) for k in ("open", "high", "low", "close", "volume")}

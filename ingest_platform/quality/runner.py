@@ -1,0 +1,278 @@
+"""`ingest-platform check`: run the asset checks against the lake, for CI.
+
+Dagster has no command that runs asset checks alone (``dagster asset`` materializes, lists and
+wipes). This runs a checks-only job over the selected assets' standalone checks against the
+configured instance, so the results show in the UI like any other evaluation, and nothing is
+materialized. A failing non-blocking check leaves a Dagster run successful even at ERROR
+severity, so the exit code comes from the check evaluations, never from the run's status:
+
+- 0: nothing failed at or above ``--fail-on`` (default ``error``);
+- 2: a check failed at that level;
+- 1: the checks could not run (a bad selection, an empty lake, a broken config); the reason
+  is printed on one line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from dagster import (
+    AssetCheckKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    define_asset_job,
+)
+from dagster._core.events import DagsterEventType
+
+from ingest_platform.quality.factory import COULD_NOT_RUN
+
+JOB_NAME = "ingest_platform_checks"
+EXIT_OK, EXIT_CANNOT_RUN, EXIT_FAILED = 0, 1, 2
+
+
+class CannotRun(Exception):
+    """The checks could not run; the message is the one line the runner prints."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One check's result as the runner reports it."""
+
+    asset: str
+    check: str
+    window: str
+    severity: str  # WARN or ERROR (the severity it fails with)
+    passed: bool
+    could_not_run: bool
+    description: str
+    key_figure: str
+    offending: str
+
+    @property
+    def status(self) -> str:
+        if self.could_not_run:
+            return "NOT RUN"
+        return "PASS" if self.passed else self.severity
+
+    def fails_at(self, level: str) -> bool:
+        if self.passed or self.could_not_run:
+            return False
+        return level == "warn" or self.severity == "ERROR"
+
+
+def parse_range(
+    partition: str | None, partition_range: str | None
+) -> tuple[str | None, str | None]:
+    """``--partition KEY`` or ``--partition-range START...END`` as (start, end)."""
+    if partition and partition_range:
+        raise CannotRun("give --partition or --partition-range, not both")
+    if partition:
+        return partition, partition
+    if partition_range:
+        start, sep, end = partition_range.partition("...")
+        if not sep or not start or not end:
+            raise CannotRun(f"--partition-range {partition_range!r}: use START...END")
+        if start > end:
+            raise CannotRun(f"--partition-range {partition_range!r}: START is after END")
+        return start, end
+    return None, None
+
+
+def select_checks(defs: Definitions, selection: str | None) -> list[AssetCheckKey]:
+    """The standalone checks (not those a materialization emits) of the selected assets."""
+    graph = defs.resolve_asset_graph()
+    try:
+        assets = (
+            AssetSelection.from_string(selection).resolve(graph)
+            if selection
+            else graph.get_all_asset_keys()
+        )
+    except Exception as exc:
+        raise CannotRun(f"bad --select {selection!r}: {str(exc).splitlines()[0]}") from None
+    keys = [
+        key
+        for checks_def in defs.asset_checks or []
+        for key in checks_def.check_keys
+        if key.asset_key in assets
+    ]
+    if not keys:
+        shown = ", ".join(sorted(a.to_user_string() for a in assets)[:5])
+        raise CannotRun(f"no asset checks on the selected assets ({shown})")
+    return sorted(keys, key=str)
+
+
+def _evaluation(event: Any) -> Evaluation:
+    data = event.event_specific_data
+    meta = {k: v.value for k, v in (data.metadata or {}).items()}
+    return Evaluation(
+        asset=data.asset_key.to_user_string(),
+        check=data.check_name,
+        window=str(meta.get("window", "")),
+        severity=data.severity.value,
+        passed=bool(data.passed),
+        could_not_run=bool(meta.get(COULD_NOT_RUN, False)),
+        description=data.description or "",
+        key_figure=str(meta.get("key_figure", "")),
+        offending=str(meta.get("offending", "")),
+    )
+
+
+def run_checks(
+    defs: Definitions,
+    keys: Sequence[AssetCheckKey],
+    start: str | None,
+    end: str | None,
+    instance: DagsterInstance,
+    out: TextIO,
+) -> tuple[list[Evaluation], str]:
+    """Execute the checks-only job; print each result as it lands. Returns the evaluations
+    and the run id (the run is in the instance, so the UI shows the same results)."""
+    job = define_asset_job(JOB_NAME, selection=AssetSelection.checks(*keys))
+    resolved = Definitions.merge(defs, Definitions(jobs=[job])).resolve_job_def(JOB_NAME)
+    ops = {f"{asset.to_user_string()}_quality" for asset in {k.asset_key for k in keys}}
+    run_config: dict[str, Any] = {
+        "ops": {op: {"config": {"start": start, "end": end}} for op in sorted(ops)},
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    }
+    run_id = str(uuid.uuid4())
+    outcome: dict[str, Any] = {}
+
+    def execute() -> None:
+        try:
+            outcome["result"] = resolved.execute_in_process(
+                run_config=run_config, instance=instance, raise_on_error=False, run_id=run_id
+            )
+        except Exception as exc:  # a broken config: the checks could not run
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=execute, name="ingest-platform-check")
+    worker.start()
+    seen = 0
+    evaluations: list[Evaluation] = []
+    print(f"running {len(keys)} check(s) in run {run_id} ...", file=out, flush=True)
+    while True:
+        alive = worker.is_alive()
+        records = instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        for record in records[seen:]:
+            event = record.event_log_entry.dagster_event
+            if event is not None:
+                evaluation = _evaluation(event)
+                evaluations.append(evaluation)
+                print(
+                    f"  [{len(evaluations)}/{len(keys)}] {evaluation.asset}:{evaluation.check} "
+                    f"{evaluation.status}",
+                    file=out,
+                    flush=True,
+                )
+        seen = len(records)
+        if not alive:
+            break
+        time.sleep(0.2)
+    if "error" in outcome:
+        raise CannotRun(f"the checks could not start: {str(outcome['error']).splitlines()[0]}")
+    result = outcome["result"]
+    if not evaluations and not result.success:
+        failures = [e.message for e in result.all_events if e.is_failure and e.message]
+        raise CannotRun(f"the checks could not run: {(failures or ['run failed'])[0]}")
+    return evaluations, run_id
+
+
+def table(evaluations: Sequence[Evaluation]) -> str:
+    """check | asset | partition range | severity | status | key figure."""
+    header = ("check", "asset", "partitions", "severity", "status", "key figure")
+    rows = [
+        (e.check, e.asset, e.window, "" if e.passed else e.severity, e.status, e.key_figure)
+        for e in evaluations
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def write_junit(path: Path, evaluations: Sequence[Evaluation], fail_on: str) -> None:
+    """One test case per check and partition range; failures carry the offending rows."""
+    suite = ET.Element(
+        "testsuite",
+        name="ingest-platform check",
+        tests=str(len(evaluations)),
+        failures=str(sum(e.fails_at(fail_on) for e in evaluations)),
+        errors=str(sum(e.could_not_run for e in evaluations)),
+        skipped="0",
+    )
+    for e in evaluations:
+        case = ET.SubElement(
+            suite, "testcase", classname=e.asset, name=f"{e.check} [{e.window or 'all'}]"
+        )
+        if e.could_not_run:
+            ET.SubElement(case, "error", message=e.description).text = e.description
+        elif e.fails_at(fail_on):
+            failure = ET.SubElement(case, "failure", message=e.description, type=e.severity)
+            failure.text = f"{e.description}\n\n{e.offending}".strip()
+        elif not e.passed:
+            ET.SubElement(case, "system-out").text = f"{e.severity}: {e.description}"
+    suites = ET.Element("testsuites")
+    suites.append(suite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_json(path: Path, evaluations: Sequence[Evaluation], run_id: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "run_id": run_id,
+        "findings": [{**asdict(e), "status": e.status} for e in evaluations],
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def main(
+    defs: Definitions,
+    instance: DagsterInstance,
+    select: str | None,
+    partition: str | None,
+    partition_range: str | None,
+    fail_on: str,
+    junit_xml: str | None,
+    json_path: str | None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run, print, write the reports; return the exit code."""
+    try:
+        start, end = parse_range(partition, partition_range)
+        keys = select_checks(defs, select)
+        evaluations, run_id = run_checks(defs, keys, start, end, instance, out)
+    except CannotRun as exc:
+        print(f"ingest-platform check: cannot run: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    print("", file=out)
+    print(table(evaluations), file=out)
+    if junit_xml:
+        write_junit(Path(junit_xml), evaluations, fail_on)
+    if json_path:
+        write_json(Path(json_path), evaluations, run_id)
+    not_run = [e for e in evaluations if e.could_not_run]
+    failed = [e for e in evaluations if e.fails_at(fail_on)]
+    for e in failed:
+        print(f"FAILED {e.asset}:{e.check} [{e.window}] {e.severity}: {e.description}", file=out)
+    if not_run:
+        print(
+            f"ingest-platform check: cannot run: {not_run[0].asset}:{not_run[0].check}: "
+            f"{not_run[0].description}",
+            file=sys.stderr,
+        )
+        return EXIT_CANNOT_RUN
+    return EXIT_FAILED if failed else EXIT_OK
