@@ -183,10 +183,17 @@ class HttpClient:
         if parse_json:
             try:
                 payload = json.loads(body)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise MalformedPayload(
                     self.source,
                     f"invalid JSON ({len(body)} bytes, {exc.msg} at char {exc.pos}) "
+                    f"from GET {shown}",
+                    symbol,
+                ) from None
+            except UnicodeDecodeError as exc:  # not UTF-8 at all (an HTML or XML error page)
+                raise MalformedPayload(
+                    self.source,
+                    f"invalid JSON ({len(body)} bytes, not UTF-8 at byte {exc.start}) "
                     f"from GET {shown}",
                     symbol,
                 ) from None
