@@ -137,7 +137,7 @@ class MarketSimulator:
             return tables.by_polygon.get(key)
         if provider == "alpha_vantage":
             inst = tables.instruments.get(key) or tables.by_yahoo.get(key)
-            return None if inst is None or inst.is_fx else inst
+            return inst if inst is not None and inst.asset_class in ("equity", "etf") else None
         raise ValueError(f"unknown market provider {provider!r}; expected {MARKET_PROVIDERS}")
 
     def warm(self, symbols: Iterable[str] | None = None) -> int:
@@ -242,7 +242,7 @@ class MarketSimulator:
             view["adj_close"] = view.pop("adjclose")
             columns = ["open", "high", "low", "close", "adj_close", "volume"]
         elif provider == "alpha_vantage":
-            if inst.is_fx:
+            if inst.asset_class not in ("equity", "etf"):
                 raise ValueError("Alpha Vantage TIME_SERIES_DAILY serves equities and ETFs only")
             if adjusted:
                 raise ValueError("Alpha Vantage TIME_SERIES_DAILY is raw (adjusted=None or False)")
