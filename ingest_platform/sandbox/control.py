@@ -29,6 +29,7 @@ HTTP_FAULTS = frozenset(
         "stale",  # the last params.sessions sessions are missing (default 1)
         "duplicate_rows",  # every row twice
         "missing_days",  # Yahoo chart: no bars from params.start to params.end (events kept)
+        "xml_answer",  # an XML body (HTTP 200) to a JSON request, as the World Bank sometimes does
     }
 )
 #: Fault kinds served over the Kraken WebSocket.
