@@ -62,6 +62,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ingest_platform.core.http.redaction import redact_query_values
 from ingest_platform.sandbox.control import (
     HTTP_FAULTS,
     Fault,
@@ -177,7 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(outcome.body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        # Request lines carry clients' API keys in their query strings: never log those.
+        log.debug("%s %s", self.address_string(), redact_query_values(format % args))
 
 
 class SandboxHTTPServer:

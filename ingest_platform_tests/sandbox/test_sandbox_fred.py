@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pytest
 import requests
@@ -195,3 +196,9 @@ def test_the_world_bank_sometimes_answers_xml(server):
     assert xml.status_code == 200 and xml.headers["Content-Type"].startswith("application/xml")
     assert xml.text.startswith("<?xml") and "NY.GDP.MKTP.KD.ZG" in xml.text
     assert requests.get(url, params={"format": "json"}, timeout=10).json()[0]["total"] > 0
+
+
+def test_the_sandbox_never_logs_a_client_key(server, caplog):
+    caplog.set_level(logging.DEBUG, logger="ingest_platform.sandbox.http")
+    assert fred(server, "/series", series_id="GDP").ok
+    assert "api_key=***" in caplog.text and KEY not in caplog.text
