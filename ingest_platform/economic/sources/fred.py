@@ -2,8 +2,9 @@
 
 Requests, per series (measured against the sandbox in the tests):
 - observations: ONE ``series/observations`` request for the whole range, with the real-time
-  period spanning it (``realtime_start`` = the first observation date asked, ``realtime_end`` =
-  9999-12-31) and ``output_type=1``, ``limit=100000``; more only when FRED says so:
+  period spanning it (``realtime_start`` = two days before the first observation date asked,
+  ``realtime_end`` = 9999-12-31) and ``output_type=1``, ``limit=100000``; more only when FRED
+  says so:
   - paging: ``offset`` pages while ``count`` exceeds the rows received (100,000 rows a page);
   - FRED's cap of 2,000 vintage dates per request: FRED refuses such a request with a 400
     ("There are N vintage dates ... exceeds the maximum ... (2000)"). Only then is the range
@@ -54,6 +55,11 @@ LIST_PAGE = 10_000
 EARLIEST = "1776-07-04"
 OPEN_END = fred_frames.OPEN_END
 _MAX_REQUESTS = 1000  # pages or chunks for one series: a loop, not a history
+#: FRED's "today" is US Central time: a run just after midnight UTC that asked for a real-time
+#: period starting on its own date would be refused ("can not be after today's date"). No
+#: vintage of an observation exists before the observation's date, so starting the period two
+#: days earlier changes no row.
+_CLOCK_MARGIN = dt.timedelta(days=2)
 
 _COMMON = frozenset({"api_key", "file_type"})
 #: The parameters each endpoint may be sent. ``vintage_date`` is in none of them.
@@ -222,7 +228,8 @@ class FredSource:
         realtime_start: dt.date | None = None,
     ) -> list[dict]:
         """The raw observation rows of [start, end]: every vintage (by real-time period) from
-        `realtime_start` (default `start`) on, or only today's values with ``vintages=False``."""
+        `realtime_start` (default: two days before `start`, see `_CLOCK_MARGIN`) on, or only
+        today's values with ``vintages=False``."""
         params: dict[str, Any] = {
             "series_id": series_id,
             "observation_start": _day(start),
@@ -234,7 +241,9 @@ class FredSource:
             return self._pages(
                 "series/observations", params, "observations", self.page_size, series_id
             )
-        period = (_day(realtime_start or start) or EARLIEST, OPEN_END)
+        if realtime_start is None and start is not None:
+            realtime_start = start - _CLOCK_MARGIN
+        period = (_day(realtime_start) or EARLIEST, OPEN_END)
         try:
             return self._chunk(series_id, params, period)
         except TooManyVintages as refused:

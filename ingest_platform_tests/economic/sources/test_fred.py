@@ -104,6 +104,14 @@ def test_each_value_is_known_from_its_release_day(server, market):
     ]
 
 
+def test_a_run_whose_clock_is_ahead_of_freds_is_not_refused(server):
+    """FRED's today is US Central: just after midnight UTC our date is a day ahead of it."""
+    tomorrow = AS_OF + dt.timedelta(days=1)
+    frame = make_source(server).observations("DGS10", tomorrow, tomorrow)
+    assert frame.empty and list(frame.columns) == fred_frames.OBSERVATION_COLUMNS
+    assert server.counters.by_symbol("fred.observations") == {"DGS10": 1}
+
+
 def test_a_missing_value_is_a_known_nan(server):
     frame = make_source(server).observations("DGS10", dt.date(2024, 11, 1), dt.date(2024, 11, 30))
     missing = set(frame.loc[frame["value"].isna(), "date"].dt.strftime("%m-%d"))
