@@ -18,8 +18,10 @@ import pandas as pd
 PRIMARY_CALENDAR = "XNYS"
 #: FX trades around the clock on weekdays.
 FX_CALENDAR = "24/5"
+#: CME Group futures (NYMEX, COMEX; exchange-calendars aliases them all to CMES).
+FUTURES_CALENDAR = "CMES"
 #: Calendars the reference data publishes sessions and holidays for.
-CALENDARS: tuple[str, ...] = (PRIMARY_CALENDAR, "XNAS", FX_CALENDAR)
+CALENDARS: tuple[str, ...] = (PRIMARY_CALENDAR, "XNAS", FX_CALENDAR, FUTURES_CALENDAR)
 
 # Calendars are built once per process for a fixed, generous window: building one costs
 # ~100 ms and every asset, check and sandbox request asks for the same few.

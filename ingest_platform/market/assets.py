@@ -227,7 +227,8 @@ class ConsolidationConfig(Config):
     """Which part of the universe a `market_bars` run rebuilds (the rest is left as it is)."""
 
     asset_classes: list[str] = Field(
-        default=list(universe.ASSET_CLASSES), description="Subset of equity, etf, fx."
+        default=list(universe.ASSET_CLASSES),
+        description="Subset of equity, etf, fx, index, commodity.",
     )
     symbols: list[str] = Field(default=[], description="Explicit symbols (overrides classes).")
 

@@ -36,7 +36,8 @@ class BarsConfig(Config):
         "lake is missing, so a daily run after a backfill asks for one day.",
     )
     asset_classes: list[str] = Field(
-        default=list(universe.ASSET_CLASSES), description="Subset of equity, etf, fx."
+        default=list(universe.ASSET_CLASSES),
+        description="Subset of equity, etf, fx, index, commodity.",
     )
     symbols: list[str] = Field(
         default=[], description="Explicit symbols (overrides asset_classes)."

@@ -14,17 +14,18 @@ from ingest_platform.core.schema import DATE, UTC, DatasetModel
 
 
 class Instruments(DatasetModel):
-    """The instrument universe: S&P 500 constituents, ETFs and FX pairs."""
+    """The instrument universe: S&P 500 constituents, ETFs, FX pairs, indices and futures."""
 
     symbol: Series[str] = pa.Field(
-        unique=True, description="Canonical symbol (BRK.B, SPY, EURUSD)."
+        unique=True, description="Canonical symbol (BRK.B, SPY, EURUSD, ^GSPC, CL=F)."
     )
     yahoo_symbol: Series[str] = pa.Field(
         unique=True, description="Yahoo Finance ticker (BRK-B, EURUSD=X)."
     )
     name: Series[str] = pa.Field(description="Instrument or company name.")
     asset_class: Series[str] = pa.Field(
-        isin=["equity", "etf", "fx"], description="equity, etf or fx."
+        isin=["equity", "etf", "fx", "index", "commodity"],
+        description="equity, etf, fx, index or commodity (front-month future).",
     )
     gics_sector: Series[str] = pa.Field(nullable=True, description="GICS sector (equities only).")
     isin: Series[str] = pa.Field(nullable=True, description="ISIN where known.")
@@ -40,7 +41,9 @@ class Instruments(DatasetModel):
 class TradingSessions(DatasetModel):
     """One row per trading session of each calendar the platform uses."""
 
-    calendar: Series[str] = pa.Field(description="exchange-calendars name (XNYS, XNAS, 24/5).")
+    calendar: Series[str] = pa.Field(
+        description="exchange-calendars name (XNYS, XNAS, 24/5, CMES)."
+    )
     date: Series[pd.Timestamp] = pa.Field(metadata=DATE, description="Local session date.")
     open_utc: Series[pd.DatetimeTZDtype] = pa.Field(
         dtype_kwargs=UTC, description="Session open, UTC."
@@ -86,7 +89,8 @@ INSTRUMENTS = Dataset(
     freshness=REFERENCE_FRESHNESS,
     key=("symbol",),
     description="Every instrument the platform tracks: S&P 500 constituents (shipped snapshot), "
-    "the ETF list and FX pairs, with Yahoo symbols, sector, currency and trading calendar.",
+    "the ETF list, FX pairs, equity and volatility indices and front-month commodity futures, "
+    "with Yahoo symbols, sector, currency and trading calendar.",
 )
 
 TRADING_SESSIONS = Dataset(

@@ -1,4 +1,5 @@
-"""The instrument universe: S&P 500 constituents, ETFs and FX pairs from the shipped snapshots.
+"""The instrument universe: S&P 500 constituents, ETFs, FX pairs, indices and commodity futures
+from the shipped snapshots.
 
 Plain functions over the CSVs in ``data/reference/``; the `instruments` asset validates the
 result and writes it to the lake, and every other dataset takes its symbols from there.
@@ -16,7 +17,9 @@ from ingest_platform.core import calendars
 CONSTITUENTS_FILE = "sp500_constituents.csv"
 ETFS_FILE = "etfs.csv"
 FX_FILE = "fx_pairs.csv"
-ASSET_CLASSES = ("equity", "etf", "fx")
+INDICES_FILE = "indices.csv"
+COMMODITIES_FILE = "commodities.csv"
+ASSET_CLASSES = ("equity", "etf", "fx", "index", "commodity")
 
 
 class ReferenceDataError(ValueError):
@@ -37,12 +40,19 @@ def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
 
 
 def load_instruments(directory: Path) -> pd.DataFrame:
-    """All instruments from the three snapshots, one row per symbol, in the `Instruments` shape."""
+    """All instruments from the snapshots, one row per symbol, in the `Instruments` shape.
+
+    Indices are computed from NYSE-listed prices and published on NYSE sessions (XNYS).
+    Commodities are front-month CME Group futures (NYMEX, COMEX), which trade on CME Globex's
+    calendar (CMES): it has sessions, with early halts, on several US holidays NYSE closes for.
+    """
     equities = _read_csv(
         directory / CONSTITUENTS_FILE, ["symbol", "yahoo_symbol", "name", "gics_sector", "isin"]
     )
     etfs = _read_csv(directory / ETFS_FILE, ["symbol", "yahoo_symbol", "name"])
     fx = _read_csv(directory / FX_FILE, ["symbol", "yahoo_symbol", "quote_currency", "name"])
+    indices = _read_csv(directory / INDICES_FILE, ["symbol", "yahoo_symbol", "name"])
+    commodities = _read_csv(directory / COMMODITIES_FILE, ["symbol", "yahoo_symbol", "name"])
     frames = [
         pd.DataFrame(
             {
@@ -82,6 +92,25 @@ def load_instruments(directory: Path) -> pd.DataFrame:
                 "calendar": calendars.FX_CALENDAR,
                 "index_member": None,
             }
+        ),
+        *(
+            pd.DataFrame(
+                {
+                    "symbol": listed["symbol"],
+                    "yahoo_symbol": listed["yahoo_symbol"],
+                    "name": listed["name"],
+                    "asset_class": asset_class,
+                    "gics_sector": None,
+                    "isin": None,
+                    "currency": "USD",
+                    "calendar": calendar,
+                    "index_member": None,
+                }
+            )
+            for listed, asset_class, calendar in (
+                (indices, "index", calendars.PRIMARY_CALENDAR),
+                (commodities, "commodity", calendars.FUTURES_CALENDAR),
+            )
         ),
     ]
     frame = pd.concat(frames, ignore_index=True)

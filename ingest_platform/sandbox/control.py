@@ -32,6 +32,7 @@ HTTP_FAULTS = frozenset(
         "missing_days",  # Yahoo chart: no bars from params.start to params.end (events kept)
         "drift",  # Alpha Vantage / Polygon prices moved by params.relative on chosen days
         "unadjusted",  # Yahoo chart: prices as traded, split events dropped
+        "xml_answer",  # an XML body (HTTP 200) to a JSON request, as the World Bank sometimes does
     }
 )
 #: Fault kinds served over the Kraken WebSocket.

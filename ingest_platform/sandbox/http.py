@@ -52,7 +52,9 @@ Control requests are not counted. What each fault kind does:
 - ``unadjusted``: a Yahoo chart answer with prices as traded and no split events, as when
   a provider misses a split (the unadjusted-split anomaly check must catch it);
 - ``missing_days`` (params.start, params.end, ISO dates): a Yahoo chart answer without the bars
-  of those days, its split and dividend events kept, as when Yahoo has a hole in a history.
+  of those days, its split and dividend events kept, as when Yahoo has a hole in a history;
+- ``xml_answer``: HTTP 200 with an XML body (``application/xml``) although JSON was asked for,
+  as the World Bank API sometimes answers (its XML rendering of the same data).
 """
 
 from __future__ import annotations
@@ -359,6 +361,8 @@ class SandboxHTTPServer:
         if kind == "server_error":
             status = int(params.get("status", 503))
             return provider.server_error(request, status if 100 <= status <= 599 else 503)
+        if kind == "xml_answer":
+            return provider.xml_answer(request)
         if kind == "truncated_json":
             response = provider.respond(request, route, Shape())
             response.body = response.body[: len(response.body) // 2]

@@ -47,7 +47,7 @@ def test_holidays_are_partitions_with_the_market_closed(key: str):
 def test_an_ordinary_session_is_open_everywhere():
     day = market_day("2024-03-08")
     assert not day.market_closed
-    assert day.open_calendars == ("XNYS", "XNAS", "24/5")
+    assert day.open_calendars == ("XNYS", "XNAS", "24/5", "CMES")
 
 
 def test_a_bad_key_names_itself():

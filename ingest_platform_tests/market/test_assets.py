@@ -178,6 +178,28 @@ def test_a_holiday_partition_is_closed_not_failed(resources, lake):
     assert lake.read("market_bars", ["2024-07-04"])["symbol"].tolist() == ["EURUSD"]
 
 
+def test_indices_and_futures_come_from_the_sources_that_carry_them(
+    resources, sandbox, simulator, lake
+):
+    listed = ["^GSPC", "^VIX", "CL=F", "GC=F"]
+    result = run_range(resources, "2024-07-01", "2024-07-05", symbols=listed)
+    assert result.success
+    assert sandbox.counters.by_symbol("yahoo.chart") == {s: 1 for s in listed}
+    assert sandbox.counters.by_symbol("polygon.aggs") == {"I:SPX": 1, "I:VIX": 1}
+    assert sandbox.counters.get("alpha_vantage.daily") == 0
+
+    bars = lake.read("market_bars")
+    july_4 = bars[bars.date == "2024-07-04"]
+    assert sorted(july_4["symbol"]) == ["CL=F", "GC=F"]  # CME trades, NYSE is closed
+    assert materializations(result, "market_bars")["2024-07-04"]["market_closed"] is True
+    crude = bars[bars.symbol == "CL=F"].set_index("date")["close"]
+    truth = simulator.daily_bars("CL=F", "2024-07-01", "2024-07-05")["close"]
+    assert crude.tolist() == pytest.approx(truth.tolist(), rel=1e-12)
+    assert (bars.loc[bars.symbol == "^VIX", "volume"] == 0).all()
+    polygon = lake.read("polygon_daily_bars")
+    assert set(polygon["symbol"]) == {"^GSPC", "^VIX"} and (polygon["volume"] == 0).all()
+
+
 def test_rerunning_a_range_leaves_the_lake_unchanged(resources, sandbox, lake):
     assert run_range(resources).success
     before = lake_digest(lake)

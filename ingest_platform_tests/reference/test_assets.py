@@ -33,11 +33,16 @@ def test_reference_assets_land_in_the_lake_with_metadata(lake):
     assert counts["etf"] >= 20 and counts["fx"] >= 8
     assert universe.loc[universe.symbol == "BRK.B", "yahoo_symbol"].item() == "BRK-B"
     assert universe.loc[universe.symbol == "EURUSD", "calendar"].item() == "24/5"
+    assert counts["index"] >= 5 and counts["commodity"] >= 5
+    assert universe.loc[universe.symbol == "^GSPC", "calendar"].item() == "XNYS"
+    assert universe.loc[universe.symbol == "CL=F", "calendar"].item() == "CMES"
 
     sessions = lake.read("trading_sessions")
     nyse_2024 = sessions[(sessions.calendar == "XNYS") & (sessions.date.dt.year == 2024)]
     assert len(nyse_2024) == 252
     assert nyse_2024.loc[nyse_2024.date == "2024-11-29", "early_close"].item()
+    cme = sessions[sessions.calendar == "CMES"].set_index("date")
+    assert cme.loc["2024-07-04", "early_close"]  # Globex halts early on Independence Day
 
     holidays = lake.read("exchange_holidays")
     carter = holidays[(holidays.calendar == "XNYS") & (holidays.date == "2025-01-09")]

@@ -206,7 +206,30 @@ def test_provider_tickers_resolve_to_the_instrument(market):
     assert market.resolve("polygon", "BRK.B").symbol == "BRK.B"
     assert market.resolve("alpha_vantage", "EURUSD") is None
     assert market.resolve("yahoo", "NOPE") is None
-    assert len(market.instruments) == 545
+    assert len(market.instruments) == 555  # 503 equities, 31 ETFs, 11 FX, 5 indices, 5 futures
+
+
+def test_indices_and_futures_trade_on_their_own_calendars(market):
+    july = ("2024-07-01", "2024-07-08")
+    gspc, vix, crude = (market.daily_bars(s, *july) for s in ("^GSPC", "^VIX", "CL=F"))
+    independence_day = pd.Timestamp("2024-07-04")
+    assert independence_day not in gspc.index  # NYSE closed
+    assert independence_day in crude.index  # CME Globex trades an abbreviated session
+    assert (vix.volume == 0).all() and (gspc.volume > 0).all()
+    assert 5 < market.daily_bars("^VIX").close.median() < 60
+    assert 1000 < market.daily_bars("^GSPC").close.median() < 10_000
+    assert 20 < market.daily_bars("CL=F").close.median() < 200
+
+
+def test_index_and_futures_tickers_per_provider(market):
+    assert market.resolve("yahoo", "^GSPC").asset_class == "index"
+    assert market.resolve("polygon", "I:SPX").symbol == "^GSPC"
+    assert market.resolve("polygon", "I:VIX").symbol == "^VIX"
+    assert market.resolve("polygon", "CL=F") is None  # no futures on Polygon aggregates
+    assert market.resolve("alpha_vantage", "^GSPC") is None
+    assert market.resolve("alpha_vantage", "GC=F") is None
+    with pytest.raises(ValueError, match="equities and ETFs"):
+        market.daily_bars("^GSPC", provider="alpha_vantage")
 
 
 # ---- FRED ----------------------------------------------------------------------------------

@@ -191,9 +191,12 @@ class HttpClient:
                     f"from GET {shown}",
                     symbol,
                 ) from None
-            except UnicodeDecodeError:
+            except UnicodeDecodeError as exc:  # not UTF-8 at all (an HTML or XML error page)
                 raise MalformedPayload(
-                    self.source, f"answer is not UTF-8 ({len(body)} bytes) from GET {shown}", symbol
+                    self.source,
+                    f"invalid JSON ({len(body)} bytes, not UTF-8 at byte {exc.start}) "
+                    f"from GET {shown}",
+                    symbol,
                 ) from None
         else:
             payload = response.text

@@ -79,7 +79,7 @@ class AlphaVantageSource(BarSource):
 
     @staticmethod
     def covers(instrument: Instrument) -> bool:
-        """TIME_SERIES_DAILY serves listed securities, not FX pairs."""
+        """TIME_SERIES_DAILY serves listed securities: no FX pairs, indices or futures."""
         return instrument.asset_class in ("equity", "etf")
 
     @staticmethod

@@ -27,6 +27,14 @@ from ingest_platform.market.sources.bars import BarSource, Instrument, canonical
 
 SOURCE = "polygon"
 _MAX_PAGES = 100  # 100 pages of 50,000 bars: a loop, not a history
+#: Polygon names an index ``I:`` plus the index's own ticker (Yahoo's ^GSPC is SPX there).
+INDEX_TICKERS = {
+    "^DJI": "I:DJI",
+    "^GSPC": "I:SPX",
+    "^NDX": "I:NDX",
+    "^RUT": "I:RUT",
+    "^VIX": "I:VIX",
+}
 
 
 class PolygonSource(BarSource):
@@ -47,8 +55,20 @@ class PolygonSource(BarSource):
         self.threads = threads
 
     @staticmethod
+    def covers(instrument: Instrument) -> bool:
+        """Stocks, ETFs, currencies and the indices Polygon publishes; no CME futures (they are
+        not on the aggregates endpoint)."""
+        if instrument.asset_class == "index":
+            return instrument.symbol in INDEX_TICKERS
+        return instrument.asset_class in ("equity", "etf", "fx")
+
+    @staticmethod
     def provider_symbol(instrument: Instrument) -> str:
-        return f"C:{instrument.symbol}" if instrument.asset_class == "fx" else instrument.symbol
+        if instrument.asset_class == "fx":
+            return f"C:{instrument.symbol}"
+        if instrument.asset_class == "index":
+            return INDEX_TICKERS[instrument.symbol]
+        return instrument.symbol
 
     # ---- stages ------------------------------------------------------------------------------
 

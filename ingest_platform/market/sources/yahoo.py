@@ -57,6 +57,7 @@ EXCHANGE_TIMEZONES = {
     calendars.PRIMARY_CALENDAR: "America/New_York",
     "XNAS": "America/New_York",
     calendars.FX_CALENDAR: "Europe/London",
+    calendars.FUTURES_CALENDAR: "America/New_York",  # Yahoo lists NYMEX and COMEX in New York
 }
 _PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Adj Close"]
 

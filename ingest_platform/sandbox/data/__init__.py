@@ -11,7 +11,9 @@ Where things live (each module's docstring says how its numbers are made, and wh
 - `instruments`: `Instrument` and the universe tables the providers resolve tickers with.
 - `market`: price series, real splits and dividends, and the drift between Yahoo and the
   secondary sources.
-- `economic`: FRED series with their vintages, and World Bank indicators.
+- `fred_catalogue`: the FRED series and releases simulated (metadata, schedules, revisions).
+- `economic`: FRED values and their vintages, on the release schedules.
+- `worldbank`: World Bank annual indicators.
 - `constituents`: S&P 500 constituents and changes, as Wikipedia's table lists them.
 - `simulator`: `MarketSimulator`, the cached facade over all of the above.
 
@@ -25,15 +27,17 @@ from ingest_platform.sandbox.data._helpers import as_date, daily_draws, stable_h
 from ingest_platform.sandbox.data.constituents import Constituent, ConstituentChange
 from ingest_platform.sandbox.data.economic import (
     FRED_FAR_FUTURE,
-    FRED_SERIES,
-    WORLDBANK_COUNTRIES,
-    WORLDBANK_INDICATORS,
     FredRow,
-    FredSeriesSpec,
     FredVintages,
     build_fred_vintages,
-    build_worldbank_values,
     fred_rows,
+    release_schedule,
+)
+from ingest_platform.sandbox.data.fred_catalogue import (
+    FRED_RELEASES,
+    FRED_SERIES,
+    FredRelease,
+    FredSeriesSpec,
 )
 from ingest_platform.sandbox.data.instruments import Instrument
 from ingest_platform.sandbox.data.market import (
@@ -49,11 +53,17 @@ from ingest_platform.sandbox.data.market import (
     build_series,
 )
 from ingest_platform.sandbox.data.simulator import MarketSimulator
+from ingest_platform.sandbox.data.worldbank import (
+    WORLDBANK_COUNTRIES,
+    WORLDBANK_INDICATORS,
+    build_worldbank_values,
+)
 
 __all__ = [
     "DEFAULT_LARGE_DRIFTS",
     "DIVIDENDS",
     "FRED_FAR_FUTURE",
+    "FRED_RELEASES",
     "FRED_SERIES",
     "FX_LEVELS",
     "GENESIS",
@@ -64,6 +74,7 @@ __all__ = [
     "CalendarIndex",
     "Constituent",
     "ConstituentChange",
+    "FredRelease",
     "FredRow",
     "FredSeriesSpec",
     "FredVintages",
@@ -77,5 +88,6 @@ __all__ = [
     "build_worldbank_values",
     "daily_draws",
     "fred_rows",
+    "release_schedule",
     "stable_hash",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
+from itertools import accumulate
 
 import numpy as np
 import pandas as pd
@@ -58,3 +59,13 @@ def daily_draws(
 
 def _series_rng(seed: int, *key: object) -> np.random.Generator:
     return np.random.default_rng(stable_hash(seed, *key))
+
+
+def ou_path(
+    rng: np.random.Generator, n: int, mean: float, sd: float, phi: float, start: float
+) -> np.ndarray:
+    """An AR(1) path reverting to `mean` (persistence `phi`, shock `sd`) from `start`."""
+    shocks = rng.standard_normal(n) * sd
+    return np.fromiter(
+        accumulate(shocks, lambda x, e: mean + phi * (x - mean) + e, initial=start), float, n + 1
+    )[1:]

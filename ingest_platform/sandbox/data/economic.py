@@ -1,109 +1,37 @@
-"""Economic series: FRED observations with their vintages, and World Bank annual indicators.
+"""FRED observations with their vintages, on release schedules, from the seed.
 
-Both are generated on a fixed grid of dates (FRED 2015-2035, World Bank 1960-2040), so a value
-never depends on ``as_of``: ``as_of`` only decides which observations and vintages exist yet.
+Values are generated on a fixed grid (2015-2035), so a value never depends on ``as_of``:
+``as_of`` only decides which observations and vintages exist yet. Related series are built
+from each other, as the real ones are: T10Y2Y is DGS10 minus DGS2 (each rounded as published),
+FEDFUNDS the monthly mean of DFF, the 3-month bill follows the funds rate, the mortgage rate
+the 10-year yield. Treasury yields are missing ('.') on U.S. bond-market holidays.
+
+Vintages land on release dates (see `fred_catalogue`): an observation's first release is the
+first date of its release's schedule at least `lag_days` after its period ends, each revision
+the first release date at least `revisions[k]` days after that. Every revision changes the
+value, and the first release misses the final value by more than later ones.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from dataclasses import dataclass
-from itertools import accumulate
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
 from pandas.tseries.holiday import USFederalHolidayCalendar
 
-from ingest_platform.sandbox.data._helpers import _series_rng
+from ingest_platform.sandbox.data._helpers import _series_rng, ou_path
+from ingest_platform.sandbox.data.fred_catalogue import FRED_SERIES, FredRelease, FredSeriesSpec
 
 #: Open-ended realtime period end, as FRED writes it.
 FRED_FAR_FUTURE = dt.date(9999, 12, 31)
-
-
-# ---- FRED ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FredSeriesSpec:
-    """A FRED series' metadata and how the sandbox generates and releases it."""
-
-    id: str
-    title: str
-    frequency: str
-    frequency_short: str
-    units: str
-    units_short: str
-    seasonal_adjustment: str
-    seasonal_adjustment_short: str
-    decimals: int
-    popularity: int
-    notes: str
-    release_lag: tuple[int, int]  # (months, days) from the observation date to first release
-    revisions: tuple[int, ...]  # days after the first release at which each revision appears
-    revision_scale: float  # size of the first-release error, in units of the series
-
-
-_SA, _NSA = ("Seasonally Adjusted", "SA"), ("Not Seasonally Adjusted", "NSA")
-_SAAR = ("Seasonally Adjusted Annual Rate", "SAAR")
-
-FRED_SERIES: dict[str, FredSeriesSpec] = {
-    s.id: s
-    for s in (
-        FredSeriesSpec(
-            "DGS10", "Market Yield on U.S. Treasury Securities at 10-Year Constant Maturity, "
-            "Quoted on an Investment Basis", "Daily", "D", "Percent", "%", *_NSA, 2, 97,
-            "Missing values ('.') fall on U.S. bond-market holidays.", (0, 1), (30,), 0.02,
-        ),
-        FredSeriesSpec(
-            "DFF", "Federal Funds Effective Rate", "Daily, 7-Day", "D", "Percent", "%", *_NSA,
-            2, 95, "Published for every calendar day.", (0, 1), (30,), 0.01,
-        ),
-        FredSeriesSpec(
-            "ICSA", "Initial Claims", "Weekly, Ending Saturday", "W", "Number", "Number", *_SA,
-            0, 90, "Weekly initial claims for unemployment insurance.", (0, 5), (7,), 4000.0,
-        ),
-        FredSeriesSpec(
-            "WALCL", "Assets: Total Assets: Total Assets (Less Eliminations from Consolidation): "
-            "Wednesday Level", "Weekly, As of Wednesday", "W", "Millions of U.S. Dollars",
-            "Mil. of U.S. $", *_NSA, 0, 88, "Federal Reserve balance sheet.", (0, 1), (7,),
-            2500.0,
-        ),
-        FredSeriesSpec(
-            "CPIAUCSL", "Consumer Price Index for All Urban Consumers: All Items in U.S. City "
-            "Average", "Monthly", "M", "Index 1982-1984=100", "Index 1982-1984=100", *_SA, 3,
-            95, "CPI-U, all items.", (1, 12), (30,), 0.08,
-        ),
-        FredSeriesSpec(
-            "UNRATE", "Unemployment Rate", "Monthly", "M", "Percent", "%", *_SA, 1, 96,
-            "Civilian unemployment rate.", (1, 6), (30,), 0.1,
-        ),
-        FredSeriesSpec(
-            "PAYEMS", "All Employees, Total Nonfarm", "Monthly", "M", "Thousands of Persons",
-            "Thous. of Persons", *_SA, 0, 92, "Nonfarm payrolls.", (1, 6), (30,), 60.0,
-        ),
-        FredSeriesSpec(
-            "INDPRO", "Industrial Production: Total Index", "Monthly", "M", "Index 2017=100",
-            "Index 2017=100", *_SA, 4, 85, "Industrial production index.", (1, 16), (30,), 0.3,
-        ),
-        FredSeriesSpec(
-            "FEDFUNDS", "Federal Funds Effective Rate", "Monthly", "M", "Percent", "%", *_NSA,
-            2, 93, "Monthly average of DFF.", (1, 1), (30,), 0.01,
-        ),
-        FredSeriesSpec(
-            "GDP", "Gross Domestic Product", "Quarterly", "Q", "Billions of Dollars",
-            "Bil. of $", *_SAAR, 3, 98, "Advance, second and third estimates.", (3, 29),
-            (30, 60), 60.0,
-        ),
-        FredSeriesSpec(
-            "GDPC1", "Real Gross Domestic Product", "Quarterly", "Q",
-            "Billions of Chained 2017 Dollars", "Bil. of Chn. 2017 $", *_SAAR, 3, 94,
-            "Advance, second and third estimates.", (3, 29), (30, 60), 50.0,
-        ),
-    )
-}  # fmt: skip
-
 #: Observations are generated on a fixed grid so a value never depends on as_of.
 _FRED_START, _FRED_END = dt.date(2015, 1, 1), dt.date(2035, 12, 31)
+#: Release schedules run a little before the grid and long after it (GDP's third estimate).
+_SCHEDULE_START, _SCHEDULE_END = dt.date(2014, 12, 1), dt.date(2037, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -113,6 +41,15 @@ class FredVintages:
     spec: FredSeriesSpec
     dates: tuple[dt.date, ...]
     vintages: tuple[tuple[tuple[dt.date, float | None], ...], ...]
+
+    @cached_property
+    def _all_vintage_dates(self) -> list[dt.date]:
+        return sorted({start for versions in self.vintages for start, _ in versions})
+
+    def vintage_dates(self, as_of: dt.date) -> list[dt.date]:
+        """The days on which any value of the series appeared or changed, up to `as_of`."""
+        every = self._all_vintage_dates
+        return every[: bisect_right(every, as_of)]
 
 
 @dataclass(frozen=True)
@@ -125,11 +62,66 @@ class FredRow:
     value: float | None
 
 
-def _ou(rng: np.random.Generator, n: int, mean: float, sd: float, phi: float, start: float):
-    shocks = rng.standard_normal(n) * sd
-    return np.fromiter(
-        accumulate(shocks, lambda x, e: mean + phi * (x - mean) + e, initial=start), float, n + 1
-    )[1:]
+# ---- release schedules -----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _holidays() -> pd.DatetimeIndex:
+    return USFederalHolidayCalendar().holidays(_SCHEDULE_START, _SCHEDULE_END)
+
+
+@lru_cache(maxsize=1)
+def _business_days() -> pd.DatetimeIndex:
+    days = pd.bdate_range(_SCHEDULE_START, _SCHEDULE_END)
+    return days[~days.isin(_holidays())]
+
+
+def _next_business_days(days: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    business = _business_days()
+    return business[np.searchsorted(business, days)]
+
+
+@lru_cache(maxsize=64)
+def release_schedule(release: FredRelease) -> np.ndarray:
+    """Every scheduled date of `release` (datetime64[D], ascending, unique)."""
+    kind, _, arg = release.schedule.partition(":")
+    if kind == "business_days":
+        days = _business_days()
+    elif kind == "weekly":
+        weekdays = pd.date_range(_SCHEDULE_START, _SCHEDULE_END, freq="D")
+        days = _next_business_days(weekdays[weekdays.dayofweek == int(arg)])
+    elif kind == "monthly":
+        months = pd.date_range(_SCHEDULE_START, _SCHEDULE_END, freq="MS")
+        days = _next_business_days(months + pd.Timedelta(days=int(arg) - 1))
+    elif kind == "first_friday":
+        months = pd.date_range(_SCHEDULE_START, _SCHEDULE_END, freq="MS")
+        days = _next_business_days(
+            pd.DatetimeIndex([m + pd.Timedelta(days=(4 - m.dayofweek) % 7) for m in months])
+        )
+    else:
+        raise ValueError(f"release {release.id}: unknown schedule {release.schedule!r}")
+    return np.unique(days.to_numpy().astype("datetime64[D]"))
+
+
+# ---- final values ----------------------------------------------------------------------------
+
+
+def _fred_grid(spec: FredSeriesSpec) -> pd.DatetimeIndex:
+    return _grid(spec.grid)
+
+
+@lru_cache(maxsize=16)
+def _grid(freq: str) -> pd.DatetimeIndex:
+    return pd.date_range(_FRED_START, _FRED_END, freq=freq)  # "B" takes ~0.1 s: built once
+
+
+def _period_ends(spec: FredSeriesSpec, grid: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The last day each observation covers (a month, a quarter, or the day itself)."""
+    if spec.grid == "MS":
+        return grid + pd.offsets.MonthEnd(0)
+    if spec.grid == "QS":
+        return grid + pd.offsets.QuarterEnd(0)
+    return grid
 
 
 def _dff_path(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -144,70 +136,136 @@ def _dff_path(rng: np.random.Generator, n: int) -> np.ndarray:
     return out + np.round(rng.standard_normal(n) * 0.01, 2)
 
 
-def _fred_grid(spec: FredSeriesSpec) -> pd.DatetimeIndex:
-    freq = {"DGS10": "B", "DFF": "D", "ICSA": "W-SAT", "WALCL": "W-WED"}.get(spec.id)
-    freq = freq or {"M": "MS", "Q": "QS"}[spec.frequency_short]
-    return pd.date_range(_FRED_START, _FRED_END, freq=freq)
+def _on_bond_days(values: np.ndarray, grid: pd.DatetimeIndex) -> np.ndarray:
+    """`values` with NaN (FRED's '.') on U.S. bond-market holidays."""
+    out = np.array(values, dtype=float)
+    out[grid.isin(_holidays())] = np.nan
+    return out
 
 
-def _fred_final_values(seed: int, spec: FredSeriesSpec, grid: pd.DatetimeIndex) -> np.ndarray:
-    """Final (fully revised) values on the grid; NaN where FRED prints ``"."``."""
+#: Level series: (start level, monthly/quarterly log drift, log volatility), compounded.
+_GROWTH = {
+    "CPIAUCSL": (234.0, 0.0022, 0.002),
+    "CPILFESL": (240.0, 0.0022, 0.0012),
+    "PCEPI": (98.0, 0.0018, 0.0015),
+    "PCEPILFE": (98.5, 0.0017, 0.0009),
+    "CES0500000003": (24.7, 0.0028, 0.002),
+    "RSAFS": (440_000.0, 0.004, 0.008),
+    "M2SL": (11_700.0, 0.005, 0.004),
+    "CSUSHPINSA": (170.0, 0.0045, 0.004),
+    "GDP": (17_900.0, 0.012, 0.006),
+    "GDPC1": (18_200.0, 0.006, 0.005),
+}
+#: Mean-reverting series: (mean, shock, persistence, start, floor, round to).
+_REVERTING = {
+    "UNRATE": (4.6, 0.15, 0.97, 5.7, 3.2, None),
+    "INDPRO": (101.0, 0.5, 0.95, 101.5, -np.inf, None),
+    "CIVPART": (62.8, 0.12, 0.97, 62.7, 60.0, None),
+    "JTSJOL": (7_500.0, 250.0, 0.95, 5_500.0, 3_000.0, 0),
+    "UMCSENT": (80.0, 3.0, 0.9, 95.0, 50.0, None),
+    "HOUST": (1_350.0, 70.0, 0.85, 1_100.0, 800.0, 0),
+    "PERMIT": (1_400.0, 50.0, 0.9, 1_150.0, 800.0, 0),
+}
+
+
+@lru_cache(maxsize=64)
+def _final_series(seed: int, series_id: str) -> pd.Series:
+    """Final (fully revised) values of a series on its grid; NaN where FRED prints '.'."""
+    spec = FRED_SERIES[series_id]
+    grid = _fred_grid(spec)
     n = len(grid)
-    rng = _series_rng(seed, "fred", spec.id)
-    if spec.id == "DGS10":
-        values = np.maximum(_ou(rng, n, 3.0, 0.05, 0.999, 2.1), 0.4)
-        holidays = USFederalHolidayCalendar().holidays(_FRED_START, _FRED_END)
-        values[grid.isin(holidays)] = np.nan
-        return values
-    if spec.id in ("DFF", "FEDFUNDS"):
-        days = pd.date_range(_FRED_START, _FRED_END, freq="D")
-        dff = pd.Series(_dff_path(_series_rng(seed, "fred", "DFF"), len(days)), index=days)
-        if spec.id == "DFF":
-            return dff.to_numpy()
-        return dff.resample("MS").mean().reindex(grid).to_numpy()
-    if spec.id == "ICSA":
-        return np.round(220_000 * np.exp(_ou(rng, n, 0.0, 0.04, 0.97, 0.0)), -3)
-    if spec.id == "WALCL":
-        return np.round(4_500_000 * np.exp(np.cumsum(0.0008 + 0.006 * rng.standard_normal(n))))
-    if spec.id == "CPIAUCSL":
-        return 234.0 * np.exp(np.cumsum(0.0022 + 0.002 * rng.standard_normal(n)))
-    if spec.id == "UNRATE":
-        return np.maximum(_ou(rng, n, 4.6, 0.15, 0.97, 5.7), 3.2)
-    if spec.id == "PAYEMS":
-        return np.round(140_600 + np.cumsum(150 + 120 * rng.standard_normal(n)))
-    if spec.id == "INDPRO":
-        return _ou(rng, n, 101.0, 0.5, 0.95, 101.5)
-    growth = {"GDP": (0.012, 0.006, 17_900.0), "GDPC1": (0.006, 0.005, 18_200.0)}[spec.id]
-    return growth[2] * np.exp(np.cumsum(growth[0] + growth[1] * rng.standard_normal(n)))
+    rng = _series_rng(seed, "fred", series_id)
+
+    def on_grid(values: np.ndarray) -> pd.Series:
+        return pd.Series(values, index=grid)
+
+    def bond(other: str) -> np.ndarray:
+        return _final_series(seed, other).reindex(grid).to_numpy()
+
+    if series_id in _GROWTH:
+        level, drift, vol = _GROWTH[series_id]
+        return on_grid(level * np.exp(np.cumsum(drift + vol * rng.standard_normal(n))))
+    if series_id in _REVERTING:
+        mean, sd, phi, start, floor, digits = _REVERTING[series_id]
+        values = np.maximum(ou_path(rng, n, mean, sd, phi, start), floor)
+        return on_grid(np.round(values, digits) if digits is not None else values)
+    if series_id == "DFF":
+        return on_grid(_dff_path(rng, n))
+    if series_id == "FEDFUNDS":
+        return _final_series(seed, "DFF").resample("MS").mean().reindex(grid)
+    if series_id == "DGS10":
+        return on_grid(_on_bond_days(np.maximum(ou_path(rng, n, 3.0, 0.05, 0.999, 2.1), 0.4), grid))
+    if series_id == "DGS3MO":
+        dff = _final_series(seed, "DFF").reindex(grid).to_numpy()
+        return on_grid(
+            _on_bond_days(np.maximum(dff + ou_path(rng, n, 0.05, 0.02, 0.98, 0.0), 0.01), grid)
+        )
+    if series_id == "DGS2":
+        blend = 0.5 * bond("DGS3MO") + 0.5 * bond("DGS10")
+        return on_grid(np.maximum(blend + ou_path(rng, n, 0.0, 0.04, 0.99, 0.0), 0.1))
+    if series_id == "DGS30":
+        return on_grid(bond("DGS10") + ou_path(rng, n, 0.45, 0.02, 0.995, 0.5))
+    if series_id in ("T10Y2Y", "T10Y3M"):
+        short = "DGS2" if series_id == "T10Y2Y" else "DGS3MO"
+        return on_grid(np.round(bond("DGS10"), 2) - np.round(bond(short), 2))
+    if series_id == "T10YIE":
+        return on_grid(_on_bond_days(ou_path(rng, n, 2.1, 0.03, 0.995, 1.8), grid))
+    if series_id == "BAMLH0A0HYM2":
+        return on_grid(_on_bond_days(np.maximum(ou_path(rng, n, 4.0, 0.06, 0.995, 4.5), 2.5), grid))
+    if series_id == "DTWEXBGS":
+        return on_grid(_on_bond_days(110 * np.exp(ou_path(rng, n, 0.0, 0.0035, 0.9995, 0.0)), grid))
+    if series_id == "MORTGAGE30US":
+        ten_year = _final_series(seed, "DGS10").ffill().reindex(grid, method="ffill").to_numpy()
+        return on_grid(ten_year + 1.8 + ou_path(rng, n, 0.0, 0.05, 0.95, 0.0))
+    if series_id == "ICSA":
+        return on_grid(np.round(220_000 * np.exp(ou_path(rng, n, 0.0, 0.04, 0.97, 0.0)), -3))
+    if series_id == "WALCL":
+        return on_grid(
+            np.round(4_500_000 * np.exp(np.cumsum(0.0008 + 0.006 * rng.standard_normal(n))))
+        )
+    if series_id == "PAYEMS":
+        return on_grid(np.round(140_600 + np.cumsum(150 + 120 * rng.standard_normal(n))))
+    raise KeyError(f"no value model for FRED series {series_id!r}")
+
+
+# ---- vintages --------------------------------------------------------------------------------
 
 
 def build_fred_vintages(seed: int, spec: FredSeriesSpec) -> FredVintages:
-    """Each observation's first release and revisions; the first release misses the final value."""
+    """Each observation's first release and revisions, on its release's schedule."""
     grid = _fred_grid(spec)
-    final = _fred_final_values(seed, spec, grid)
+    final = _final_series(seed, spec.id).reindex(grid).to_numpy()
     rng = _series_rng(seed, "fred-revisions", spec.id)
     errors = rng.standard_normal((len(grid), len(spec.revisions))) * spec.revision_scale
     unit = 10.0**-spec.decimals
-    months, days = spec.release_lag
-    first_releases = grid + pd.DateOffset(months=months, days=days)
-    dates, vintages = [], []
-    for i, (stamp, released) in enumerate(zip(grid, first_releases, strict=True)):
-        day, first = stamp.date(), released.date()
-        starts = [first] + [first + dt.timedelta(days=d) for d in spec.revisions]
-        value = final[i]
-        values: list[float | None] = []
-        if np.isnan(value):
+    schedule = release_schedule(spec.release)
+
+    def on_or_after(days: np.ndarray) -> np.ndarray:
+        return schedule[np.searchsorted(schedule, days)]
+
+    ready = _period_ends(spec, grid).to_numpy().astype("datetime64[D]") + spec.lag_days
+    first = on_or_after(ready)
+    later, previous = [], first
+    for offset in spec.revisions:  # each revision strictly after the vintage before it
+        previous = on_or_after(np.maximum(first + offset, previous + 1))
+        later.append(previous)
+    starts_per_observation = zip(first.tolist(), *(r.tolist() for r in later), strict=True)
+    count = len(spec.revisions)
+    vintages = []
+    for i, starts in enumerate(starts_per_observation):
+        values: list[float | None]
+        if np.isnan(final[i]):
             values = [None] * len(starts)
         else:
-            final_value = round(float(value), spec.decimals)
-            for k in range(len(spec.revisions)):
+            final_value = round(float(final[i]), spec.decimals)
+            values = []
+            for k in range(count):
                 # Earlier vintages miss by more; a miss is never zero after rounding.
-                miss = round(float(errors[i, k]) * (len(spec.revisions) - k), spec.decimals)
+                miss = round(float(errors[i, k]) * (count - k), spec.decimals)
                 values.append(round(final_value + (miss or unit), spec.decimals))
             values.append(final_value)
-        dates.append(day)
         vintages.append(tuple(zip(starts, values, strict=True)))
-    return FredVintages(spec, tuple(dates), tuple(vintages))
+    return FredVintages(spec, tuple(grid.date.tolist()), tuple(vintages))
 
 
 def fred_rows(
@@ -235,52 +293,3 @@ def fred_rows(
             if start <= realtime_end and end >= realtime_start:
                 rows.append(FredRow(day, max(start, realtime_start), min(end, realtime_end), value))
     return rows
-
-
-# ---- World Bank ------------------------------------------------------------------------------
-
-#: ISO3 -> (ISO2, name, GDP in current US$ for 2023 used to scale the simulated level).
-WORLDBANK_COUNTRIES: dict[str, tuple[str, str, float]] = {
-    "CAN": ("CA", "Canada", 2.14e12),
-    "CHN": ("CN", "China", 1.78e13),
-    "DEU": ("DE", "Germany", 4.53e12),
-    "FRA": ("FR", "France", 3.03e12),
-    "GBR": ("GB", "United Kingdom", 3.34e12),
-    "ITA": ("IT", "Italy", 2.25e12),
-    "JPN": ("JP", "Japan", 4.21e12),
-    "USA": ("US", "United States", 2.77e13),
-}
-#: Indicator id -> (name, decimal, first year with data).
-WORLDBANK_INDICATORS: dict[str, tuple[str, int, int]] = {
-    "NY.GDP.MKTP.CD": ("GDP (current US$)", 0, 1960),
-    "NY.GDP.MKTP.KD.ZG": ("GDP growth (annual %)", 1, 1961),
-    "FP.CPI.TOTL.ZG": ("Inflation, consumer prices (annual %)", 1, 1960),
-    "SL.UEM.TOTL.ZS": (
-        "Unemployment, total (% of total labor force) (modeled ILO estimate)",
-        1,
-        1991,
-    ),
-}
-_WB_FIRST_YEAR = 1960
-_WB_GRID_END = 2040
-
-
-def build_worldbank_values(seed: int, indicator: str, iso3: str) -> np.ndarray:
-    """Annual values for 1960..2040 on a fixed grid (NaN before the indicator's first year)."""
-    _, _, first = WORLDBANK_INDICATORS[indicator]
-    years = np.arange(_WB_FIRST_YEAR, _WB_GRID_END + 1)
-    rng = _series_rng(seed, "worldbank", indicator, iso3)
-    n = len(years)
-    if indicator == "NY.GDP.MKTP.CD":
-        growth = (0.09 if iso3 == "CHN" else 0.05) + 0.05 * rng.standard_normal(n)
-        level = np.exp(np.cumsum(growth))
-        values = np.round(level / level[2023 - _WB_FIRST_YEAR] * WORLDBANK_COUNTRIES[iso3][2])
-    elif indicator == "NY.GDP.MKTP.KD.ZG":
-        values = (6.5 if iso3 == "CHN" else 1.9) + 2.0 * rng.standard_normal(n)
-    elif indicator == "FP.CPI.TOTL.ZG":
-        values = np.maximum((0.6 if iso3 == "JPN" else 2.6) + 1.6 * rng.standard_normal(n), -1.5)
-    else:
-        mean = {"USA": 5.6, "GBR": 5.8, "DEU": 6.5, "JPN": 3.4, "CHN": 4.6, "FRA": 9.0}
-        values = np.maximum(_ou(rng, n, mean.get(iso3, 7.5), 0.5, 0.8, mean.get(iso3, 7.5)), 2.0)
-    values = np.where(years >= first, values, np.nan)
-    return values if indicator == "NY.GDP.MKTP.CD" else np.round(values, 9)

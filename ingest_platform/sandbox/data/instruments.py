@@ -11,6 +11,17 @@ from ingest_platform.core import calendars
 from ingest_platform.reference import universe
 from ingest_platform.sandbox.data.constituents import ConstituentChange
 
+#: Polygon's index tickers: ``I:`` plus the index's own ticker (Yahoo's ^GSPC is SPX).
+POLYGON_INDEX_TICKERS = {
+    "^DJI": "I:DJI",
+    "^GSPC": "I:SPX",
+    "^NDX": "I:NDX",
+    "^RUT": "I:RUT",
+    "^VIX": "I:VIX",
+}
+#: Quoted tick size of the front-month futures, as decimals (copper in 1/20 cent, gas 1/10).
+FUTURES_DECIMALS = {"HG=F": 4, "NG=F": 3}
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -19,7 +30,7 @@ class Instrument:
     symbol: str
     yahoo_symbol: str
     name: str
-    asset_class: str  # equity | etf | fx
+    asset_class: str  # equity | etf | fx | index | commodity
     calendar: str
     currency: str
     sector: str | None = None
@@ -29,12 +40,22 @@ class Instrument:
         return self.asset_class == "fx"
 
     @property
-    def polygon_ticker(self) -> str:
-        return f"C:{self.symbol}" if self.is_fx else self.symbol
+    def polygon_ticker(self) -> str | None:
+        """Polygon's ticker (``C:EURUSD``, ``I:SPX``), or None where Polygon has no aggregates:
+        CME futures are not on its stocks/forex/indices aggregates endpoint."""
+        if self.is_fx:
+            return f"C:{self.symbol}"
+        if self.asset_class == "index":
+            return POLYGON_INDEX_TICKERS.get(self.symbol)
+        if self.asset_class == "commodity":
+            return None
+        return self.symbol
 
     @property
     def decimals(self) -> int:
-        """Price precision as traded: cents for US listings, pips for FX."""
+        """Price precision as traded: cents for US listings and most futures, pips for FX."""
+        if self.asset_class == "commodity":
+            return FUTURES_DECIMALS.get(self.symbol, 2)
         if not self.is_fx:
             return 2
         return 3 if self.currency == "JPY" else 4 if self.currency == "MXN" else 5
@@ -73,6 +94,6 @@ class _Universe:
         return cls(
             instruments=found,
             by_yahoo={i.yahoo_symbol.upper(): i for i in found.values()},
-            by_polygon={i.polygon_ticker.upper(): i for i in found.values()},
+            by_polygon={i.polygon_ticker.upper(): i for i in found.values() if i.polygon_ticker},
             snapshot=frozenset(frame.loc[frame["asset_class"] == "equity", "symbol"]),
         )

@@ -2,8 +2,10 @@
 
 - Prices are an Ornstein-Uhlenbeck deviation around a drifting log-level from a fixed genesis
   (`GENESIS`), so levels stay realistic over a decade (equities 1.5-3 % daily vol, ETFs lower,
-  FX about 0.5 % around its real level). Sessions come from exchange-calendars (``XNYS`` for
-  equities and ETFs, ``24/5`` for FX) through `ingest_platform.calendars`.
+  FX about 0.5 % around its real level, indices and front-month futures around their typical
+  levels with their own volatility). Sessions come from exchange-calendars (``XNYS`` for
+  equities, ETFs and indices, ``24/5`` for FX, ``CMES`` for CME futures) through
+  `ingest_platform.core.calendars`.
 - Raw (as traded) prices include every scheduled split; adjusted views divide by the splits that
   happened up to ``as_of``, exactly as a provider re-adjusts history after a split. Yahoo's close
   is split-adjusted, its adjclose also dividend-adjusted (multiplicative back-adjustment);
@@ -111,6 +113,22 @@ FX_LEVELS = {
     "USDMXN": 17.5,
 }
 
+#: Indices and front-month futures: (level at GENESIS, daily volatility, mean reversion phi,
+#: typical daily volume; 0 where Yahoo reports none). Equity indices drift up 7 % a year from
+#: their 2015 levels; the VIX and commodities mean-revert around theirs (the VIX within weeks).
+LISTED_LEVELS: dict[str, tuple[float, float, float, float]] = {
+    "^GSPC": (2050.0, 0.011, 1 - 1 / 500, 4.0e9),
+    "^NDX": (4200.0, 0.014, 1 - 1 / 500, 5.0e9),
+    "^DJI": (17800.0, 0.010, 1 - 1 / 500, 3.5e8),
+    "^RUT": (1200.0, 0.015, 1 - 1 / 500, 1.5e9),
+    "^VIX": (17.0, 0.065, 0.95, 0.0),
+    "CL=F": (70.0, 0.022, 1 - 1 / 250, 3.0e5),
+    "GC=F": (1900.0, 0.009, 1 - 1 / 500, 1.8e5),
+    "HG=F": (3.9, 0.014, 1 - 1 / 500, 6.0e4),
+    "NG=F": (3.2, 0.035, 1 - 1 / 150, 1.4e5),
+    "SI=F": (23.0, 0.018, 1 - 1 / 500, 6.0e4),
+}
+
 
 # ---- market series ---------------------------------------------------------------------------
 
@@ -195,6 +213,10 @@ def _price_params(seed: int, inst: Instrument) -> _PriceParams:
     if inst.is_fx:
         sigma = 0.007 if inst.symbol == "USDMXN" else rng.uniform(0.004, 0.006)
         return _PriceParams(FX_LEVELS.get(inst.symbol, 1.0), sigma, 0.0, 1 - 1 / 500, 0.0)
+    if inst.asset_class in ("index", "commodity"):
+        level, sigma, phi, volume = LISTED_LEVELS.get(inst.symbol, (100.0, 0.015, 1 - 1 / 500, 1e5))
+        mu = 0.07 / 252 if inst.asset_class == "index" and inst.symbol != "^VIX" else 0.0
+        return _PriceParams(level, sigma, mu, phi, volume)
     if inst.asset_class == "etf":
         level, sigma, mu = rng.uniform(40, 450), rng.uniform(0.006, 0.015), 0.06 / 252
         volume = math.exp(rng.uniform(math.log(1e6), math.log(8e7)))
@@ -236,7 +258,7 @@ def build_series(seed: int, inst: Instrument, cal: CalendarIndex, as_of: dt.date
         k: np.maximum(np.round(v * raw_factor, inst.decimals), tick)
         for k, v in (("open", open_), ("high", high), ("low", low), ("close", close))
     }
-    if inst.is_fx:
+    if inst.is_fx or p.volume == 0:
         volume = np.zeros(n, dtype=np.int64)
     else:
         adjusted_volume = p.volume * np.exp(0.4 * z[:, 4])

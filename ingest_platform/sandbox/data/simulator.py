@@ -25,16 +25,13 @@ from ingest_platform.sandbox.data.constituents import (
     _constituent,
 )
 from ingest_platform.sandbox.data.economic import (
-    _WB_FIRST_YEAR,
-    FRED_SERIES,
-    WORLDBANK_COUNTRIES,
-    WORLDBANK_INDICATORS,
     FredRow,
     FredVintages,
     build_fred_vintages,
-    build_worldbank_values,
     fred_rows,
+    release_schedule,
 )
+from ingest_platform.sandbox.data.fred_catalogue import FRED_RELEASES, FRED_SERIES
 from ingest_platform.sandbox.data.instruments import Instrument, _Universe
 from ingest_platform.sandbox.data.market import (
     DEFAULT_LARGE_DRIFTS,
@@ -44,6 +41,12 @@ from ingest_platform.sandbox.data.market import (
     LargeDrift,
     SymbolSeries,
     build_series,
+)
+from ingest_platform.sandbox.data.worldbank import (
+    _WB_FIRST_YEAR,
+    WORLDBANK_COUNTRIES,
+    WORLDBANK_INDICATORS,
+    build_worldbank_values,
 )
 
 
@@ -60,6 +63,8 @@ class MarketSimulator:
         reference_dir: where the universe CSVs live (default: `settings.reference_dir()`).
         constituent_changes: S&P 500 changes effective up to as_of (`ConstituentChange`).
         revoked_keys: API keys the providers reject as invalid.
+        fred_max_vintage_dates: the most vintage dates one FRED observations request may span
+            (FRED's cap is 2,000; tests lower it to exercise splitting).
     """
 
     seed: int = 7
@@ -70,6 +75,7 @@ class MarketSimulator:
     reference_dir: Path | str | None = None
     constituent_changes: tuple[ConstituentChange | Sequence[Any], ...] = ()
     revoked_keys: tuple[str, ...] = ()
+    fred_max_vintage_dates: int = 2000
     series_cache_size: int = 1024
     _caches: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
@@ -77,6 +83,10 @@ class MarketSimulator:
         as_of = as_date(self.as_of) or dt.date.today()
         if as_of <= GENESIS:
             raise ValueError(f"as_of {as_of} must be after the simulation genesis {GENESIS}")
+        if self.fred_max_vintage_dates < 1:
+            raise ValueError(
+                f"fred_max_vintage_dates must be >= 1, got {self.fred_max_vintage_dates}"
+            )
         if self.polygon_page_size < 1:
             raise ValueError(f"polygon_page_size must be >= 1, got {self.polygon_page_size}")
         object.__setattr__(self, "as_of", as_of)
@@ -92,7 +102,7 @@ class MarketSimulator:
         self._caches["lock"] = threading.Lock()
         self._caches["series"] = lru_cache(maxsize=self.series_cache_size)(self._build_series)
         self._caches["calendar"] = lru_cache(maxsize=4)(self._build_calendar)
-        self._caches["fred"] = lru_cache(maxsize=32)(self._build_fred)
+        self._caches["fred"] = lru_cache(maxsize=64)(self._build_fred)
 
     # -- instruments ---------------------------------------------------------------------------
 
@@ -137,7 +147,7 @@ class MarketSimulator:
             return tables.by_polygon.get(key)
         if provider == "alpha_vantage":
             inst = tables.instruments.get(key) or tables.by_yahoo.get(key)
-            return None if inst is None or inst.is_fx else inst
+            return inst if inst is not None and inst.asset_class in ("equity", "etf") else None
         raise ValueError(f"unknown market provider {provider!r}; expected {MARKET_PROVIDERS}")
 
     def warm(self, symbols: Iterable[str] | None = None) -> int:
@@ -242,7 +252,7 @@ class MarketSimulator:
             view["adj_close"] = view.pop("adjclose")
             columns = ["open", "high", "low", "close", "adj_close", "volume"]
         elif provider == "alpha_vantage":
-            if inst.is_fx:
+            if inst.asset_class not in ("equity", "etf"):
                 raise ValueError("Alpha Vantage TIME_SERIES_DAILY serves equities and ETFs only")
             if adjusted:
                 raise ValueError("Alpha Vantage TIME_SERIES_DAILY is raw (adjusted=None or False)")
@@ -320,6 +330,27 @@ class MarketSimulator:
             }
         )
 
+    def fred_vintage_dates(self, series_id: str) -> list[dt.date]:
+        """The days up to as_of on which a value of the series appeared or was revised."""
+        return self.fred_vintages(series_id).vintage_dates(self.today)
+
+    def fred_release_dates(self, release_id: int, include_no_data: bool = False) -> list[dt.date]:
+        """A release's dates: the days its series got data (up to as_of), plus, with
+        `include_no_data`, every other scheduled date up to the end of next year, as FRED's
+        ``include_release_dates_with_no_data`` adds future release dates."""
+        if release_id not in FRED_RELEASES:
+            raise KeyError(f"FRED release {release_id} is not simulated")
+        with_data: set[dt.date] = set()
+        for spec in FRED_SERIES.values():
+            if spec.release_id == release_id:
+                with_data.update(self.fred_vintage_dates(spec.id))
+        if not include_no_data:
+            return sorted(with_data)
+        horizon = np.datetime64(dt.date(self.today.year + 1, 12, 31), "D")
+        schedule = release_schedule(FRED_RELEASES[release_id])
+        scheduled = {d.item() for d in schedule[schedule <= horizon]}
+        return sorted(with_data | scheduled)
+
     @property
     def worldbank_last_year(self) -> int:
         """The newest year the World Bank lists (the year before as_of's)."""
@@ -382,6 +413,7 @@ class MarketSimulator:
                 for d in self.large_drifts
             ],
             "polygon_page_size": self.polygon_page_size,
+            "fred_max_vintage_dates": self.fred_max_vintage_dates,
             "constituent_changes": [
                 {"effective": c.effective.isoformat(), "added": c.added, "removed": c.removed,
                  "reason": c.reason}

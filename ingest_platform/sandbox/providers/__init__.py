@@ -137,6 +137,11 @@ class Provider:
     def server_error(self, request: Request, status: int) -> Response:
         return text_response("Service Unavailable", status)
 
+    def xml_answer(self, request: Request) -> Response:
+        """An XML body where JSON was asked for (the ``xml_answer`` fault)."""
+        body = '<?xml version="1.0" encoding="utf-8"?>\r\n<error>Service answered XML</error>'
+        return Response(200, body.encode(), "application/xml; charset=utf-8")
+
     def throttled(
         self, request: Request, kind: str, params: Mapping[str, Any] | None = None
     ) -> Response | None:

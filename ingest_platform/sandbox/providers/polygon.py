@@ -5,6 +5,9 @@ default) is split-adjusted, ``false`` raw. A page holds at most ``min(limit, pol
 results; when more remain, ``next_url`` is an absolute URL on this sandbox's Polygon root that
 carries a ``cursor`` but no API key, exactly like Polygon, so clients must re-append theirs.
 
+Indices are served as ``I:SPX`` and friends, without volume, VWAP or trade count, as Polygon's
+index aggregates are; CME futures are not served (Polygon has no aggregates for them).
+
 An unknown ticker is *not* an error on Polygon: it answers 200 with ``resultsCount: 0`` and
 ``status: "OK"``; the sandbox does the same. ``request_id`` is a hash of the request (without
 the key), so equal requests give equal bodies.
@@ -172,6 +175,15 @@ class PolygonProvider(Provider):
                 for k, v in view.items()
             }
         picks = np.asarray(page) - lo
+        if series.instrument.asset_class == "index":
+            # Index aggregates carry no volume, VWAP or trade count on Polygon.
+            index_rows = zip(
+                *(view[k][picks].tolist() for k in ("open", "close", "high", "low")),
+                series.calendar.polygon_ms[lo:hi][picks].tolist(),
+                strict=True,
+            )
+            out = [_INDEX_ROW % row for row in index_rows]
+            return [r for r in out for _ in (0, 1)] if twice else out
         rows = zip(
             *(view[k][picks].tolist() for k in ("volume", "vwap", "open", "close", "high", "low")),
             series.calendar.polygon_ms[lo:hi][picks].tolist(),
@@ -184,6 +196,7 @@ class PolygonProvider(Provider):
 
 #: One result row; ``%r`` of a float is exactly what ``json.dumps`` writes for it.
 _ROW = '{"v":%d,"vw":%r,"o":%r,"c":%r,"h":%r,"l":%r,"t":%d,"n":%d}'
+_INDEX_ROW = '{"o":%r,"c":%r,"h":%r,"l":%r,"t":%d}'
 
 
 def _splice(head: dict, results: list[str], tail: dict) -> bytes:

@@ -3,7 +3,8 @@
 The answer is WB's two-element array: a paging header, then rows newest year first, grouped by
 country (countries in the order of their names, as the API lists them). A missing value is
 ``null``. An unknown indicator or country gets WB's ``message`` array (HTTP 200), and so does a
-``format`` other than json (the sandbox does not speak XML).
+``format`` other than json (the sandbox does not speak XML, except through the ``xml_answer``
+fault, which answers a JSON request with the XML rendering, as the real API sometimes does).
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ class WorldBankProvider(Provider):
     def rate_limited(self, request: Request) -> Response:
         message = {"id": "429", "key": "Too Many Requests", "value": "Rate limit exceeded"}
         return json_response([{"message": [message]}], 429)
+
+    def xml_answer(self, request: Request) -> Response:
+        """The API's XML rendering, which it sometimes sends to a ``format=json`` request."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>\r\n'
+            f'<wb:data page="1" pages="1" per_page="50" total="1" sourceid="2" '
+            f'lastupdated="{self.market.today.isoformat()}" xmlns:wb="http://www.worldbank.org">'
+            f'<wb:data><wb:indicator id="{request.path.rsplit("/", 1)[-1]}" /></wb:data>'
+            "</wb:data>"
+        )
+        return Response(200, body.encode(), "application/xml; charset=utf-8")
 
     def respond(self, request: Request, route: Route, shape: Shape) -> Response:
         match = _PATH.fullmatch(request.path.rstrip("/"))

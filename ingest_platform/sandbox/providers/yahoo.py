@@ -45,6 +45,27 @@ _RANGE_OFFSETS = {
 _CHART = re.compile(r"/v8/finance/chart/([^/]+)")
 _QUOTE_SUMMARY = re.compile(r"/v10/finance/quoteSummary/([^/]+)")
 _NOT_FOUND = {"code": "Not Found", "description": "No data found, symbol may be delisted"}
+#: Yahoo's instrumentType / quoteType per asset class.
+QUOTE_TYPES = {
+    "equity": "EQUITY",
+    "etf": "ETF",
+    "fx": "CURRENCY",
+    "index": "INDEX",
+    "commodity": "FUTURE",
+}
+#: Yahoo's exchange code and name for the indices and futures the universe lists.
+_EXCHANGES = {
+    "^GSPC": ("SNP", "SNP"),
+    "^DJI": ("DJI", "DJI"),
+    "^NDX": ("NIM", "Nasdaq GIDS"),
+    "^RUT": ("WCB", "Cboe Indices"),
+    "^VIX": ("CXI", "Cboe Indices"),
+    "CL=F": ("NYM", "NY Mercantile"),
+    "NG=F": ("NYM", "NY Mercantile"),
+    "GC=F": ("CMX", "COMEX"),
+    "SI=F": ("CMX", "COMEX"),
+    "HG=F": ("CMX", "COMEX"),
+}
 
 
 def _token(seed: int, purpose: str, length: int) -> str:
@@ -242,10 +263,10 @@ class YahooProvider(Provider):
             "symbol": inst.yahoo_symbol,
             "exchangeName": exchange,
             "fullExchangeName": full_exchange,
-            "instrumentType": {"equity": "EQUITY", "etf": "ETF"}.get(inst.asset_class, "CURRENCY"),
+            "instrumentType": QUOTE_TYPES[inst.asset_class],
             "firstTradeDate": int(ts[0]) if len(ts) else None,
             "regularMarketTime": midnight + (86_340 if fx else 16 * 3600),
-            "hasPrePostMarketData": not fx,
+            "hasPrePostMarketData": inst.asset_class in ("equity", "etf"),
             "gmtoffset": offset,
             "timezone": abbreviation,
             "exchangeTimezoneName": tz,
@@ -287,7 +308,7 @@ class YahooProvider(Provider):
                 return json_response({"quoteSummary": {"result": None, "error": error}}, 404)
             quote_type = {
                 "exchange": _exchange(inst)[0],
-                "quoteType": {"equity": "EQUITY", "etf": "ETF"}.get(inst.asset_class, "CURRENCY"),
+                "quoteType": QUOTE_TYPES[inst.asset_class],
                 "symbol": inst.yahoo_symbol,
                 "shortName": inst.name,
                 "longName": inst.name,
@@ -299,7 +320,7 @@ class YahooProvider(Provider):
         result = [
             {
                 "symbol": i.yahoo_symbol,
-                "quoteType": {"equity": "EQUITY", "etf": "ETF"}.get(i.asset_class, "CURRENCY"),
+                "quoteType": QUOTE_TYPES[i.asset_class],
                 "currency": i.currency,
                 "shortName": i.name,
                 "longName": i.name,
@@ -316,6 +337,8 @@ def _exchange(inst: Instrument) -> tuple[str, str]:
     """Yahoo's exchange code and name (the sandbox does not know listings: stable by symbol)."""
     if inst.is_fx:
         return "CCY", "CCY"
+    if inst.yahoo_symbol in _EXCHANGES:
+        return _EXCHANGES[inst.yahoo_symbol]
     if inst.asset_class == "etf":
         return "PCX", "NYSEArca"
     return ("NMS", "NasdaqGS") if stable_hash("listing", inst.symbol) % 2 else ("NYQ", "NYSE")

@@ -153,6 +153,13 @@ def test_truncated_json_is_retried_then_reported_as_malformed(server):
         client().get_json(f"{server.url}/q", {"apikey": SECRET}, symbol="IBM")
 
 
+def test_a_body_that_is_not_utf8_is_malformed_not_a_crash(server):
+    for _ in range(3):
+        server.answer(200, b"<?xml version='1.0' encoding='latin-1'?><error>\xe9chec</error>")
+    with pytest.raises(MalformedPayload, match="not UTF-8 at byte"):
+        client().get_json(f"{server.url}/q", {"apikey": SECRET}, symbol="IBM")
+
+
 def test_interpret_turns_in_body_throttling_into_a_retry(server):
     server.answer(200, {"Note": "Thank you for using Alpha Vantage! ... 5 calls per minute"})
     server.answer(200, {"Time Series (Daily)": {}})

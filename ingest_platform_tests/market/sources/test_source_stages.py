@@ -183,6 +183,29 @@ def test_polygon_empty_answer_over_sessions_is_an_unknown_symbol():
     assert source.transform([], BRK, dt.date(2024, 7, 4), dt.date(2024, 7, 4), NOW).empty
 
 
+GSPC = Instrument("^GSPC", "^GSPC", "index", "XNYS")
+CRUDE = Instrument("CL=F", "CL=F", "commodity", "CMES")
+
+
+def test_indices_and_futures_are_asked_only_where_they_exist():
+    polygon = PolygonSource(HttpClient("polygon"))
+    assert polygon.covers(GSPC) and polygon.provider_symbol(GSPC) == "I:SPX"
+    assert polygon.provider_symbol(EURUSD) == "C:EURUSD" and polygon.provider_symbol(IBM) == "IBM"
+    assert not polygon.covers(CRUDE)  # no CME futures on the aggregates endpoint
+    assert not polygon.covers(Instrument("^FOO", "^FOO", "index", "XNYS"))
+    assert not av_source().covers(GSPC) and not av_source().covers(CRUDE)
+
+
+def test_polygon_index_aggregates_have_no_volume():
+    results = [{"o": 5500.1, "h": 5510.0, "l": 5490.2, "c": 5505.5, "t": 1720152000000}]
+    source = PolygonSource(HttpClient("polygon"))
+    bars = source.transform(results, GSPC, dt.date(2024, 7, 5), dt.date(2024, 7, 5), NOW)
+    assert bars[["date", "close", "volume"]].values.tolist() == [
+        [pd.Timestamp("2024-07-05"), 5505.5, 0]
+    ]
+    YAHOO_DAILY_BARS.validate(bars)
+
+
 def test_polygon_never_follows_next_url_to_another_host():
     source = PolygonSource(HttpClient("polygon"), base_url="https://api.polygon.io")
     assert source._follow("https://api.polygon.io/v2/aggs/ticker/X/range/1/day/a/b?cursor=1", "X")

@@ -102,4 +102,4 @@ def test_the_cli_writes_the_snapshot_only_without_dry_run(wikipedia, reference_c
     assert "NWCO" in set(refreshed["symbol"]) and "AAPL" not in set(refreshed["symbol"])
     assert list(refreshed.columns) == universe.CONSTITUENT_COLUMNS
     # The refreshed snapshot is still a valid universe.
-    assert len(universe.load_instruments(reference_copy)) == 545
+    assert len(universe.load_instruments(reference_copy)) == 555

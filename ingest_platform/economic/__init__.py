@@ -1,0 +1,1 @@
+"""Economic indicators: FRED series with their vintages, World Bank annual indicators."""
