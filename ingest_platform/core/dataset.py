@@ -151,16 +151,30 @@ class Dataset:
 
     # ---- partitions --------------------------------------------------------------------------
 
+    @cached_property
+    def first_key(self) -> str | None:
+        """The first partition: it also holds whatever came before it (see `partition_keys_of`)."""
+        if self.partitions_def is None:
+            return None
+        return self.partitions_def.get_first_partition_key()
+
     def partition_keys_of(self, values: pd.Series) -> pd.Series:
-        """The partition key of each value of the partition column."""
+        """The partition key of each value of the partition column.
+
+        Values before the first partition belong to the first partition: a dataset keyed by
+        when things became known starts with what was already known at its start.
+        """
         dates = pd.to_datetime(values)
         if dates.dt.tz is not None:
-            dates = dates.dt.tz_localize(None)
+            dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
         if self.grain == "month":
-            return dates.dt.strftime("%Y-%m-01")
-        if self.grain == "day":
-            return dates.dt.strftime("%Y-%m-%d")
-        raise ValueError(f"dataset {self.name} is not partitioned")
+            keys = dates.dt.strftime("%Y-%m-01")
+        elif self.grain == "day":
+            keys = dates.dt.strftime("%Y-%m-%d")
+        else:
+            raise ValueError(f"dataset {self.name} is not partitioned")
+        first = self.first_key
+        return keys.where(keys >= first, first) if first else keys
 
     def key_window(self, keys: Sequence[str]) -> tuple[pd.Timestamp, pd.Timestamp]:
         """The span of partition-column values partitions `keys` hold, inclusive at both ends
@@ -168,6 +182,8 @@ class Dataset:
         if not keys:
             raise ValueError(f"dataset {self.name}: no partition keys")
         first, last = pd.Timestamp(min(keys)), pd.Timestamp(max(keys))
+        if min(keys) == self.first_key:
+            first = pd.Timestamp("1900-01-01")  # the first partition holds what came before
         if self.grain == "month":
             return first, last + pd.offsets.MonthBegin(1) - pd.Timedelta(1, "ns")
         if self.grain == "day":

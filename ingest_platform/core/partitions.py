@@ -32,9 +32,10 @@ market_day_partitions = DailyPartitionsDefinition(
     exclusions=["0 0 * * 6", "0 0 * * 0"],
 )
 
-#: One partition per calendar month, keyed by its first day (``2024-03-01``).
+#: One partition per calendar month, keyed by its first day (``2024-03-01``). The current month
+#: exists from its first day, so what is published during it lands the same day.
 economic_month_partitions = MonthlyPartitionsDefinition(
-    start_date=ECONOMIC_START_DATE, timezone=MARKET_TIMEZONE
+    start_date=ECONOMIC_START_DATE, timezone="UTC", end_offset=1
 )
 
 #: Crypto trades every day: one partition per UTC calendar day of the Kraken stream log.

@@ -15,7 +15,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.core.metadata import mapping_table, markdown_table
+from ingest_platform.core.metadata import markdown_table
 from ingest_platform.market.schema import (
     CORPORATE_ACTIONS,
     MARKET_BARS,
@@ -33,6 +33,7 @@ from ingest_platform.quality.factory import (
     ChecksCouldNotRun,
     CheckWindow,
     QualityCheck,
+    failure_rate_result,
     quality_checks,
 )
 from ingest_platform.quality.finding import Finding
@@ -47,23 +48,12 @@ DUPLICATES_CHECK = "source_duplicates"
 
 def failure_rate_check(asset: str, result: BarsFetch, max_failure_rate: float) -> AssetCheckResult:
     """ERROR when more than `max_failure_rate` of the requested symbols failed."""
-    rate = result.failure_rate
-    return AssetCheckResult(
-        check_name=FAILURE_CHECK,
-        asset_key=asset,
-        passed=rate <= max_failure_rate,
-        severity=AssetCheckSeverity.ERROR,
-        description=(
-            f"{len(result.failures)} of {len(result.requested)} symbols failed ({rate:.1%}); "
-            f"allowed {max_failure_rate:.1%}"
-        ),
-        metadata={
-            "failed_symbols": mapping_table(result.failure_messages(), "symbol", "error"),
-            "failed_count": MetadataValue.int(len(result.failures)),
-            "requested_count": MetadataValue.int(len(result.requested)),
-            "failure_rate": MetadataValue.float(rate),
-            "max_failure_rate": MetadataValue.float(max_failure_rate),
-        },
+    return failure_rate_result(
+        asset,
+        FAILURE_CHECK,
+        result.failure_messages(),
+        len(result.requested),
+        max_failure_rate,
     )
 
 

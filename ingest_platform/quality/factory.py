@@ -233,3 +233,35 @@ def quality_checks(
             yield to_result(dataset.name, check, finding, window)
 
     return _checks
+
+
+def failure_rate_result(
+    asset: str,
+    check_name: str,
+    failures: Mapping[str, str],
+    requested: int,
+    max_failure_rate: float,
+    what: str = "symbols",
+) -> AssetCheckResult:
+    """The run check every ingesting asset emits with its materialization: ERROR when more
+    than `max_failure_rate` of what it asked a source for failed; the failures named."""
+    rate = len(failures) / requested if requested else 0.0
+    return AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset,
+        passed=rate <= max_failure_rate,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(failures)} of {requested} {what} failed ({rate:.1%}); "
+            f"allowed {max_failure_rate:.1%}"
+        ),
+        metadata={
+            "failed": markdown_table(
+                [{"key": key, "error": message} for key, message in sorted(failures.items())]
+            ),
+            "failed_count": MetadataValue.int(len(failures)),
+            "requested_count": MetadataValue.int(requested),
+            "failure_rate": MetadataValue.float(rate),
+            "max_failure_rate": MetadataValue.float(max_failure_rate),
+        },
+    )

@@ -291,7 +291,7 @@ def test_too_many_failures_fail_the_run_after_recording_the_good_data(
             if e.event_type_value == "ASSET_CHECK_EVALUATION"
             and e.event_specific_data.asset_key.to_user_string() == "yahoo_daily_bars"
         )
-        assert not check.passed and "ZZZQ" in check.metadata["failed_symbols"].value
+        assert not check.passed and "ZZZQ" in check.metadata["failed"].value
         # The good partitions are recorded and complete; the consolidated asset did not run.
         assert len(materializations(result, "yahoo_daily_bars")) == 30
         assert "market_bars" not in {
