@@ -39,8 +39,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from ingest_platform.streaming.kraken.client import LatencyWindow, StreamConfig, open_client
+from ingest_platform.streaming.kraken.client import open_client
+from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.log import read_kind
+from ingest_platform.streaming.kraken.stats import LatencyWindow
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/EUR")
 #: Messages per sandbox round and pair: one book update, plus a trade and an OHLC bar on the

@@ -36,8 +36,7 @@ tuple appended to the log buffer; the Parquet write happens on the log's own thr
 
 Where the rest lives: `config` (`StreamConfig`, `config_from_mapping`), `policies` (`Backoff`,
 `HaltPolicy`, `Halt`), `stats` (counters, `LatencyWindow`), `rows` (book levels as log rows)
-and `runner` (`StreamRunner`). Their public names are re-exported here, so imports from this
-module keep working.
+and `runner` (`StreamRunner`, which hosts any client shaped like this one).
 """
 
 from __future__ import annotations
@@ -64,46 +63,17 @@ from websockets.frames import Opcode
 
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
 from ingest_platform.streaming.kraken.config import (
-    DATA_CHANNELS,
-    KRAKEN_WS_URL,
-    OHLC_INTERVALS,
     StreamConfig,
-    StreamConfigError,
-    config_from_mapping,
 )
 from ingest_platform.streaming.kraken.log import LogWriteError, StreamLog, write_heartbeat
 from ingest_platform.streaming.kraken.policies import (
-    HALT_LOG_PREFIX,
     MAX_DETAIL,
     Backoff,
     Halt,
     HaltPolicy,
 )
 from ingest_platform.streaming.kraken.rows import level_pairs, top_levels
-from ingest_platform.streaming.kraken.runner import StreamRunner
 from ingest_platform.streaming.kraken.stats import LatencyWindow, StreamStats, SymbolStats
-
-__all__ = [
-    "DATA_CHANNELS",
-    "HALT_LOG_PREFIX",
-    "KRAKEN_WS_URL",
-    "OHLC_INTERVALS",
-    "Backoff",
-    "ConnectionState",
-    "Halt",
-    "HaltPolicy",
-    "KrakenStreamClient",
-    "LatencyWindow",
-    "StreamConfig",
-    "StreamConfigError",
-    "StreamResult",
-    "StreamRunner",
-    "StreamStats",
-    "SymbolStats",
-    "config_from_mapping",
-    "open_client",
-    "top_levels",
-]
 
 logger = logging.getLogger(__name__)
 

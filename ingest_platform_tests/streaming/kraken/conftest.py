@@ -26,7 +26,7 @@ from ingest_platform.sandbox.kraken_market import (
 )
 from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
-from ingest_platform.streaming.kraken.client import StreamConfig
+from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.log import StreamLog
 
 PAIRS = ("BTC/USD", "ETH/USD")

@@ -10,17 +10,14 @@ import random
 import pytest
 
 from ingest_platform.sandbox.kraken_market import DEFAULT_PAIRS, instrument_snapshot_text
-from ingest_platform.streaming.kraken.client import (
-    HALT_LOG_PREFIX,
-    Backoff,
-    HaltPolicy,
-    KrakenStreamClient,
+from ingest_platform.streaming.kraken.client import KrakenStreamClient, open_client
+from ingest_platform.streaming.kraken.config import (
     StreamConfig,
     StreamConfigError,
     config_from_mapping,
-    open_client,
 )
 from ingest_platform.streaming.kraken.log import read_heartbeat, read_kind
+from ingest_platform.streaming.kraken.policies import HALT_LOG_PREFIX, Backoff, HaltPolicy
 
 # ---- configuration ---------------------------------------------------------------------------
 
