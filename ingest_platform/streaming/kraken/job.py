@@ -64,8 +64,9 @@ from ingest_platform.core import settings
 from ingest_platform.core.dataset import OWNERS
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.streaming.kraken import log as stream_log
-from ingest_platform.streaming.kraken.client import StreamResult, open_client
 from ingest_platform.streaming.kraken.config import KRAKEN_WS_URL, StreamConfig, StreamConfigError
+from ingest_platform.streaming.kraken.connection import StreamResult, open_stream
+from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
 from ingest_platform.streaming.kraken.replay import ReplayReport, replay
 from ingest_platform.streaming.kraken.runner import StreamRunner
 from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
@@ -224,8 +225,10 @@ def run_stream(
     except StreamConfigError as exc:
         raise Failure(description=f"invalid Kraken stream configuration: {exc}") from exc
     root = stream.log_path()
-    client = open_client(config, root, run_id=context.run_id)
-    runner = StreamRunner(client, duration=run_seconds or None, freeze_gc=stream.freeze_gc)
+    client = open_stream(config, config.url, root, run_id=context.run_id)
+    runner = StreamRunner[StreamResult](
+        client, duration=run_seconds or None, freeze_gc=stream.freeze_gc
+    )
     context.log.info(
         f"Kraken stream starting: {config.url} pairs={list(config.pairs)} depth={config.depth} "
         f"log={root} session={client.session}"
@@ -437,7 +440,7 @@ def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: Kraken
     now = time.time()
     decision = decide_stream_runs(
         active_stream_runs(context.instance),
-        stream_log.read_heartbeat(kraken_stream.log_path()),
+        read_heartbeat(kraken_stream.log_path()),
         now,
         kraken_stream.stale_after_seconds,
         kraken_stream.start_grace_seconds,

@@ -33,15 +33,13 @@ killed at any point leaves either no segment or a complete one; readers skip the
 list; the Arrow conversion and the write happen on one background thread, converted in chunks
 so the event loop never waits long for the GIL.
 
-The heartbeat file is a small JSON document replaced atomically every second or so by the
-client: the Dagster sensor and the op read it to tell a live stream from a stale one.
+The heartbeat file beside the kinds is the running stream's, not the log's (`heartbeat`).
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
 import os
 import re
 import threading
@@ -57,9 +55,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest_platform.core.durable import TEMP_PREFIX, TEMP_SUFFIX, write_parquet_atomically
+from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
 
 FORMAT_VERSION = "1"
-HEARTBEAT_FILE = "heartbeat.json"
 SUFFIX = ".parquet"
 _TEMP_PREFIX = TEMP_PREFIX  # the same hidden temp files as the lake's (core.durable)
 _TEMP_SUFFIX = TEMP_SUFFIX
@@ -262,7 +260,10 @@ def temporary_files(root: str | os.PathLike[str]) -> list[Path]:
 
 
 def sweep_temporary_files(root: str | os.PathLike[str], older_than_seconds: float = 3600) -> int:
-    """Delete temporary files older than the threshold (a live writer's file is younger)."""
+    """Delete temporary files older than the threshold (a live writer's file is younger).
+
+    Compared with the files' modification times, which the OS stamps from the wall clock.
+    """
     cutoff = time.time() - older_than_seconds
     removed = 0
     for path in temporary_files(root):
@@ -281,30 +282,6 @@ def sweep_temporary_files(root: str | os.PathLike[str], older_than_seconds: floa
 def write_table_atomically(table: pa.Table, final: Path) -> int:
     """Write ``table`` to ``final`` atomically and durably (zstd); return its size."""
     return write_parquet_atomically(table, final, compression="zstd")
-
-
-def write_heartbeat(root: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """Replace ``<root>/heartbeat.json`` atomically (no fsync: it is advisory and rewritten)."""
-    base = Path(root)
-    base.mkdir(parents=True, exist_ok=True)
-    final = base / HEARTBEAT_FILE
-    temp = base / f"{_TEMP_PREFIX}{HEARTBEAT_FILE}.{uuid.uuid4().hex}{_TEMP_SUFFIX}"
-    try:
-        temp.write_text(json.dumps(payload, sort_keys=True, default=str))
-        os.replace(temp, final)
-    finally:
-        if temp.exists():
-            temp.unlink()
-    return final
-
-
-def read_heartbeat(root: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The last heartbeat the stream wrote, or None when there is none (or it is unreadable)."""
-    try:
-        raw = json.loads((Path(root) / HEARTBEAT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return raw if isinstance(raw, dict) else None
 
 
 # ---- row conversion --------------------------------------------------------------------------
@@ -406,7 +383,7 @@ class _Buffer:
         self.first_seq = 0
         self.first_recv_us = 0
         self.day_end_us = 0  # end of the UTC day of the segment being filled
-        self.opened = 0.0  # monotonic time of its first row
+        self.opened = 0  # monotonic ns of its first row
 
 
 @dataclass
@@ -426,7 +403,8 @@ class StreamLog:
 
     The ``book``/``trade``/... methods are called from the client's event loop: each appends
     one tuple and returns the row's seq. Rolled segments are written by one background thread
-    (in order); `close` flushes everything and waits, and must run in ``finally``.
+    (in order); `close` flushes everything and waits, and must run in ``finally``. Segment age
+    is read from ``clock`` (the stream's, so a test can age a segment without waiting).
     """
 
     def __init__(
@@ -436,6 +414,7 @@ class StreamLog:
         max_rows: int = 50_000,
         max_seconds: float = 300.0,
         background: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows}")
@@ -445,6 +424,7 @@ class StreamLog:
         self.session = session or new_session_id()
         self.max_rows = max_rows
         self.max_seconds = max_seconds
+        self.clock = clock
         self.stats = LogStats()
         self._buffers = {kind: _Buffer(kind) for kind in KINDS}
         self._executor = (
@@ -473,7 +453,7 @@ class StreamLog:
             buf.first_seq = seq
             buf.first_recv_us = recv_us
             buf.day_end_us = (recv_us // _DAY_US + 1) * _DAY_US
-            buf.opened = time.monotonic()
+            buf.opened = self.clock.monotonic_ns()
         rows.append((seq, recv_us, *row_tail))
         if len(rows) >= self.max_rows:
             self._roll(buf)
@@ -590,7 +570,7 @@ class StreamLog:
         """Roll every segment older than ``max_seconds`` (call about once a second)."""
         if self._error is not None:
             raise LogWriteError(f"the stream log cannot write segments: {self._error}")
-        limit = time.monotonic() - self.max_seconds
+        limit = self.clock.monotonic_ns() - int(self.max_seconds * 1e9)
         for buf in self._buffers.values():
             if buf.rows and buf.opened <= limit:
                 self._roll(buf)
@@ -626,7 +606,7 @@ class StreamLog:
         self._write(buf.kind, rows, path)
 
     def _write(self, kind: str, rows: list[tuple], path: Path) -> None:
-        started = time.perf_counter()
+        started = self.clock.monotonic_ns()
         try:
             table = rows_to_table(kind, self.session, rows)
             table = table.replace_schema_metadata(
@@ -643,7 +623,7 @@ class StreamLog:
             self.stats.rows_written[kind] += len(rows)
             self.stats.segments_written[kind] += 1
             self.stats.bytes_written += size
-            self.stats.write_seconds += time.perf_counter() - started
+            self.stats.write_seconds += (self.clock.monotonic_ns() - started) / 1e9
             self.stats.files.append(str(path))
 
     def _wait(self) -> None:

@@ -1,8 +1,10 @@
-"""Fixtures for the Kraken stream tests: a sandbox server per test and fast client settings.
+"""Fixtures for the Kraken stream tests: a fake clock, a sandbox server per test, fast settings.
 
-Everything runs against `KrakenSandboxServer` on loopback with short intervals (heartbeats
-every 0.1 s, liveness limits of 0.5 s, backoff capped at 0.3 s), so a fault is detected and
-healed in well under a second, and every wait has a deadline.
+The protocol session and the log read time from a `Clock`: tests of their rules drive a
+`FakeClock` forward instead of sleeping. End-to-end tests run against `KrakenSandboxServer`
+on loopback with short intervals (heartbeats every 0.1 s, liveness limits of 0.5 s, backoff
+capped at 0.3 s), so a fault is detected and healed in well under a second, and every wait
+has a deadline.
 """
 
 from __future__ import annotations
@@ -47,6 +49,30 @@ FAST = dict(
 )
 
 
+class FakeClock:
+    """A `Clock` that moves only when told to (`advance`)."""
+
+    def __init__(self, wall_ns: int = 1_793_620_800_000_000_000) -> None:  # 2026-11-02 12:00
+        self.wall = wall_ns
+        self.mono = 5_000_000_000
+
+    def monotonic_ns(self) -> int:
+        return self.mono
+
+    def time_ns(self) -> int:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        step = round(seconds * 1e9)
+        self.wall += step
+        self.mono += step
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Callable[..., KrakenSandboxServer]]:
     """Start sandboxes on demand (heartbeats every 0.1 s); all are stopped at teardown."""
@@ -67,8 +93,8 @@ def sandbox() -> Iterator[Callable[..., KrakenSandboxServer]]:
 
 @pytest.fixture
 def fast_config() -> Callable[..., StreamConfig]:
-    def make(url: str, **overrides: Any) -> StreamConfig:
-        values: dict[str, Any] = {"url": url, "pairs": PAIRS, "depth": 10, **FAST}
+    def make(**overrides: Any) -> StreamConfig:
+        values: dict[str, Any] = {"pairs": PAIRS, "depth": 10, **FAST}
         values.update(overrides)
         return StreamConfig(**values)
 

@@ -32,6 +32,7 @@ from dagster import (
 from ingest_platform.core.settings import project_root
 from ingest_platform.streaming.kraken import job as stream_job
 from ingest_platform.streaming.kraken.book import kraken_book_checksum
+from ingest_platform.streaming.kraken.heartbeat import read_heartbeat, write_heartbeat
 from ingest_platform.streaming.kraken.job import (
     JOB_NAME,
     STREAM_ASSET_KEY,
@@ -52,9 +53,7 @@ from ingest_platform.streaming.kraken.job import (
 )
 from ingest_platform.streaming.kraken.log import (
     StreamLog,
-    read_heartbeat,
     read_kind,
-    write_heartbeat,
 )
 from ingest_platform.streaming.kraken.replay import replay
 from ingest_platform.streaming.kraken.schemas import KrakenBookMinuteBars

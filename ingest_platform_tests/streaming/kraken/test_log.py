@@ -14,16 +14,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest_platform.streaming.kraken import log as stream_log
+from ingest_platform.streaming.kraken.heartbeat import read_heartbeat, write_heartbeat
 from ingest_platform.streaming.kraken.log import (
     LogWriteError,
     StreamLog,
     list_days,
     list_segments,
-    read_heartbeat,
     read_kind,
     sweep_temporary_files,
     temporary_files,
-    write_heartbeat,
 )
 
 T0 = int(dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC).timestamp() * 1_000_000)
@@ -122,12 +121,13 @@ def test_rows_are_written_even_when_the_writer_thread_is_gone(tmp_path):
     assert log.stats.rows_written["book"] == 7
 
 
-def test_segments_roll_by_age(tmp_path):
-    log = StreamLog(tmp_path, session="s1", max_seconds=0.05, background=False)
+def test_segments_roll_by_age(tmp_path, clock):
+    log = StreamLog(tmp_path, session="s1", max_seconds=5.0, background=False, clock=clock)
     _book(log, T0)
+    clock.advance(4.999)
     log.tick()
     assert list_segments(tmp_path, "book") == []  # too young
-    time.sleep(0.06)
+    clock.advance(0.001)
     log.tick()
     assert len(list_segments(tmp_path, "book")) == 1  # published before close
     _book(log, T0 + 1)

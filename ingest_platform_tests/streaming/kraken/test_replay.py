@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_platform.streaming.kraken.client import open_client
+from ingest_platform.streaming.kraken.connection import open_stream
 from ingest_platform.streaming.kraken.log import list_segments, read_kind
 from ingest_platform.streaming.kraken.replay import main, replay
 
@@ -25,16 +25,22 @@ def streamed_log(tmp_path, sandbox, fast_config, wait):
     root = tmp_path / "log"
 
     async def scenario():
-        client = open_client(fast_config(server.url, top_interval=0.1), root)
+        client = open_stream(fast_config(top_interval=0.1), server.url, root)
         task = asyncio.create_task(client.run())
-        await wait(lambda: client.is_synced("BTC/USD") and client.is_synced("ETH/USD"))
+        await wait(
+            lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
+        )
         server.faults.add("corrupt_checksum", symbol="ETH/USD", times=1)
-        await wait(lambda: client.stats.resyncs == 1 and client.is_synced("ETH/USD"))
+        await wait(
+            lambda: client.protocol.stats.resyncs == 1 and client.protocol.is_synced("ETH/USD")
+        )
         server.faults.add("drop_after", times=1, messages=3)
-        await wait(lambda: client.stats.reconnects == 1)
-        await wait(lambda: client.is_synced("BTC/USD") and client.is_synced("ETH/USD"))
+        await wait(lambda: client.protocol.stats.reconnects == 1)
+        await wait(
+            lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
+        )
         await wait(lambda: client.log.next_seq("book_top") >= 4)
-        await wait(lambda: client.stats.symbols["ETH/USD"].verified_since_snapshot > 10)
+        await wait(lambda: client.protocol.stats.symbols["ETH/USD"].verified_since_snapshot > 10)
         client.request_stop()
         return await asyncio.wait_for(task, 5)
 

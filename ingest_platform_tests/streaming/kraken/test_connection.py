@@ -1,23 +1,27 @@
-"""The Kraken client: configuration, routing, liveness, backoff, halts and clean shutdown."""
+"""The connection driver against the sandbox: streaming, reconnects, backoff, halts, shutdown.
+
+(Configuration is validated in `config`; the protocol rules are tested frame by frame, with a
+fake clock, in test_session.py.)
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 
 import pytest
 
-from ingest_platform.sandbox.kraken_market import DEFAULT_PAIRS, instrument_snapshot_text
-from ingest_platform.streaming.kraken.client import KrakenStreamClient, open_client
+from ingest_platform.core.backoff import Backoff
 from ingest_platform.streaming.kraken.config import (
     StreamConfig,
     StreamConfigError,
     config_from_mapping,
 )
-from ingest_platform.streaming.kraken.log import read_heartbeat, read_kind
-from ingest_platform.streaming.kraken.policies import HALT_LOG_PREFIX, Backoff, HaltPolicy
+from ingest_platform.streaming.kraken.connection import open_stream
+from ingest_platform.streaming.kraken.halts import HALT_LOG_PREFIX
+from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
+from ingest_platform.streaming.kraken.log import read_kind
 
 # ---- configuration ---------------------------------------------------------------------------
 
@@ -72,10 +76,10 @@ def test_config_from_mapping_rejects_unknown_keys():
         config_from_mapping({"pair": "SOL/USD"})
 
 
-# ---- small policies --------------------------------------------------------------------------
+# ---- reconnect backoff --------------------------------------------------------------------------
 
 
-def test_backoff_is_exponential_capped_and_fully_jittered():
+def test_reconnect_backoff_is_exponential_capped_and_fully_jittered():
     backoff = Backoff(0.5, 4.0, random.Random(1))
     ceilings, delays = [], []
     for _ in range(8):
@@ -89,145 +93,28 @@ def test_backoff_is_exponential_capped_and_fully_jittered():
     assert backoff.ceiling() == 0.5
 
 
-def test_halt_policy_counts_within_a_sliding_window():
-    policy = HaltPolicy(max_mismatches=3, max_critical_errors=2, window=10.0)
-    assert not policy.mismatch(0.0)
-    assert not policy.mismatch(5.0)
-    assert not policy.mismatch(11.0)  # the first one left the window
-    assert policy.mismatch(12.0)  # 5, 11 and 12
-    assert not policy.critical(0.0)
-    assert policy.critical(5.0)
-    assert policy.counts(100.0) == (0, 0)
-
-
-# ---- routing (no network: frames handed to the client directly) -----------------------------
-
-
-def _offline_client(tmp_path, pairs=("BTC/USD",)) -> KrakenStreamClient:
-    client = open_client(StreamConfig(pairs=pairs), tmp_path / "log", background_log=False)
-    client.handle(instrument_snapshot_text(DEFAULT_PAIRS))
-    return client
-
-
-def test_trades_and_bars_never_touch_the_book(tmp_path, market_feed):
-    feed = market_feed()
-    client = _offline_client(tmp_path)
-    client.handle(feed.snapshot())
-    for _ in range(30):
-        client.handle(feed.update())
-    book = client.book("BTC/USD")
-    assert client.is_synced("BTC/USD")
-    checksum, bids, asks = book.checksum(), book.bids(), book.asks()
-    book_rows = client.log.next_seq("book")
-
-    # A trade at a price inside the book, a bar, and a trade dressed up with book fields.
-    client.handle(feed.trade())
-    client.handle(feed.ohlc())
-    hostile = json.loads(feed.trade())
-    hostile["data"][0].update(bids=[{"price": 1.0, "qty": 5.0}], asks=[], checksum=1)
-    client.handle(json.dumps(hostile))
-
-    assert (book.checksum(), book.bids(), book.asks()) == (checksum, bids, asks)
-    assert client.log.next_seq("book") == book_rows
-    assert client.stats.trades == 2 and client.stats.ohlc_bars == 1
-    assert client.stats.checksum_failures == 0 and client.stats.critical_errors == 0
-    client.log.close()
-    trades = read_kind(tmp_path / "log", "trade").to_pylist()
-    assert [t["symbol"] for t in trades] == ["BTC/USD", "BTC/USD"]
-    assert all("." in t["price"] for t in trades)  # exact text, never a float repr
-    assert read_kind(tmp_path / "log", "ohlc").num_rows == 1
-    assert read_kind(tmp_path / "log", "book").num_rows == 31
-
-
-def test_book_updates_verify_and_a_bad_checksum_opens_a_gap(tmp_path, market_feed):
-    feed = market_feed()
-    client = _offline_client(tmp_path)
-    client.handle(feed.snapshot())
-    client.handle(feed.update())
-    client.handle(feed.update(corrupt=True))
-    assert not client.is_synced("BTC/USD")
-    assert client.stats.checksum_failures == 1
-    assert client.open_gaps() == {("BTC/USD", "book"): "checksum_mismatch"}
-    client.handle(feed.update())  # dropped until a fresh snapshot
-    assert client.stats.symbols["BTC/USD"].dropped_unsynced == 1
-    client.handle(feed.snapshot())
-    assert client.is_synced("BTC/USD") and client.open_gaps() == {}
-    client.log.close()
-    rows = read_kind(tmp_path / "log", "book").to_pylist()
-    assert [r["checksum_ok"] for r in rows] == [True, True, False, True]
-    (gap,) = read_kind(tmp_path / "log", "gap").to_pylist()
-    assert gap["reason"] == "checksum_mismatch"
-    assert gap["last_book_seq"] == 1 and gap["resume_book_seq"] == 3
-    assert gap["start_ts"] <= gap["end_ts"]
-
-
-def test_unknown_and_malformed_frames_are_counted_not_fatal(tmp_path, market_feed):
-    feed = market_feed()
-    client = _offline_client(tmp_path)
-    client.handle(feed.snapshot())
-    client.handle('{"channel":"spread","type":"update","data":[]}')
-    client.handle("[1, 2, 3]")
-    client.handle('{"event":"systemStatus"}')
-    client.handle(b'{"channel":"heartbeat"}')
-    assert client.stats.unknown == 3 and client.stats.heartbeats == 1
-    assert client.is_synced("BTC/USD")
-    client.handle('{"channel":"trade","type":"update","data":[{"symbol":"BTC/US')
-    assert client.is_synced("BTC/USD")  # visibly a trade: no book lost anything
-    client.handle('{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bi')
-    assert not client.is_synced("BTC/USD")
-    assert client.open_gaps() == {("BTC/USD", "book"): "malformed_message"}
-    assert client.stats.malformed == 2 and client.stats.errors["malformed_json"] == 2
-    assert client.halt is None
-    client.log.close()
-
-
-def test_status_maintenance_pauses_books_and_pong_measures_rtt(tmp_path, market_feed):
-    feed = market_feed()
-    client = _offline_client(tmp_path)
-    client.handle(feed.snapshot())
-    status = '{"channel":"status","type":"update","data":[{"system":"%s","api_version":"v2"}]}'
-    client.handle(status % "maintenance")
-    assert client.stats.exchange_status == "maintenance"
-    assert client.open_gaps() == {("BTC/USD", "book"): "maintenance"}
-    client.handle(status % "online")
-    client.handle(feed.snapshot())
-    assert client.is_synced("BTC/USD") and client.open_gaps() == {}
-    client._pings[41] = 0  # a ping sent "long ago"
-    client.handle('{"method":"pong","req_id":41,"time_in":"x","time_out":"y"}')
-    assert client.stats.last_rtt_ms is not None and client.stats.last_rtt_ms > 0
-    client.log.close()
-
-
-def test_a_pair_the_exchange_does_not_list_halts_at_once(tmp_path, caplog):
-    client = open_client(StreamConfig(pairs=("BTC/USD", "DOGE/USD")), None)
-    with caplog.at_level(logging.ERROR):
-        client.handle(instrument_snapshot_text(DEFAULT_PAIRS))
-    assert client.halt is not None and client.halt.reason == "unknown_pairs"
-    assert "DOGE/USD" in client.halt.detail
-    assert any(
-        r.getMessage().startswith(f"{HALT_LOG_PREFIX} reason=unknown_pairs") for r in caplog.records
-    )
-
-
 # ---- against the sandbox ---------------------------------------------------------------------
 
 
 def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config, wait):
     server = sandbox()
-    config = fast_config(server.url, pairs=("BTC/USD", "ETH/USD", "ADA/EUR"), depth=25)
+    config = fast_config(pairs=("BTC/USD", "ETH/USD", "ADA/EUR"), depth=25)
 
     async def scenario():
-        client = open_client(config, tmp_path)
+        client = open_stream(config, server.url, tmp_path)
         task = asyncio.create_task(client.run())
         await wait(
             lambda: (
-                client.stats.trades > 5
-                and client.stats.ohlc_bars > 5
-                and all(client.stats.symbols[p].verified_since_snapshot > 20 for p in config.pairs)
+                client.protocol.stats.trades > 5
+                and client.protocol.stats.ohlc_bars > 5
+                and all(
+                    client.protocol.stats.symbols[p].verified_since_snapshot > 20
+                    for p in config.pairs
+                )
             ),
             what="books verified, trades and bars",
         )
-        await wait(lambda: client.stats.last_rtt_ms is not None, what="a pong")
+        await wait(lambda: client.protocol.stats.last_rtt_ms is not None, what="a pong")
         await wait(lambda: client.log.next_seq("book_top") >= 3, what="top-of-book rows")
         client.request_stop()
         return client, await asyncio.wait_for(task, 5)
@@ -249,17 +136,19 @@ def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config,
 
 def test_silence_and_missing_heartbeats_reconnect(tmp_path, sandbox, fast_config, wait):
     server = sandbox()
-    config = fast_config(server.url)
+    config = fast_config()
 
     async def scenario():
-        client = open_client(config, tmp_path)
+        client = open_stream(config, server.url, tmp_path)
         task = asyncio.create_task(client.run())
-        await wait(lambda: client.is_synced("BTC/USD"), what="first snapshot")
+        await wait(lambda: client.protocol.is_synced("BTC/USD"), what="first snapshot")
         server.faults.add("stop_heartbeats", times=1)  # data keeps flowing
-        await wait(lambda: client.stats.reconnects == 1, what="heartbeat reconnect")
+        await wait(lambda: client.protocol.stats.reconnects == 1, what="heartbeat reconnect")
         server.faults.add("stop_heartbeats", times=1, silent=True)  # a stalled connection
-        await wait(lambda: client.stats.reconnects == 2, what="silence reconnect")
-        await wait(lambda: client.is_synced("BTC/USD") and client.is_synced("ETH/USD"))
+        await wait(lambda: client.protocol.stats.reconnects == 2, what="silence reconnect")
+        await wait(
+            lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
+        )
         client.request_stop()
         return client, await asyncio.wait_for(task, 5)
 
@@ -271,19 +160,23 @@ def test_silence_and_missing_heartbeats_reconnect(tmp_path, sandbox, fast_config
 
 def test_reconnects_with_backoff_while_the_server_is_down(tmp_path, sandbox, fast_config, wait):
     server = sandbox()
-    config = fast_config(server.url, backoff_base=0.05, backoff_cap=0.2)
+    config = fast_config(backoff_base=0.05, backoff_cap=0.2)
 
     async def scenario():
-        client = open_client(config, tmp_path)
+        client = open_stream(config, server.url, tmp_path)
         task = asyncio.create_task(client.run())
-        await wait(lambda: client.is_synced("BTC/USD") and client.is_synced("ETH/USD"))
+        await wait(
+            lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
+        )
         server.restart(down_seconds=1.2, wait=False)
-        await wait(lambda: client.stats.connect_failures >= 3, what="refused connects")
-        assert client._backoff.attempt >= 3  # growing delays while refused
-        assert client._backoff.ceiling() <= 0.2  # ... but capped
-        await wait(lambda: client.stats.connections == 2, timeout=10, what="reconnect")
-        await wait(lambda: client.is_synced("BTC/USD") and client.is_synced("ETH/USD"))
-        assert client._backoff.attempt == 0  # reset once every book verified again
+        await wait(lambda: client.protocol.stats.connect_failures >= 3, what="refused connects")
+        assert client.backoff.attempt >= 3  # growing delays while refused
+        assert client.backoff.ceiling() <= 0.2  # ... but capped
+        await wait(lambda: client.protocol.stats.connections == 2, timeout=10, what="reconnect")
+        await wait(
+            lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
+        )
+        assert client.backoff.attempt == 0  # reset once every book verified again
         client.request_stop()
         return await asyncio.wait_for(task, 5)
 
@@ -301,9 +194,11 @@ def test_rejected_subscription_is_retried_and_recorded(tmp_path, sandbox, fast_c
     server.faults.add("reject_subscription", endpoint="kraken.book", symbol="ETH/USD", times=2)
 
     async def scenario():
-        client = open_client(fast_config(server.url), tmp_path)
+        client = open_stream(fast_config(), server.url, tmp_path)
         task = asyncio.create_task(client.run())
-        await wait(lambda: client.is_synced("ETH/USD"), what="ETH/USD after two rejections")
+        await wait(
+            lambda: client.protocol.is_synced("ETH/USD"), what="ETH/USD after two rejections"
+        )
         client.request_stop()
         return await asyncio.wait_for(task, 5)
 
@@ -317,19 +212,19 @@ def test_rejected_subscription_is_retried_and_recorded(tmp_path, sandbox, fast_c
 
 def test_halts_after_too_many_mismatches(tmp_path, sandbox, fast_config, wait, caplog):
     server = sandbox()
-    config = fast_config(server.url, max_mismatches=3, halt_window=60)
+    config = fast_config(max_mismatches=3, halt_window=60)
 
     async def scenario():
-        client = open_client(config, tmp_path)
+        client = open_stream(config, server.url, tmp_path)
         task = asyncio.create_task(client.run())
-        await wait(lambda: client.is_synced("BTC/USD"))
+        await wait(lambda: client.protocol.is_synced("BTC/USD"))
         for n in range(1, 4):
             server.faults.add("corrupt_checksum", symbol="BTC/USD", times=1)
-            await wait(lambda n=n: client.stats.checksum_failures >= n or task.done())
-            await wait(lambda: client.is_synced("BTC/USD") or task.done())
+            await wait(lambda n=n: client.protocol.stats.checksum_failures >= n or task.done())
+            await wait(lambda: client.protocol.is_synced("BTC/USD") or task.done())
         return await asyncio.wait_for(task, 5)
 
-    with caplog.at_level(logging.ERROR, logger="ingest_platform.streaming.kraken.client"):
+    with caplog.at_level(logging.ERROR, logger="ingest_platform.streaming.kraken.session"):
         result = asyncio.run(scenario())
     assert result.outcome == "halted"
     assert result.halt.reason == "checksum_mismatch" and result.halt.mismatches == 3
@@ -344,12 +239,12 @@ def test_halts_after_too_many_mismatches(tmp_path, sandbox, fast_config, wait, c
 
 def test_critical_errors_halt_too(tmp_path, sandbox, fast_config, wait):
     server = sandbox()
-    config = fast_config(server.url, max_critical_errors=2)
+    config = fast_config(max_critical_errors=2)
 
     async def scenario():
-        client = open_client(config, tmp_path)
+        client = open_stream(config, server.url, tmp_path)
         task = asyncio.create_task(client.run())
-        await wait(lambda: client.is_synced("BTC/USD"))
+        await wait(lambda: client.protocol.is_synced("BTC/USD"))
         server.faults.add("malformed_json", times=2)
         return await asyncio.wait_for(task, 5)
 
@@ -362,9 +257,9 @@ def test_cancellation_closes_the_socket_and_flushes_the_log(tmp_path, sandbox, f
     server = sandbox()
 
     async def scenario():
-        client = open_client(fast_config(server.url), tmp_path)
+        client = open_stream(fast_config(), server.url, tmp_path)
         task = asyncio.create_task(client.run())
-        await wait(lambda: client.stats.symbols["BTC/USD"].verified_since_snapshot > 10)
+        await wait(lambda: client.protocol.stats.symbols["BTC/USD"].verified_since_snapshot > 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
@@ -372,7 +267,7 @@ def test_cancellation_closes_the_socket_and_flushes_the_log(tmp_path, sandbox, f
 
     client = asyncio.run(scenario())
     assert client.log.closed
-    assert read_kind(tmp_path, "book").num_rows == client.stats.book_messages
+    assert read_kind(tmp_path, "book").num_rows == client.protocol.stats.book_messages
     assert read_heartbeat(tmp_path)["state"] == "stopped"
 
     async def disconnected():
