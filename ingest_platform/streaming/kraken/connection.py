@@ -36,7 +36,7 @@ from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
 from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.halts import Halt
 from ingest_platform.streaming.kraken.heartbeat import heartbeat_document, write_heartbeat
-from ingest_platform.streaming.kraken.log import LogWriteError, StreamLog
+from ingest_platform.streaming.kraken.log_writer import LogWriteError, StreamLog
 from ingest_platform.streaming.kraken.session import KrakenSession
 from ingest_platform.streaming.kraken.transport import StampedConnection, abort, open_websocket
 

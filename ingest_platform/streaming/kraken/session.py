@@ -46,7 +46,7 @@ from ingest_platform.streaming.kraken.control import Control
 from ingest_platform.streaming.kraken.gaps import GapLedger
 from ingest_platform.streaming.kraken.halts import Halt, HaltPolicy
 from ingest_platform.streaming.kraken.liveness import Liveness
-from ingest_platform.streaming.kraken.log import LogWriteError
+from ingest_platform.streaming.kraken.log_writer import LogWriteError
 from ingest_platform.streaming.kraken.rows import RecordSink
 from ingest_platform.streaming.kraken.stats import LatencyWindow, StreamStats
 from ingest_platform.streaming.kraken.subscriptions import Subscriptions

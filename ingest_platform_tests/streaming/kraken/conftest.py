@@ -29,7 +29,7 @@ from ingest_platform.sandbox.kraken_market import (
 from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
 from ingest_platform.streaming.kraken.config import StreamConfig
-from ingest_platform.streaming.kraken.log import StreamLog
+from ingest_platform.streaming.kraken.log_writer import StreamLog
 
 PAIRS = ("BTC/USD", "ETH/USD")
 FAST = dict(

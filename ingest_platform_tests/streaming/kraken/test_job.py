@@ -51,10 +51,8 @@ from ingest_platform.streaming.kraken.job import (
     run_stream,
     utc_day,
 )
-from ingest_platform.streaming.kraken.log import (
-    StreamLog,
-    read_kind,
-)
+from ingest_platform.streaming.kraken.log import read_kind
+from ingest_platform.streaming.kraken.log_writer import StreamLog
 from ingest_platform.streaming.kraken.replay import replay
 from ingest_platform.streaming.kraken.schemas import KrakenBookMinuteBars
 

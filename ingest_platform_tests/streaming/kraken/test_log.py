@@ -13,17 +13,15 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_platform.streaming.kraken import log as stream_log
 from ingest_platform.streaming.kraken.heartbeat import read_heartbeat, write_heartbeat
 from ingest_platform.streaming.kraken.log import (
-    LogWriteError,
-    StreamLog,
     list_days,
     list_segments,
     read_kind,
     sweep_temporary_files,
     temporary_files,
 )
+from ingest_platform.streaming.kraken.log_writer import LogWriteError, StreamLog
 
 T0 = int(dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC).timestamp() * 1_000_000)
 
@@ -147,13 +145,13 @@ def test_a_segment_never_spans_two_utc_days(tmp_path):
 
 
 def test_a_failed_write_leaves_no_segment_and_no_temp_file(tmp_path, monkeypatch):
-    real_write = stream_log.pq.write_table
+    real_write = pq.write_table
 
     def torn_write(table, where, **kwargs):
         where.write(b"PAR1 half a segment")
         raise OSError("disk full")
 
-    monkeypatch.setattr(stream_log.pq, "write_table", torn_write)
+    monkeypatch.setattr(pq, "write_table", torn_write)
     log = StreamLog(tmp_path, session="s1", max_rows=2)
     _book(log, T0)
     _book(log, T0 + 1)  # rolls: the write fails on the writer thread
@@ -161,7 +159,7 @@ def test_a_failed_write_leaves_no_segment_and_no_temp_file(tmp_path, monkeypatch
         log.flush()
     with pytest.raises(LogWriteError):
         _book(log, T0 + 2)
-    monkeypatch.setattr(stream_log.pq, "write_table", real_write)
+    monkeypatch.setattr(pq, "write_table", real_write)
     log.close()
     assert list_segments(tmp_path, "book") == []
     assert temporary_files(tmp_path) == []
@@ -178,7 +176,7 @@ def test_an_unwritable_root_is_a_log_write_error(tmp_path):
 _KILLED_WRITER = textwrap.dedent(
     """
     import sys
-    from ingest_platform.streaming.kraken.log import StreamLog
+    from ingest_platform.streaming.kraken.log_writer import StreamLog
     log = StreamLog(sys.argv[1], session=sys.argv[2], max_rows=2000, background=False)
     i = 0
     while True:

@@ -15,7 +15,8 @@ import pytest
 
 from ingest_platform.sandbox.kraken_market import DEFAULT_PAIRS, instrument_snapshot_text
 from ingest_platform.streaming.kraken.halts import HALT_LOG_PREFIX, HaltPolicy
-from ingest_platform.streaming.kraken.log import StreamLog, read_kind
+from ingest_platform.streaming.kraken.log import read_kind
+from ingest_platform.streaming.kraken.log_writer import StreamLog
 from ingest_platform.streaming.kraken.session import KrakenSession
 
 SECOND_US = 1_000_000
