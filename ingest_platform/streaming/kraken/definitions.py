@@ -1,24 +1,26 @@
-"""The Kraken stream's Definitions: the stream job and sensor, the minute-bar asset."""
+"""The Kraken stream's Definitions: the stream job and its sensor, the minute-bar asset."""
 
 from __future__ import annotations
 
 from dagster import Definitions
 
 from ingest_platform.core import settings
-from ingest_platform.streaming.kraken.job import (
-    STREAM_ASSETS,
-    STREAM_JOBS,
-    STREAM_SENSORS,
-    stream_resources,
+from ingest_platform.streaming.kraken.assets import (
+    kraken_book_minute_bars,
+    kraken_order_book_stream,
 )
+from ingest_platform.streaming.kraken.job import kraken_stream_job
+from ingest_platform.streaming.kraken.resources import stream_resources
+from ingest_platform.streaming.kraken.sensor import kraken_stream_sensor
 
 
 def stream_definitions() -> Definitions:
+    """Needs the platform's ``lake`` resource too (core provides it), for the bars asset."""
     kraken_url = settings.sandbox_kraken_url()
     return Definitions(
-        assets=list(STREAM_ASSETS),
-        jobs=list(STREAM_JOBS),
-        sensors=list(STREAM_SENSORS),
+        assets=[kraken_order_book_stream, kraken_book_minute_bars],
+        jobs=[kraken_stream_job],
+        sensors=[kraken_stream_sensor],
         # Against the sandbox, top-of-book rows every 2 s so a short demo logs some too.
         resources=stream_resources(url=kraken_url, top_interval=2.0)
         if kraken_url

@@ -30,6 +30,7 @@ from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
 from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.log_writer import StreamLog
+from ingest_platform.streaming.kraken.resources import KrakenStream
 
 PAIRS = ("BTC/USD", "ETH/USD")
 FAST = dict(
@@ -71,6 +72,43 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+#: Fast `KrakenStream` settings for Dagster runs (the resource never freezes pytest's GC).
+FAST_RESOURCE: dict[str, Any] = dict(
+    heartbeat_interval=0.1,
+    max_silence=0.5,
+    max_heartbeat_interval=0.5,
+    ping_interval=0.2,
+    snapshot_timeout=3.0,
+    backoff_base=0.05,
+    backoff_cap=0.3,
+    report_interval=0.3,
+    top_interval=0.3,
+    freeze_gc=False,
+)
+
+
+@pytest.fixture
+def stream_resource() -> Callable[..., KrakenStream]:
+    """``make(url, log_root, **overrides)``: a fast `KrakenStream` for two pairs."""
+
+    def make(url: str, root: Any, **overrides: Any) -> KrakenStream:
+        values = {"url": url, "pairs": ["BTC/USD", "ETH/USD"], "log_root": str(root)}
+        return KrakenStream(**{**values, **FAST_RESOURCE, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def run_config() -> Callable[..., dict[str, Any]]:
+    """``make(seconds)``: run config for `kraken_stream_job` (stop after ``seconds``)."""
+
+    def make(seconds: float | None = None) -> dict[str, Any]:
+        config = {} if seconds is None else {"run_seconds": seconds}
+        return {"ops": {"kraken_stream": {"config": config}}}
+
+    return make
 
 
 @pytest.fixture

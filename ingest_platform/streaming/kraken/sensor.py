@@ -1,0 +1,189 @@
+"""The sensor that keeps exactly one stream run alive, and the plain rule it applies.
+
+`kraken_stream_sensor` (every 30 s) launches a run of `kraken_stream_job` when there is none,
+cancels extras, and replaces a run whose heartbeat file has gone stale. The decision is the
+plain function `decide_stream_runs`; the sensor only reads the instance and the heartbeat file
+and applies it. Default status is STOPPED: the stream holds a run slot forever and connects to
+Kraken over the internet, which a fresh checkout, the demo or CI must not do by merely loading
+the code location; operators switch it on.
+
+(No ``from __future__ import annotations``: Dagster resolves sensor annotations at runtime.)
+"""
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+
+from ingest_platform.streaming.kraken.config import StreamConfigError
+from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
+from ingest_platform.streaming.kraken.job import JOB_NAME, RUN_TAGS, kraken_stream_job
+from ingest_platform.streaming.kraken.resources import KrakenStream
+
+#: Statuses in which a run counts as "the stream" (waiting or running).
+ACTIVE_STATUSES = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+)
+_STARTED = DagsterRunStatus.STARTED.value
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    """What the sensor needs to know about one active run of the stream job."""
+
+    run_id: str
+    status: str  # a DagsterRunStatus value
+    created_at: float
+    started_at: float | None = None
+
+
+@dataclass(frozen=True)
+class SensorDecision:
+    launch: bool
+    terminate: tuple[str, ...]
+    keep: str | None
+    reason: str
+
+
+def decide_stream_runs(
+    runs: Sequence[StreamRun],
+    heartbeat: Mapping[str, Any] | None,
+    now: float,
+    stale_after: float,
+    start_grace: float,
+    halt_cooldown: float = 600.0,
+) -> SensorDecision:
+    """Which runs to cancel and whether to launch one, so that exactly one stream runs.
+
+    - No active run: launch, unless the stream halted less than ``halt_cooldown`` ago (a halt
+      means mismatches or errors an operator must look at; relaunching at once would only
+      repeat it).
+    - Several: keep the one the heartbeat file names, else the earliest started, else the
+      oldest queued; cancel the others.
+    - The kept run, if started: stale when its heartbeat is older than ``stale_after``, or
+      when it has written none ``start_grace`` after starting. Stale: cancel it and launch.
+      Queued or starting runs are left to the run queue and run monitoring.
+    """
+    if not runs:
+        if heartbeat and heartbeat.get("halt") and heartbeat.get("state") == "halted":
+            halted_at = float(heartbeat["halt"].get("at") or heartbeat.get("updated_at") or 0)
+            if now - halted_at < halt_cooldown:
+                return SensorDecision(
+                    False,
+                    (),
+                    None,
+                    f"stream halted {now - halted_at:.0f} s ago "
+                    f"({heartbeat['halt'].get('reason')}); relaunch after {halt_cooldown:.0f} s",
+                )
+        return SensorDecision(True, (), None, "no stream run is queued or running")
+    beat_run = heartbeat.get("run_id") if heartbeat else None
+    named = [r for r in runs if r.run_id == beat_run]
+    started = sorted(
+        (r for r in runs if r.status == _STARTED), key=lambda r: r.started_at or r.created_at
+    )
+    if named:
+        keep = named[0]
+    elif started:
+        keep = started[0]
+    else:
+        keep = min(runs, key=lambda r: r.created_at)
+    extras = tuple(r.run_id for r in runs if r.run_id != keep.run_id)
+    reason = f"keeping run {keep.run_id}"
+    if extras:
+        reason += f"; cancelling {len(extras)} extra run(s)"
+    if keep.status != _STARTED:
+        return SensorDecision(False, extras, keep.run_id, f"{reason} ({keep.status})")
+    if beat_run == keep.run_id and heartbeat is not None:
+        age = now - float(heartbeat.get("updated_at") or 0)
+        if age > stale_after:
+            return SensorDecision(
+                True,
+                (*extras, keep.run_id),
+                None,
+                f"run {keep.run_id}: heartbeat {age:.0f} s old (> {stale_after:.0f} s); replacing",
+            )
+        return SensorDecision(False, extras, keep.run_id, f"{reason}: heartbeat {age:.0f} s old")
+    running_for = now - (keep.started_at or keep.created_at)
+    if running_for > start_grace:
+        return SensorDecision(
+            True,
+            (*extras, keep.run_id),
+            None,
+            f"run {keep.run_id}: no heartbeat {running_for:.0f} s after starting; replacing",
+        )
+    return SensorDecision(False, extras, keep.run_id, f"{reason}: starting, no heartbeat yet")
+
+
+def active_stream_runs(instance: DagsterInstance) -> list[StreamRun]:
+    records = instance.get_run_records(
+        filters=RunsFilter(job_name=JOB_NAME, statuses=list(ACTIVE_STATUSES))
+    )
+    return [
+        StreamRun(
+            run_id=record.dagster_run.run_id,
+            status=record.dagster_run.status.value,
+            created_at=record.create_timestamp.timestamp(),
+            started_at=record.start_time,
+        )
+        for record in records
+    ]
+
+
+def cancel_stream_run(instance: DagsterInstance, run_id: str, reason: str) -> str:
+    """Cancel through the run coordinator; a run it cannot stop is marked failed."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.is_finished:
+        return "finished"
+    try:
+        if instance.run_coordinator.cancel_run(run_id):
+            return "cancelled"
+    except Exception as exc:  # e.g. a launcher that cannot terminate
+        reason = f"{reason} (cancel failed: {exc})"
+    instance.report_run_failed(run, f"kraken_stream_sensor: {reason}")
+    return "marked_failed"
+
+
+@sensor(
+    name="kraken_stream_sensor",
+    job=kraken_stream_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Keeps exactly one kraken_stream_job run queued or running; replaces stale ones.",
+)
+def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: KrakenStream):
+    try:
+        kraken_stream.stream_config()
+    except StreamConfigError as exc:
+        return SkipReason(f"invalid Kraken stream configuration: {exc}")
+    now = time.time()
+    decision = decide_stream_runs(
+        active_stream_runs(context.instance),
+        read_heartbeat(kraken_stream.log_path()),
+        now,
+        kraken_stream.stale_after_seconds,
+        kraken_stream.start_grace_seconds,
+        kraken_stream.halt_cooldown_seconds,
+    )
+    for run_id in decision.terminate:
+        outcome = cancel_stream_run(context.instance, run_id, decision.reason)
+        context.log.warning(f"kraken stream run {run_id}: {outcome} ({decision.reason})")
+    if decision.launch:
+        return RunRequest(
+            run_key=f"kraken-stream-{int(now * 1000)}",
+            tags={**RUN_TAGS, "ingest_platform/launch_reason": decision.reason[:200]},
+        )
+    return SkipReason(decision.reason)
