@@ -29,7 +29,6 @@ from dagster import (
 from pydantic import Field
 
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
-from ingest_platform.streaming.kraken.config import StreamConfigError
 from ingest_platform.streaming.kraken.connection import StreamResult, open_stream
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.runner import StreamRunner
@@ -85,13 +84,11 @@ def run_stream(
 
     A generator because Dagster emits what an op *yields* as it happens, while events passed
     to ``context.log_event`` wait until the op returns (and are lost if it fails): a stream
-    that runs for days must yield. Returns the client's result (``result = yield from ...``);
-    raises `Failure` on invalid settings or a halt, after yielding the halted observation.
+    that runs for days must yield. Returns the stream's result (``result = yield from ...``);
+    raises `Failure` on a halt, after yielding the halted observation. (The settings were
+    validated when the resource was built: `KrakenStream` is the `StreamConfig`.)
     """
-    try:
-        config = stream.stream_config()
-    except StreamConfigError as exc:
-        raise Failure(description=f"invalid Kraken stream configuration: {exc}") from exc
+    config = stream
     root = stream.log_path()
     client = open_stream(config, config.url, root, run_id=context.run_id)
     runner = StreamRunner[StreamResult](

@@ -26,7 +26,6 @@ from dagster import (
     sensor,
 )
 
-from ingest_platform.streaming.kraken.config import StreamConfigError
 from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
 from ingest_platform.streaming.kraken.job import JOB_NAME, RUN_TAGS, kraken_stream_job
 from ingest_platform.streaming.kraken.resources import KrakenStream
@@ -165,10 +164,6 @@ def cancel_stream_run(instance: DagsterInstance, run_id: str, reason: str) -> st
     description="Keeps exactly one kraken_stream_job run queued or running; replaces stale ones.",
 )
 def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: KrakenStream):
-    try:
-        kraken_stream.stream_config()
-    except StreamConfigError as exc:
-        return SkipReason(f"invalid Kraken stream configuration: {exc}")
     now = time.time()
     decision = decide_stream_runs(
         active_stream_runs(context.instance),

@@ -13,68 +13,10 @@ import random
 import pytest
 
 from ingest_platform.core.backoff import Backoff
-from ingest_platform.streaming.kraken.config import (
-    StreamConfig,
-    StreamConfigError,
-    config_from_mapping,
-)
 from ingest_platform.streaming.kraken.connection import open_stream
 from ingest_platform.streaming.kraken.halts import HALT_LOG_PREFIX
 from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
 from ingest_platform.streaming.kraken.log import read_kind
-
-# ---- configuration ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("changes", "expected"),
-    [
-        ({"pairs": ()}, "StreamConfig.pairs must name at least one pair, got ()"),
-        ({"pairs": "BTC/USD"}, "StreamConfig.pairs must be a list of pairs"),
-        ({"pairs": ("BTCUSD",)}, "StreamConfig.pairs must look like 'BTC/USD' (BASE/QUOTE), got"),
-        ({"pairs": ("BTC/USD", "BTC/USD")}, "must be unique, got duplicates ['BTC/USD']"),
-        ({"depth": 20}, "StreamConfig.depth must be one of [10, 25, 100, 500, 1000], got 20"),
-        ({"depth": True}, "StreamConfig.depth must be one of"),
-        ({"url": "https://ws.kraken.com/v2"}, "StreamConfig.url must be a ws:// or wss:// URL"),
-        ({"max_silence": 0}, "StreamConfig.max_silence must be a positive, finite number"),
-        ({"halt_window": float("nan")}, "StreamConfig.halt_window must be a positive, finite"),
-        (
-            {"max_silence": 1.5},
-            "StreamConfig.max_silence must be at least twice heartbeat_interval",
-        ),
-        ({"max_heartbeat_interval": 1.0}, "StreamConfig.max_heartbeat_interval must be at least"),
-        ({"backoff_base": 60.0}, "StreamConfig.backoff_base must be <= backoff_cap (30.0), got 60"),
-        ({"max_mismatches": 0}, "StreamConfig.max_mismatches must be a positive integer, got 0"),
-        ({"max_critical_errors": 2.5}, "StreamConfig.max_critical_errors must be a positive int"),
-        ({"channels": ("trade",)}, "StreamConfig.channels must include 'book'"),
-        ({"channels": ("book", "spread")}, "StreamConfig.channels must include 'book'"),
-        ({"ohlc_interval": 2}, "StreamConfig.ohlc_interval must be one of"),
-        ({"ping_interval": -1}, "StreamConfig.ping_interval must be >= 0 seconds"),
-        ({"connect_timeout": "10"}, "StreamConfig.connect_timeout must be a number of seconds"),
-    ],
-)
-def test_config_errors_name_the_field_and_value(changes, expected):
-    with pytest.raises(StreamConfigError) as excinfo:
-        StreamConfig(**changes)
-    assert expected in str(excinfo.value)
-
-
-def test_config_defaults_are_valid_and_pairs_become_a_tuple():
-    config = StreamConfig(pairs=["BTC/USD", "ETH/USD"])
-    assert config.pairs == ("BTC/USD", "ETH/USD")
-    assert config.url == "wss://ws.kraken.com/v2"
-    assert config.replace(depth=25).depth == 25
-    with pytest.raises(StreamConfigError, match="depth"):
-        config.replace(depth=11)
-    with pytest.raises(StreamConfigError, match=r"no field\(s\) \['deepth'\]"):
-        config.replace(deepth=25)
-
-
-def test_config_from_mapping_rejects_unknown_keys():
-    assert config_from_mapping({"pairs": ["SOL/USD"], "depth": 100}).depth == 100
-    with pytest.raises(StreamConfigError, match=r"unknown stream setting\(s\) \['pair'\]"):
-        config_from_mapping({"pair": "SOL/USD"})
-
 
 # ---- reconnect backoff --------------------------------------------------------------------------
 

@@ -82,17 +82,6 @@ def test_a_halt_fails_the_run_with_an_observation_and_an_alert_line(
     assert read_heartbeat(tmp_path / "log")["state"] == "halted"
 
 
-def test_invalid_settings_fail_the_run_with_a_clear_message(tmp_path, run_config, stream_resource):
-    stream = stream_resource("ws://127.0.0.1:9/v2", tmp_path / "log", depth=20)
-    result = kraken_stream_job.execute_in_process(
-        run_config=run_config(1), resources={"kraken_stream": stream}, raise_on_error=False
-    )
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    message = failure.event_specific_data.error.message
-    assert "invalid Kraken stream configuration" in message
-    assert "StreamConfig.depth must be one of [10, 25, 100, 500, 1000], got 20" in message
-
-
 class _OpContext:
     """The op's context as far as `run_stream` uses it."""
 
