@@ -14,13 +14,13 @@ symbol (with the depth and precisions the live book used), exactly as the client
 - every ``book_top`` row is compared with the rebuilt book's top levels at the seq it names;
 - each snapshot that restarts a book that was in sync must close a recorded gap.
 
-`main` is the ``ingest-platform kraken-replay`` entry: it prints a summary and exits 1 on any
-mismatch or integrity error (2 when the log holds no book rows at all).
+`run_replay` is what ``ingest-platform kraken-replay`` runs (the options live in ``cli.py``):
+it prints a summary and exits 1 on any mismatch or integrity error (2 when the log holds no
+book rows at all).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import defaultdict
@@ -253,44 +253,26 @@ def _apply(apply: Any, item: dict[str, Any]) -> bool:
         return False
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ingest-platform kraken-replay",
-        description="Rebuild Kraken books from the stream log and re-verify every checksum.",
-    )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=None,
-        help="log root (default: <data dir>/stream/kraken, $INGEST_PLATFORM_DATA_DIR)",
-    )
-    parser.add_argument(
-        "--day", action="append", dest="days", help="UTC day YYYY-MM-DD (repeatable)"
-    )
-    parser.add_argument(
-        "--symbol", action="append", dest="symbols", help="pair, e.g. BTC/USD (repeatable)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    return parser
+def run_replay(
+    root: Path,
+    days: Sequence[str] | None = None,
+    symbols: Sequence[str] | None = None,
+    as_json: bool = False,
+    out: TextIO | None = None,
+) -> int:
+    """``ingest-platform kraken-replay``: replay, print a summary, return the exit code.
 
-
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Replay and print a summary; 0 when everything verifies, 1 on problems, 2 on no data."""
+    0 when everything verifies, 1 on problems, 2 when the log holds no book rows.
+    """
     out = out or sys.stdout
-    args = build_parser().parse_args(argv)
-    root = args.root or default_log_root()
-    report = replay(root, args.days, args.symbols)
-    if args.json:
+    report = replay(root, days, symbols)
+    if as_json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True), file=out)
     else:
         print(f"Kraken stream log: {root}", file=out)
         print(report.summary(), file=out)
     if report.rows == 0:
-        if not args.json:
+        if not as_json:
             print("no book rows to replay (has the stream run?)", file=out)
         return 2
     return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
