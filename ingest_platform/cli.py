@@ -84,6 +84,15 @@ def _cmd_kraken_replay(args: argparse.Namespace) -> int:
     return replay.run_replay(root, args.days, args.symbols, as_json=args.json, out=sys.stdout)
 
 
+KRAKEN_REPLAY_EXIT_CODES = """\
+exit codes:
+  0  every checksum verified: the log (or the days and pairs asked for) replays cleanly
+  1  problems found: checksum mismatches, missing rows (seq holes), updates while a book was
+     out of sync, book restarts without a recorded gap, top-of-book rows that differ
+  2  cannot run: bad arguments, or a corrupt or truncated segment (named on stderr)
+"""
+
+
 def _utc_day(text: str) -> str:
     """A ``--day`` value: a UTC calendar day, ``YYYY-MM-DD``."""
     try:
@@ -153,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild order books from the stream log and re-verify every checksum",
         description="Rebuild the Kraken order books from the stream log and re-verify every "
         "checksum, seq and top-of-book row.",
+        epilog=KRAKEN_REPLAY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     kraken_replay.add_argument(
         "--root",

@@ -202,17 +202,35 @@ def list_days(root: str | os.PathLike[str], kind: str = "book") -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+class LogReadError(RuntimeError):
+    """A segment cannot be read (corrupt or truncated); the message names the file."""
+
+    def __init__(self, path: Path, reason: BaseException) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+
+
+def _read_segment(seg: Segment, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+    try:
+        return pq.read_table(seg.path, columns=columns, schema=schema)
+    except (pa.ArrowException, OSError) as exc:
+        raise LogReadError(seg.path, exc) from exc
+
+
 def read_kind(
     root: str | os.PathLike[str],
     kind: str,
     days: Iterable[str] | None = None,
     columns: Sequence[str] | None = None,
 ) -> pa.Table:
-    """Every published row of ``kind`` (optionally for some days, some columns), in log order."""
+    """Every published row of ``kind`` (optionally for some days, some columns), in log order.
+
+    Raises `LogReadError`, naming the file, when a segment is corrupt or truncated.
+    """
     schema = SCHEMAS[kind]
     segments = list_segments(root, kind, days)
     wanted = list(columns) if columns is not None else None
-    tables = [pq.read_table(seg.path, columns=wanted, schema=schema) for seg in segments]
+    tables = [_read_segment(seg, schema, wanted) for seg in segments]
     if not tables:
         if wanted is None:
             return schema.empty_table()
@@ -226,11 +244,17 @@ def iter_batches(
     days: Iterable[str] | None = None,
     columns: Sequence[str] | None = None,
 ) -> Iterator[tuple[Segment, pa.RecordBatch]]:
-    """Rows of ``kind`` segment by segment, batch by batch: replay without loading a day."""
+    """Rows of ``kind`` segment by segment, batch by batch: replay without loading a day.
+
+    Raises `LogReadError`, naming the file, when a segment is corrupt or truncated.
+    """
     for seg in list_segments(root, kind, days):
-        parquet = pq.ParquetFile(seg.path)
-        for batch in parquet.iter_batches(columns=list(columns) if columns else None):
-            yield seg, batch
+        try:
+            parquet = pq.ParquetFile(seg.path)
+            for batch in parquet.iter_batches(columns=list(columns) if columns else None):
+                yield seg, batch
+        except (pa.ArrowException, OSError) as exc:
+            raise LogReadError(seg.path, exc) from exc
 
 
 def temporary_files(root: str | os.PathLike[str]) -> list[Path]:

@@ -15,8 +15,8 @@ symbol (with the depth and precisions the live book used), exactly as the client
 - each snapshot that restarts a book that was in sync must close a recorded gap.
 
 `run_replay` is what ``ingest-platform kraken-replay`` runs (the options live in ``cli.py``):
-it prints a summary and exits 1 on any mismatch or integrity error (2 when the log holds no
-book rows at all).
+it prints a summary and exits `EXIT_PROBLEMS` on any mismatch or integrity error, and
+`EXIT_CANNOT_RUN` when there is nothing it can judge (an unreadable segment, no book rows).
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ from typing import Any, TextIO
 
 from ingest_platform.core import settings
 from ingest_platform.streaming.kraken.book import KrakenBook
-from ingest_platform.streaming.kraken.log import iter_batches, list_segments, read_kind
+from ingest_platform.streaming.kraken.log import (
+    LogReadError,
+    iter_batches,
+    list_segments,
+    read_kind,
+)
 from ingest_platform.streaming.kraken.rows import top_levels
 
 _BOOK_COLUMNS = [
@@ -49,6 +54,13 @@ _BOOK_COLUMNS = [
     "qty_precision",
 ]
 _MAX_PROBLEMS = 50
+
+EXIT_OK = 0
+"""Every checksum, seq and top-of-book row verified."""
+EXIT_PROBLEMS = 1
+"""The log is readable and does not verify (see `ReplayReport.ok`)."""
+EXIT_CANNOT_RUN = 2
+"""Nothing could be judged: bad arguments, an unreadable segment, no log."""
 
 
 def default_log_root() -> Path:
@@ -262,10 +274,16 @@ def run_replay(
 ) -> int:
     """``ingest-platform kraken-replay``: replay, print a summary, return the exit code.
 
-    0 when everything verifies, 1 on problems, 2 when the log holds no book rows.
+    `EXIT_OK` when everything verifies, `EXIT_PROBLEMS` when the log is readable but does not
+    verify, `EXIT_CANNOT_RUN` when there is nothing to judge: a segment that cannot be read
+    (one line naming it, on stderr) or a log without book rows.
     """
     out = out or sys.stdout
-    report = replay(root, days, symbols)
+    try:
+        report = replay(root, days, symbols)
+    except LogReadError as exc:
+        print(f"kraken-replay: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
     if as_json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True), file=out)
     else:
@@ -274,5 +292,5 @@ def run_replay(
     if report.rows == 0:
         if not as_json:
             print("no book rows to replay (has the stream run?)", file=out)
-        return 2
-    return 0 if report.ok else 1
+        return EXIT_CANNOT_RUN
+    return EXIT_OK if report.ok else EXIT_PROBLEMS

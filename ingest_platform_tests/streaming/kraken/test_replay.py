@@ -161,3 +161,25 @@ def test_cli_help_lists_the_options(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for option in ("--root", "--day", "--symbol", "--json"):
         assert option in text
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not parquet"])
+def test_cli_names_a_corrupt_segment_and_cannot_run(two_day_log, capsys, damage):
+    segment = list_segments(two_day_log, "book", ["2026-11-03"])[1].path
+    data = segment.read_bytes()
+    segment.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not parquet")
+    code = cli.main(["kraken-replay", "--root", str(two_day_log)])
+    captured = capsys.readouterr()
+    assert code == 2  # cannot run: not 1, which means "problems found in a readable log"
+    (line,) = captured.err.strip().splitlines()
+    assert str(segment) in line and "cannot read" in line
+    assert "result" not in captured.out
+
+
+def test_cli_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["kraken-replay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 every checksum verified" in text
+    assert "1 problems found" in text
+    assert "2 cannot run" in text and "corrupt or truncated segment" in text
