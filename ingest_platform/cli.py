@@ -89,7 +89,8 @@ exit codes:
   0  every checksum verified: the log (or the days and pairs asked for) replays cleanly
   1  problems found: checksum mismatches, missing rows (seq holes), updates while a book was
      out of sync, book restarts without a recorded gap, top-of-book rows that differ
-  2  cannot run: bad arguments, or a corrupt or truncated segment (named on stderr)
+  2  cannot run: bad arguments, a day with no log (or no book rows at all), or a corrupt or
+     truncated segment; one line on stderr says which
 """
 
 
@@ -160,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     kraken_replay = commands.add_parser(
         "kraken-replay",
         help="rebuild order books from the stream log and re-verify every checksum",
-        description="Rebuild the Kraken order books from the stream log and re-verify every "
-        "checksum, seq and top-of-book row.",
+        description="Rebuild the Kraken order books from the stream log and re-verify\n"
+        "every checksum, seq and top-of-book row.",
         epilog=KRAKEN_REPLAY_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -16,7 +16,8 @@ symbol (with the depth and precisions the live book used), exactly as the client
 
 `run_replay` is what ``ingest-platform kraken-replay`` runs (the options live in ``cli.py``):
 it prints a summary and exits `EXIT_PROBLEMS` on any mismatch or integrity error, and
-`EXIT_CANNOT_RUN` when there is nothing it can judge (an unreadable segment, no book rows).
+`EXIT_CANNOT_RUN` when there is nothing it can judge (a day without a log, no book rows, an
+unreadable segment).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ EXIT_OK = 0
 EXIT_PROBLEMS = 1
 """The log is readable and does not verify (see `ReplayReport.ok`)."""
 EXIT_CANNOT_RUN = 2
-"""Nothing could be judged: bad arguments, an unreadable segment, no log."""
+"""Nothing could be judged: bad arguments, a day without a log, an unreadable segment."""
 
 
 def default_log_root() -> Path:
@@ -265,6 +266,11 @@ def _apply(apply: Any, item: dict[str, Any]) -> bool:
         return False
 
 
+def missing_days(root: str | Path, days: Iterable[str]) -> list[str]:
+    """The given UTC days for which the log under ``root`` has no book segment."""
+    return [day for day in days if not list_segments(root, "book", [day])]
+
+
 def run_replay(
     root: Path,
     days: Sequence[str] | None = None,
@@ -275,22 +281,33 @@ def run_replay(
     """``ingest-platform kraken-replay``: replay, print a summary, return the exit code.
 
     `EXIT_OK` when everything verifies, `EXIT_PROBLEMS` when the log is readable but does not
-    verify, `EXIT_CANNOT_RUN` when there is nothing to judge: a segment that cannot be read
-    (one line naming it, on stderr) or a log without book rows.
+    verify, `EXIT_CANNOT_RUN` when there is nothing to judge: a day without a log, no book rows
+    at all, or a segment that cannot be read. Those are one line on stderr, never a summary
+    (a summary of nothing would read "OK").
     """
     out = out or sys.stdout
+
+    def cannot_run(reason: str) -> int:
+        print(f"kraken-replay: {reason}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+
+    if days:
+        missing = missing_days(root, days)
+        if missing:
+            return cannot_run(f"no stream log for {', '.join(missing)} under {root}")
+    elif not list_segments(root, "book"):
+        return cannot_run(f"no stream log under {root} (has the stream run?)")
     try:
         report = replay(root, days, symbols)
     except LogReadError as exc:
-        print(f"kraken-replay: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_RUN
+        return cannot_run(str(exc))
+    if report.rows == 0:
+        which = f" for {', '.join(symbols)}" if symbols else ""
+        when = f" on {', '.join(days)}" if days else ""
+        return cannot_run(f"no book rows{which}{when} under {root}")
     if as_json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True), file=out)
     else:
         print(f"Kraken stream log: {root}", file=out)
         print(report.summary(), file=out)
-    if report.rows == 0:
-        if not as_json:
-            print("no book rows to replay (has the stream run?)", file=out)
-        return EXIT_CANNOT_RUN
     return EXIT_OK if report.ok else EXIT_PROBLEMS

@@ -183,3 +183,22 @@ def test_cli_help_documents_the_exit_codes(capsys):
     assert "0 every checksum verified" in text
     assert "1 problems found" in text
     assert "2 cannot run" in text and "corrupt or truncated segment" in text
+
+
+def test_cli_says_a_day_has_no_log_and_cannot_run(two_day_log, capsys):
+    code = cli.main(["kraken-replay", "--root", str(two_day_log), "--day", "2026-11-22"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "OK" not in captured.out + captured.err
+    (line,) = captured.err.strip().splitlines()
+    assert "2026-11-22" in line and str(two_day_log) in line and "no stream log" in line
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"], ["--symbol", "SOL/USD"]])
+def test_cli_cannot_run_without_book_rows(two_day_log, tmp_path, capsys, extra):
+    root = two_day_log if "--symbol" in extra else tmp_path / "nothing"
+    code = cli.main(["kraken-replay", "--root", str(root), *extra])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "OK" not in captured.out + captured.err and '"ok": true' not in captured.out
+    assert str(root) in captured.err
