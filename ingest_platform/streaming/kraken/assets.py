@@ -3,7 +3,9 @@
 - ``kraken_order_book_stream``: an external asset; `kraken_stream_job` reports
   `AssetObservation`s for it while it streams.
 - ``kraken_book_minute_bars`` (daily UTC partitions): replays and verifies a day of the log,
-  then compacts it into 1-minute mid-price and spread bars in the lake (`minute_bars`).
+  then compacts it into 1-minute mid-price and spread bars in the lake (`minute_bars`). A day
+  with no log, one that does not verify or an unreadable segment fails the run and writes
+  nothing: an empty partition would claim the day was quiet.
 
 (No ``from __future__ import annotations``: Dagster resolves asset annotations at runtime.)
 """
@@ -20,7 +22,8 @@ from dagster import (
 
 from ingest_platform.core.dataset import OWNERS
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.streaming.kraken.minute_bars import DayNotVerified, compact_day
+from ingest_platform.streaming.kraken.log import LogReadError
+from ingest_platform.streaming.kraken.minute_bars import DayNotVerified, NoLogForDay, compact_day
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
 
@@ -56,6 +59,11 @@ def kraken_book_minute_bars(
         raise Failure(
             description=str(exc),
             metadata={"mismatches": MetadataValue.int(exc.report.mismatches)},
+        ) from exc
+    except (NoLogForDay, LogReadError) as exc:
+        raise Failure(
+            description=f"{exc}; no bars written",
+            metadata={"log_root": MetadataValue.path(str(root))},
         ) from exc
     if bars.empty:
         context.log.warning(f"no verified stream data for {day} under {root}: writing 0 bars")

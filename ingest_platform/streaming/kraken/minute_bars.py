@@ -13,8 +13,16 @@ from typing import Any
 import pandas as pd
 
 from ingest_platform.streaming.kraken.log import read_kind
-from ingest_platform.streaming.kraken.replay import ReplayReport, replay
+from ingest_platform.streaming.kraken.replay import ReplayReport, missing_days, replay
 from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
+
+
+class NoLogForDay(LookupError):
+    """The log holds no book rows for the day: there is nothing to build bars from."""
+
+    def __init__(self, day: str, root: str | Path) -> None:
+        super().__init__(f"no stream log for {day} under {root} (did the stream run that day?)")
+        self.day = day
 
 
 class DayNotVerified(ValueError):
@@ -149,8 +157,12 @@ def minute_bars(
 def compact_day(root: str | Path, day: str) -> tuple[pd.DataFrame, ReplayReport]:
     """Replay and verify one UTC day of the log, and build its minute bars.
 
-    Raises `DayNotVerified` (nothing is built) when the day's log does not verify.
+    Raises `NoLogForDay` when the log has no book segment for the day, `DayNotVerified` when
+    the day's log does not verify, and `LogReadError` (naming the file) when a segment cannot
+    be read: in each case nothing is built.
     """
+    if missing_days(root, [day]):
+        raise NoLogForDay(day, root)
     tops = TopOfBook()
     verification = replay(root, [day], on_verified=tops)
     if not verification.ok:

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster import materialize
+from dagster import DagsterEventType, materialize
 
 from ingest_platform.streaming.kraken.assets import (
     kraken_book_minute_bars,
@@ -149,3 +149,34 @@ def test_compaction_of_a_streamed_day(tmp_path, sandbox, stream_resource, run_co
     assert (bars["spread_min"] > 0).all() and not bars["gap"].any()
     assert (bars["trades"] > 0).any()
     KrakenBookMinuteBars.validate(bars)
+
+
+def test_a_day_without_a_log_fails_and_writes_nothing(day_log, lake):
+    result = materialize(
+        [kraken_order_book_stream, kraken_book_minute_bars],
+        selection=[kraken_book_minute_bars],
+        partition_key="2026-11-22",
+        resources={"lake": lake, "kraken_stream": KrakenStream(log_root=str(day_log))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    message = failure.event_specific_data.error.message
+    assert "2026-11-22" in message and str(day_log) in message and "no stream log" in message
+    assert not lake.has_partition("kraken_book_minute_bars", "2026-11-22")
+
+
+def test_a_corrupt_segment_fails_naming_the_file(day_log, lake):
+    segment = next((day_log / "book").rglob("*.parquet"))
+    segment.write_bytes(segment.read_bytes()[:100])
+    result = materialize(
+        [kraken_order_book_stream, kraken_book_minute_bars],
+        selection=[kraken_book_minute_bars],
+        partition_key=DAY,
+        resources={"lake": lake, "kraken_stream": KrakenStream(log_root=str(day_log))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert f"cannot read {segment}" in failure.event_specific_data.error.message
+    assert not lake.has_partition("kraken_book_minute_bars", DAY)
