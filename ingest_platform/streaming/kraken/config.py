@@ -7,6 +7,10 @@ same pydantic validation, and the session and connection take the resource as it
 invalid value fails before any socket opens, with pydantic's message naming the field and
 the value (at resource initialisation in a run, at construction in code).
 
+Where the stream connects is not a setting: the environment decides (`stream_url`), so a
+launchpad override of the resource (which rebuilds it from its defaults) cannot switch a
+sandbox deployment to production, or the other way round.
+
 (No ``from __future__ import annotations``: Dagster and pydantic read these annotations.)
 """
 
@@ -16,12 +20,18 @@ from typing import Any, Self
 from dagster import Config
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from ingest_platform.core import settings
 from ingest_platform.streaming.kraken.book import ALLOWED_DEPTHS
 
 KRAKEN_WS_URL = "wss://ws.kraken.com/v2"
 DATA_CHANNELS = ("book", "trade", "ohlc")
 OHLC_INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 _PAIR = re.compile(r"^[A-Za-z0-9.]{1,20}/[A-Za-z0-9.]{1,20}$")
+
+
+def stream_url() -> str:
+    """Kraken's WebSocket v2, or the sandbox's when $INGEST_PLATFORM_SANDBOX_KRAKEN_URL is set."""
+    return settings.sandbox_kraken_url() or KRAKEN_WS_URL
 
 
 def _seconds(default: float, description: str) -> Any:
@@ -47,7 +57,6 @@ class StreamConfig(Config):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(default=KRAKEN_WS_URL, description="Kraken WebSocket v2 URL (or a sandbox).")
     pairs: list[str] = Field(
         default=["BTC/USD", "ETH/USD"], description="Pairs to stream, as 'BASE/QUOTE'."
     )
@@ -78,13 +87,6 @@ class StreamConfig(Config):
     segment_max_rows: int = _count(50_000, "Roll a log segment at this many rows.")
     segment_max_seconds: float = _seconds(300.0, "Roll a log segment at this age.")
     latency_window: int = _count(65_536, "Latency samples kept for percentiles.")
-
-    @field_validator("url")
-    @classmethod
-    def _websocket_url(cls, value: str) -> str:
-        if not value.startswith(("ws://", "wss://")):
-            raise ValueError("must be a ws:// or wss:// URL")
-        return value
 
     @field_validator("pairs")
     @classmethod

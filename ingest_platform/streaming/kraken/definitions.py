@@ -16,13 +16,12 @@ from ingest_platform.streaming.kraken.sensor import kraken_stream_sensor
 
 def stream_definitions() -> Definitions:
     """Needs the platform's ``lake`` resource too (core provides it), for the bars asset."""
-    kraken_url = settings.sandbox_kraken_url()
+    sandbox = settings.sandbox_kraken_url() is not None
     return Definitions(
         assets=[kraken_order_book_stream, kraken_book_minute_bars],
         jobs=[kraken_stream_job],
         sensors=[kraken_stream_sensor],
-        # Against the sandbox, top-of-book rows every 2 s so a short demo logs some too.
-        resources=stream_resources(url=kraken_url, top_interval=2.0)
-        if kraken_url
-        else stream_resources(),
+        # Against the sandbox, top-of-book rows every 2 s so a short demo logs some too. (Only
+        # a default: the endpoint itself is read from the environment when the stream runs.)
+        resources=stream_resources(top_interval=2.0) if sandbox else stream_resources(),
     )

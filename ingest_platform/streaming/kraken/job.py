@@ -29,6 +29,7 @@ from dagster import (
 from pydantic import Field
 
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
+from ingest_platform.streaming.kraken.config import stream_url
 from ingest_platform.streaming.kraken.connection import StreamResult, open_stream
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.runner import StreamRunner
@@ -85,17 +86,19 @@ def run_stream(
     A generator because Dagster emits what an op *yields* as it happens, while events passed
     to ``context.log_event`` wait until the op returns (and are lost if it fails): a stream
     that runs for days must yield. Returns the stream's result (``result = yield from ...``);
-    raises `Failure` on a halt, after yielding the halted observation. (The settings were
-    validated when the resource was built: `KrakenStream` is the `StreamConfig`.)
+    raises `Failure` on a halt (after yielding the halted observation) and when the stream
+    ended without ever getting a subscription acknowledged. The endpoint comes from the
+    environment (`stream_url`); the settings were validated when the resource was built.
     """
     config = stream
+    url = stream_url()
     root = stream.log_path()
-    client = open_stream(config, config.url, root, run_id=context.run_id)
+    client = open_stream(config, url, root, run_id=context.run_id)
     runner = StreamRunner[StreamResult](
         client, duration=run_seconds or None, freeze_gc=stream.freeze_gc
     )
     context.log.info(
-        f"Kraken stream starting: {config.url} pairs={list(config.pairs)} depth={config.depth} "
+        f"Kraken stream starting: {url} pairs={list(config.pairs)} depth={config.depth} "
         f"log={root} session={client.session}"
     )
     result: StreamResult | None = None
@@ -141,6 +144,17 @@ def run_stream(
                 "reason": MetadataValue.text(halt.reason),
                 "mismatches": MetadataValue.int(halt.mismatches),
                 "critical_errors": MetadataValue.int(halt.critical_errors),
+            },
+        )
+    if not result.subscribed:
+        # Stopped (run_seconds ran out) without ever getting data: not a success, whatever
+        # the reason (an unreachable endpoint, a refused handshake, no answer at all).
+        raise Failure(
+            description=f"Kraken stream never subscribed to {url}: "
+            f"{result.last_error or 'no subscription was acknowledged'}",
+            metadata={
+                "url": MetadataValue.text(url),
+                "connect_failures": MetadataValue.int(int(result.stats["connect_failures"])),
             },
         )
     context.log.info(

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ingest_platform.core.settings import SANDBOX_KRAKEN_URL_ENV
 from ingest_platform.sandbox.kraken_market import (
     PAIRS_BY_SYMBOL,
     SimClock,
@@ -90,11 +91,13 @@ FAST_RESOURCE: dict[str, Any] = dict(
 
 
 @pytest.fixture
-def stream_resource() -> Callable[..., KrakenStream]:
-    """``make(url, log_root, **overrides)``: a fast `KrakenStream` for two pairs."""
+def stream_resource(monkeypatch) -> Callable[..., KrakenStream]:
+    """``make(url, log_root, **overrides)``: a fast `KrakenStream` for two pairs, streaming from
+    ``url``, which (as in a deployment) the environment names, not the resource."""
 
     def make(url: str, root: Any, **overrides: Any) -> KrakenStream:
-        values = {"url": url, "pairs": ["BTC/USD", "ETH/USD"], "log_root": str(root)}
+        monkeypatch.setenv(SANDBOX_KRAKEN_URL_ENV, url)
+        values = {"pairs": ["BTC/USD", "ETH/USD"], "log_root": str(root)}
         return KrakenStream(**{**values, **FAST_RESOURCE, **overrides})
 
     return make

@@ -20,7 +20,7 @@ from ingest_platform.streaming.kraken.resources import KrakenStream
         ({"pairs": ["BTC/USD", "BTC/USD"]}, "pairs", "duplicates ['BTC/USD']"),
         ({"depth": 20}, "depth", "must be one of [10, 25, 100, 500, 1000]"),
         ({"depth": True}, "depth", "Input should be a valid integer"),
-        ({"url": "https://ws.kraken.com/v2"}, "url", "must be a ws:// or wss:// URL"),
+        ({"url": "ws://127.0.0.1:1/v2"}, "url", "Extra inputs are not permitted"),
         ({"max_silence": 0}, "max_silence", "Input should be greater than 0"),
         ({"halt_window": float("nan")}, "halt_window", "Input should be a finite number"),
         ({"max_silence": 1.5}, "max_silence", "must be at least twice heartbeat_interval"),

@@ -11,10 +11,16 @@ import textwrap
 import time
 
 import pytest
-from dagster import DagsterEventType, DagsterExecutionInterruptedError, DagsterInstance
+from dagster import (
+    DagsterEventType,
+    DagsterExecutionInterruptedError,
+    DagsterInstance,
+    Definitions,
+)
 
-from ingest_platform.core.settings import project_root
+from ingest_platform.core.settings import SANDBOX_KRAKEN_URL_ENV, project_root
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
+from ingest_platform.streaming.kraken.definitions import stream_definitions
 from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
 from ingest_platform.streaming.kraken.job import kraken_stream_job, run_stream
 from ingest_platform.streaming.kraken.log import read_kind
@@ -119,11 +125,11 @@ _RUN_UNTIL_SIGINT = textwrap.dedent(
     from dagster import DagsterInstance
     from ingest_platform.streaming.kraken.job import kraken_stream_job
     from ingest_platform.streaming.kraken.resources import KrakenStream
-    url, root = sys.argv[1], sys.argv[2]
+    root = sys.argv[1]
     # Liveness limits well above a loaded CI machine's stalls: this test is about clean
     # cancellation, and a spurious reconnect would change the disconnect count it checks.
     stream = KrakenStream(
-        url=url, pairs=["BTC/USD", "ETH/USD"], log_root=root, heartbeat_interval=0.1,
+        pairs=["BTC/USD", "ETH/USD"], log_root=root, heartbeat_interval=0.1,
         max_silence=10.0, max_heartbeat_interval=10.0, report_interval=0.3, freeze_gc=False,
     )
     with DagsterInstance.get() as instance:
@@ -140,9 +146,14 @@ def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox):
     root = tmp_path / "log"
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(project_root())}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(project_root()),
+        SANDBOX_KRAKEN_URL_ENV: server.url,
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-c", _RUN_UNTIL_SIGINT, server.url, str(root)],
+        [sys.executable, "-c", _RUN_UNTIL_SIGINT, str(root)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -170,3 +181,65 @@ def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox):
     run_line = next(line for line in out.splitlines() if line.startswith("RUN "))
     assert run_line.split()[2] in ("CANCELED", "FAILURE"), out
     assert server.counters.get("kraken.disconnect") == 1
+
+
+# ---- where the stream connects ---------------------------------------------------------------
+
+
+def _stream_job(lake):
+    """The stream job as the code location defines it (the environment read now)."""
+    defs = Definitions.merge(stream_definitions(), Definitions(resources={"lake": lake}))
+    return defs.resolve_job_def("kraken_stream_job")
+
+
+def _observations(result) -> list:
+    return [
+        e.event_specific_data.asset_observation.metadata
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_OBSERVATION
+    ]
+
+
+def test_a_resource_override_keeps_the_sandbox_endpoint(tmp_path, sandbox, monkeypatch, lake):
+    """The environment decides the endpoint: run config cannot switch a sandbox to production."""
+    server = sandbox()
+    monkeypatch.setenv(SANDBOX_KRAKEN_URL_ENV, server.url)
+    monkeypatch.setenv("INGEST_PLATFORM_DATA_DIR", str(tmp_path))
+    job = _stream_job(lake)
+    result = job.execute_in_process(
+        run_config={
+            "ops": {"kraken_stream": {"config": {"run_seconds": 2.0}}},
+            # Any override rebuilds the resource from its defaults (even {}): only one that
+            # keeps pytest's GC unfrozen here.
+            "resources": {"kraken_stream": {"config": {"freeze_gc": False}}},
+        },
+        raise_on_error=False,
+    )
+    assert result.success
+    assert server.counters.get("kraken.connect") == 1
+    last = _observations(result)[-1]
+    assert last["messages"].value > 0 and last["book_messages"].value > 0
+    assert read_kind(tmp_path / "stream" / "kraken", "book").num_rows > 0
+
+
+def test_a_run_that_never_connects_fails_with_the_reason(tmp_path, monkeypatch, lake):
+    closed = "ws://127.0.0.1:9/v2"  # the discard port: nobody listens there
+    monkeypatch.setenv(SANDBOX_KRAKEN_URL_ENV, closed)
+    monkeypatch.setenv("INGEST_PLATFORM_DATA_DIR", str(tmp_path))
+    job = _stream_job(lake)
+    result = job.execute_in_process(
+        run_config={
+            "ops": {"kraken_stream": {"config": {"run_seconds": 1.0}}},
+            "resources": {
+                "kraken_stream": {
+                    "config": {"freeze_gc": False, "backoff_base": 0.05, "backoff_cap": 0.2}
+                }
+            },
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    message = failure.event_specific_data.error.message
+    assert "never subscribed" in message and closed in message
+    assert "ConnectionRefusedError" in message or "Connect call failed" in message
