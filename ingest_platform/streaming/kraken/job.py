@@ -39,9 +39,11 @@ RUN_TAGS = {"dagster/max_runtime": "0", "ingest_platform/stream": "kraken"}
 
 
 class KrakenStreamRunConfig(Config):
-    run_seconds: float = Field(
-        default=0.0,
-        description="Stop after this many seconds (demos, tests); 0 streams until cancelled.",
+    run_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Stop after this many seconds (demos, tests); unset: stream until cancelled.",
     )
 
 
@@ -94,9 +96,7 @@ def run_stream(
     url = stream_url()
     root = stream.log_path()
     client = open_stream(config, url, root, run_id=context.run_id)
-    runner = StreamRunner[StreamResult](
-        client, duration=run_seconds or None, freeze_gc=stream.freeze_gc
-    )
+    runner = StreamRunner[StreamResult](client, duration=run_seconds, freeze_gc=stream.freeze_gc)
     context.log.info(
         f"Kraken stream starting: {url} pairs={list(config.pairs)} depth={config.depth} "
         f"log={root} session={client.session}"

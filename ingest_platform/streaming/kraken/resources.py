@@ -25,13 +25,25 @@ class KrakenStream(StreamConfig, ConfigurableResource):
         "($INGEST_PLATFORM_DATA_DIR). Must be shared with the sensor's host.",
     )
     stale_after_seconds: float = Field(
-        default=120.0, description="Sensor: a heartbeat file older than this means a dead stream."
+        default=120.0,
+        gt=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="Sensor: a heartbeat file older than this means a dead stream.",
     )
     start_grace_seconds: float = Field(
-        default=180.0, description="Sensor: a started run gets this long to write a heartbeat."
+        default=180.0,
+        gt=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="Sensor: a started run gets this long to write its first heartbeat.",
     )
     halt_cooldown_seconds: float = Field(
-        default=600.0, description="Sensor: after a halt, wait this long before relaunching."
+        default=600.0,
+        ge=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="Sensor: after a halt, wait this long before relaunching (0: at once).",
     )
     freeze_gc: bool = Field(
         default=True,

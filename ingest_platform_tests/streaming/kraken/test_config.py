@@ -6,6 +6,7 @@ import pytest
 from dagster import DagsterEventType
 from pydantic import ValidationError
 
+from ingest_platform.core.settings import SANDBOX_KRAKEN_URL_ENV
 from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.resources import KrakenStream
@@ -67,3 +68,35 @@ def test_a_run_config_override_is_validated_before_anything_connects(tmp_path):
     assert "validation error for KrakenStream\ndepth" in message
     assert "must be one of [10, 25, 100, 500, 1000]" in message and "input_value=20" in message
     assert not (tmp_path / "log").exists()  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stale_after_seconds", -1.0),
+        ("stale_after_seconds", 0.0),
+        ("start_grace_seconds", -5.0),
+        ("halt_cooldown_seconds", -1.0),
+    ],
+)
+def test_the_sensor_limits_are_validated_too(field, value):
+    """A negative staleness limit made every heartbeat 'stale': the sensor cancelled a healthy
+    stream run on every tick. Such a resource cannot be built."""
+    with pytest.raises(ValidationError) as excinfo:
+        KrakenStream(**{field: value})
+    assert field in str(excinfo.value) and "greater than" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("seconds", [0, -1.5])
+def test_run_seconds_must_be_positive(tmp_path, monkeypatch, seconds):
+    monkeypatch.setenv(SANDBOX_KRAKEN_URL_ENV, "ws://127.0.0.1:9/v2")
+    result = kraken_stream_job.execute_in_process(
+        resources={"kraken_stream": KrakenStream(log_root=str(tmp_path / "log"))},
+        run_config={"ops": {"kraken_stream": {"config": {"run_seconds": seconds}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    message = failure.event_specific_data.error.message
+    assert "run_seconds" in message and "greater than 0" in message
+    assert not (tmp_path / "log").exists()  # it never started
