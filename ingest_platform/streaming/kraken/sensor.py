@@ -11,9 +11,8 @@ the code location; operators switch it on.
 """
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from dagster import (
     DagsterInstance,
@@ -26,7 +25,11 @@ from dagster import (
     sensor,
 )
 
-from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
+from ingest_platform.streaming.kraken.heartbeat import (
+    Heartbeat,
+    HeartbeatUnreadable,
+    load_heartbeat,
+)
 from ingest_platform.streaming.kraken.job import JOB_NAME, RUN_TAGS, kraken_stream_job
 from ingest_platform.streaming.kraken.resources import KrakenStream
 
@@ -60,11 +63,12 @@ class SensorDecision:
 
 def decide_stream_runs(
     runs: Sequence[StreamRun],
-    heartbeat: Mapping[str, Any] | None,
+    heartbeat: Heartbeat | None,
     now: float,
     stale_after: float,
     start_grace: float,
     halt_cooldown: float = 600.0,
+    unreadable: str | None = None,
 ) -> SensorDecision:
     """Which runs to cancel and whether to launch one, so that exactly one stream runs.
 
@@ -76,20 +80,31 @@ def decide_stream_runs(
     - The kept run, if started: stale when its heartbeat is older than ``stale_after``, or
       when it has written none ``start_grace`` after starting. Stale: cancel it and launch.
       Queued or starting runs are left to the run queue and run monitoring.
+    - A heartbeat file that cannot be read (``unreadable`` says why) tells nothing, so the
+      stream's liveness is unknown: decided as if no run had written one (a live stream
+      rewrites the file every second; one that stays unreadable past ``start_grace`` means
+      nobody is writing it). Every reason then says the file was unreadable.
     """
+    note = f"; heartbeat file unreadable ({unreadable})" if unreadable else ""
+
+    def decide(launch: bool, terminate: tuple[str, ...], keep: str | None, reason: str):
+        return SensorDecision(launch, terminate, keep, reason + note)
+
+    if unreadable:
+        heartbeat = None
     if not runs:
-        if heartbeat and heartbeat.get("halt") and heartbeat.get("state") == "halted":
-            halted_at = float(heartbeat["halt"].get("at") or heartbeat.get("updated_at") or 0)
-            if now - halted_at < halt_cooldown:
-                return SensorDecision(
-                    False,
-                    (),
-                    None,
-                    f"stream halted {now - halted_at:.0f} s ago "
-                    f"({heartbeat['halt'].get('reason')}); relaunch after {halt_cooldown:.0f} s",
-                )
-        return SensorDecision(True, (), None, "no stream run is queued or running")
-    beat_run = heartbeat.get("run_id") if heartbeat else None
+        halted_at = heartbeat.halted_at if heartbeat is not None else None
+        if heartbeat is not None and halted_at is not None and now - halted_at < halt_cooldown:
+            reason = heartbeat.halt.reason if heartbeat.halt is not None else "unknown"
+            return decide(
+                False,
+                (),
+                None,
+                f"stream halted {now - halted_at:.0f} s ago ({reason}); "
+                f"relaunch after {halt_cooldown:.0f} s",
+            )
+        return decide(True, (), None, "no stream run is queued or running")
+    beat_run = heartbeat.run_id if heartbeat is not None else None
     named = [r for r in runs if r.run_id == beat_run]
     started = sorted(
         (r for r in runs if r.status == _STARTED), key=lambda r: r.started_at or r.created_at
@@ -105,26 +120,26 @@ def decide_stream_runs(
     if extras:
         reason += f"; cancelling {len(extras)} extra run(s)"
     if keep.status != _STARTED:
-        return SensorDecision(False, extras, keep.run_id, f"{reason} ({keep.status})")
-    if beat_run == keep.run_id and heartbeat is not None:
-        age = now - float(heartbeat.get("updated_at") or 0)
+        return decide(False, extras, keep.run_id, f"{reason} ({keep.status})")
+    if heartbeat is not None and beat_run == keep.run_id:
+        age = now - heartbeat.updated_at
         if age > stale_after:
-            return SensorDecision(
+            return decide(
                 True,
                 (*extras, keep.run_id),
                 None,
                 f"run {keep.run_id}: heartbeat {age:.0f} s old (> {stale_after:.0f} s); replacing",
             )
-        return SensorDecision(False, extras, keep.run_id, f"{reason}: heartbeat {age:.0f} s old")
+        return decide(False, extras, keep.run_id, f"{reason}: heartbeat {age:.0f} s old")
     running_for = now - (keep.started_at or keep.created_at)
     if running_for > start_grace:
-        return SensorDecision(
+        return decide(
             True,
             (*extras, keep.run_id),
             None,
             f"run {keep.run_id}: no heartbeat {running_for:.0f} s after starting; replacing",
         )
-    return SensorDecision(False, extras, keep.run_id, f"{reason}: starting, no heartbeat yet")
+    return decide(False, extras, keep.run_id, f"{reason}: starting, no heartbeat yet")
 
 
 def active_stream_runs(instance: DagsterInstance) -> list[StreamRun]:
@@ -165,13 +180,20 @@ def cancel_stream_run(instance: DagsterInstance, run_id: str, reason: str) -> st
 )
 def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: KrakenStream):
     now = time.time()
+    unreadable = None
+    try:
+        heartbeat = load_heartbeat(kraken_stream.log_path())
+    except HeartbeatUnreadable as exc:
+        heartbeat, unreadable = None, str(exc)
+        context.log.warning(f"kraken stream heartbeat file unreadable: {exc}")
     decision = decide_stream_runs(
         active_stream_runs(context.instance),
-        read_heartbeat(kraken_stream.log_path()),
+        heartbeat,
         now,
         kraken_stream.stale_after_seconds,
         kraken_stream.start_grace_seconds,
         kraken_stream.halt_cooldown_seconds,
+        unreadable=unreadable,
     )
     for run_id in decision.terminate:
         outcome = cancel_stream_run(context.instance, run_id, decision.reason)
@@ -179,6 +201,6 @@ def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: Kraken
     if decision.launch:
         return RunRequest(
             run_key=f"kraken-stream-{int(now * 1000)}",
-            tags={**RUN_TAGS, "ingest_platform/launch_reason": decision.reason[:200]},
+            tags={**RUN_TAGS, "ingest_platform/launch_reason": decision.reason[:500]},
         )
     return SkipReason(decision.reason)

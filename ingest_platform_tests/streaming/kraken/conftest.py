@@ -10,8 +10,10 @@ has a deadline.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from ingest_platform.sandbox.kraken_market import (
 from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
 from ingest_platform.streaming.kraken.config import StreamConfig
+from ingest_platform.streaming.kraken.heartbeat import HEARTBEAT_FILE
 from ingest_platform.streaming.kraken.log_writer import StreamLog
 from ingest_platform.streaming.kraken.resources import KrakenStream
 
@@ -140,6 +143,17 @@ def fast_config() -> Callable[..., StreamConfig]:
         return StreamConfig(**values)
 
     return make
+
+
+def read_heartbeat(root: Any) -> dict[str, Any] | None:
+    """The heartbeat file's whole document (None when there is none), as a test inspects it."""
+    path = Path(root) / HEARTBEAT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@pytest.fixture
+def heartbeat() -> Callable[[Any], dict[str, Any] | None]:
+    return read_heartbeat
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:

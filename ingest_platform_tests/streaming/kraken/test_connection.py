@@ -15,7 +15,6 @@ import pytest
 from ingest_platform.core.backoff import Backoff
 from ingest_platform.streaming.kraken.connection import open_stream
 from ingest_platform.streaming.kraken.halts import HALT_LOG_PREFIX
-from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
 from ingest_platform.streaming.kraken.log import read_kind
 
 # ---- reconnect backoff --------------------------------------------------------------------------
@@ -38,7 +37,7 @@ def test_reconnect_backoff_is_exponential_capped_and_fully_jittered():
 # ---- against the sandbox ---------------------------------------------------------------------
 
 
-def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config, wait):
+def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config, wait, heartbeat):
     server = sandbox()
     config = fast_config(pairs=("BTC/USD", "ETH/USD", "ADA/EUR"), depth=25)
 
@@ -72,7 +71,7 @@ def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config,
     # Every book message received is on disk.
     assert read_kind(tmp_path, "book").num_rows == result.stats["book_messages"]
     assert read_kind(tmp_path, "book_top").num_rows > 0
-    beat = read_heartbeat(tmp_path)
+    beat = heartbeat(tmp_path)
     assert beat["state"] == "stopped" and beat["session"] == result.session
 
 
@@ -152,7 +151,7 @@ def test_rejected_subscription_is_retried_and_recorded(tmp_path, sandbox, fast_c
     assert gap["end_ts"] is not None
 
 
-def test_halts_after_too_many_mismatches(tmp_path, sandbox, fast_config, wait, caplog):
+def test_halts_after_too_many_mismatches(tmp_path, sandbox, fast_config, wait, caplog, heartbeat):
     server = sandbox()
     config = fast_config(max_mismatches=3, halt_window=60)
 
@@ -172,7 +171,7 @@ def test_halts_after_too_many_mismatches(tmp_path, sandbox, fast_config, wait, c
     assert result.halt.reason == "checksum_mismatch" and result.halt.mismatches == 3
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any(line.startswith(f"{HALT_LOG_PREFIX} reason=checksum_mismatch") for line in lines)
-    beat = read_heartbeat(tmp_path)
+    beat = heartbeat(tmp_path)
     assert beat["state"] == "halted" and beat["halt"]["reason"] == "checksum_mismatch"
     # The open gap of the halted book is written, with no end.
     gaps = read_kind(tmp_path, "gap").to_pylist()
@@ -195,7 +194,9 @@ def test_critical_errors_halt_too(tmp_path, sandbox, fast_config, wait):
     assert result.halt.critical_errors == 2
 
 
-def test_cancellation_closes_the_socket_and_flushes_the_log(tmp_path, sandbox, fast_config, wait):
+def test_cancellation_closes_the_socket_and_flushes_the_log(
+    tmp_path, sandbox, fast_config, wait, heartbeat
+):
     server = sandbox()
 
     async def scenario():
@@ -210,7 +211,7 @@ def test_cancellation_closes_the_socket_and_flushes_the_log(tmp_path, sandbox, f
     client = asyncio.run(scenario())
     assert client.log.closed
     assert read_kind(tmp_path, "book").num_rows == client.protocol.stats.book_messages
-    assert read_heartbeat(tmp_path)["state"] == "stopped"
+    assert heartbeat(tmp_path)["state"] == "stopped"
 
     async def disconnected():
         await wait(lambda: server.counters.get("kraken.disconnect") == 1, 5, "server-side close")

@@ -21,13 +21,14 @@ from dagster import (
 from ingest_platform.core.settings import SANDBOX_KRAKEN_URL_ENV, project_root
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
 from ingest_platform.streaming.kraken.definitions import stream_definitions
-from ingest_platform.streaming.kraken.heartbeat import read_heartbeat
 from ingest_platform.streaming.kraken.job import kraken_stream_job, run_stream
 from ingest_platform.streaming.kraken.log import read_kind
 from ingest_platform.streaming.kraken.replay import replay
 
 
-def test_the_stream_job_runs_in_a_real_dagster_run(tmp_path, sandbox, run_config, stream_resource):
+def test_the_stream_job_runs_in_a_real_dagster_run(
+    tmp_path, sandbox, run_config, stream_resource, heartbeat
+):
     server = sandbox()
     root = tmp_path / "log"
     with DagsterInstance.ephemeral() as instance:
@@ -49,7 +50,7 @@ def test_the_stream_job_runs_in_a_real_dagster_run(tmp_path, sandbox, run_config
     assert last["state"].value == "stopped" and last["halted"].value is False
     assert last["messages"].value > 100 and last["gaps"].value == 0
     assert last["latency_p99_ms"].value > 0
-    beat = read_heartbeat(root)
+    beat = heartbeat(root)
     assert beat["run_id"] == result.run_id and beat["state"] == "stopped"
     assert read_kind(root, "book").num_rows == last["book_messages"].value
     assert replay(root).ok
@@ -57,7 +58,7 @@ def test_the_stream_job_runs_in_a_real_dagster_run(tmp_path, sandbox, run_config
 
 
 def test_a_halt_fails_the_run_with_an_observation_and_an_alert_line(
-    tmp_path, sandbox, run_config, stream_resource
+    tmp_path, sandbox, run_config, stream_resource, heartbeat
 ):
     server = sandbox()
     stream = stream_resource(server.url, tmp_path / "log", pairs=["BTC/USD", "DOGE/USD"])
@@ -85,7 +86,7 @@ def test_a_halt_fails_the_run_with_an_observation_and_an_alert_line(
             if entry.level == logging.ERROR
         ]
     assert any(m.startswith("KRAKEN_STREAM_HALT reason=unknown_pairs") for m in errors)
-    assert read_heartbeat(tmp_path / "log")["state"] == "halted"
+    assert heartbeat(tmp_path / "log")["state"] == "halted"
 
 
 class _OpContext:
@@ -96,7 +97,7 @@ class _OpContext:
 
 
 def test_cancellation_in_the_op_loop_stops_the_client_in_finally(
-    tmp_path, sandbox, stream_resource
+    tmp_path, sandbox, stream_resource, heartbeat
 ):
     server = sandbox()
     root = tmp_path / "log"
@@ -108,7 +109,7 @@ def test_cancellation_in_the_op_loop_stops_the_client_in_finally(
     with pytest.raises(DagsterExecutionInterruptedError):
         body.throw(DagsterExecutionInterruptedError())
     assert time.monotonic() - started < 10
-    beat = read_heartbeat(root)
+    beat = heartbeat(root)
     assert beat["state"] == "stopped" and beat["run_id"] == "interrupted-run"
     book_rows = read_kind(root, "book").num_rows
     assert book_rows > 0 and book_rows == beat["stats"]["book_messages"]  # all flushed
@@ -141,7 +142,7 @@ _RUN_UNTIL_SIGINT = textwrap.dedent(
 )
 
 
-def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox):
+def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox, heartbeat):
     server = sandbox()
     root = tmp_path / "log"
     home = tmp_path / "dagster_home"
@@ -162,7 +163,7 @@ def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            beat = read_heartbeat(root)
+            beat = heartbeat(root)
             if beat and beat["state"] == "streaming" and beat["stats"]["book_messages"] > 50:
                 break
             assert proc.poll() is None, proc.communicate()
@@ -174,7 +175,7 @@ def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox):
     finally:
         if proc.poll() is None:
             proc.kill()
-    beat = read_heartbeat(root)
+    beat = heartbeat(root)
     assert beat["state"] == "stopped", err
     assert read_kind(root, "book").num_rows == beat["stats"]["book_messages"]
     assert replay(root).ok

@@ -13,7 +13,6 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_platform.streaming.kraken.heartbeat import read_heartbeat, write_heartbeat
 from ingest_platform.streaming.kraken.log import (
     list_days,
     list_segments,
@@ -217,13 +216,3 @@ def test_a_killed_writer_never_leaves_a_torn_segment_visible(tmp_path):
     assert sweep_temporary_files(tmp_path, older_than_seconds=3600) == 0  # maybe a live writer
     assert sweep_temporary_files(tmp_path, older_than_seconds=0) >= 1
     assert temporary_files(tmp_path) == []
-
-
-def test_heartbeat_file_is_replaced_atomically(tmp_path):
-    assert read_heartbeat(tmp_path) is None
-    write_heartbeat(tmp_path, {"state": "streaming", "updated_at": 1.5})
-    write_heartbeat(tmp_path, {"state": "stopped", "updated_at": 2.5})
-    assert read_heartbeat(tmp_path) == {"state": "stopped", "updated_at": 2.5}
-    assert temporary_files(tmp_path) == []
-    (tmp_path / "heartbeat.json").write_text("{not json")
-    assert read_heartbeat(tmp_path) is None

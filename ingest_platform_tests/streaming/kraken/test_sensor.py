@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
 
-from ingest_platform.streaming.kraken.heartbeat import write_heartbeat
+from ingest_platform.streaming.kraken.heartbeat import parse_heartbeat, write_heartbeat
 from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.sensor import (
@@ -23,7 +24,9 @@ def _run(run_id, status="STARTED", age=3600.0):
 
 
 def _beat(run_id, age=1.0, **extra):
-    return {"run_id": run_id, "updated_at": NOW - age, "state": "streaming", **extra}
+    return parse_heartbeat(
+        {"run_id": run_id, "updated_at": NOW - age, "state": "streaming", **extra}
+    )
 
 
 def _decide(runs, heartbeat):
@@ -96,4 +99,43 @@ def test_the_sensor_on_a_real_instance(tmp_path):
 
         write_heartbeat(root, {"run_id": running.run_id, "updated_at": time.time() - 3600})
         assert isinstance(evaluate(), RunRequest)  # stale: replaced
+        assert instance.get_run_by_id(running.run_id).is_finished
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"state": "halted", "updated_at": 1.0, "halt": {"reason": "x", "at": "yesterday"}}',
+        '{"state": "halted", "updated_at": 1.0, "halt": "boom"}',
+        '{"run_id": "r", "state": "streaming", "updated_at": "soon"}',
+        "{not json",
+        "[1, 2]",
+    ],
+    ids=["halt.at text", "halt text", "updated_at text", "not json", "not an object"],
+)
+def test_a_malformed_heartbeat_file_never_crashes_the_sensor(tmp_path, content):
+    """Unreadable: the stream's liveness is unknown, decided like a stale heartbeat, and said."""
+    root = tmp_path / "log"
+    root.mkdir()
+    (root / "heartbeat.json").write_text(content)
+    with DagsterInstance.ephemeral() as instance:
+
+        def evaluate(**settings):
+            stream = KrakenStream(log_root=str(root), **settings)
+            context = build_sensor_context(instance=instance, resources={"kraken_stream": stream})
+            return kraken_stream_sensor(context)
+
+        request = evaluate()  # no run: launch one, saying why
+        assert isinstance(request, RunRequest)
+        assert "heartbeat file unreadable" in request.tags["ingest_platform/launch_reason"]
+
+        running = instance.create_run_for_job(kraken_stream_job, status=DagsterRunStatus.STARTED)
+        waiting = evaluate()  # a run just started: it gets its grace period to write one
+        assert isinstance(waiting, SkipReason)
+        assert "heartbeat file unreadable" in waiting.skip_message
+        assert not instance.get_run_by_id(running.run_id).is_finished
+
+        replaced = evaluate(start_grace_seconds=1e-6)  # had its time: replaced, as if stale
+        assert isinstance(replaced, RunRequest)
+        assert "heartbeat file unreadable" in replaced.tags["ingest_platform/launch_reason"]
         assert instance.get_run_by_id(running.run_id).is_finished
