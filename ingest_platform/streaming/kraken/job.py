@@ -5,8 +5,9 @@ event loop) until the run is cancelled. Cancellation arrives as
 ``DagsterExecutionInterruptedError`` (a ``BaseException``) in the op's thread, so the op waits
 in an interruptible queue read and stops the stream in ``finally``: the socket is closed, the
 log flushed, the heartbeat file marked stopped. The job's runs carry ``dagster/max_runtime: 0``
-so run monitoring never kills them for running "too long". While it streams, the op yields
-`AssetObservation`s of ``kraken_order_book_stream`` (messages, resyncs, gaps, latency,
+so run monitoring never kills them for running "too long", and ``dagster/max_retries: 0`` so
+run retries never start a second stream beside the sensor's replacement. While it streams,
+the op yields `AssetObservation`s of ``kraken_order_book_stream`` (messages, resyncs, gaps, latency,
 ``halted=True`` on a halt): a yielded event reaches Dagster at once, a logged one only when
 the op ends.
 
@@ -35,7 +36,11 @@ from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.runner import StreamRunner
 
 JOB_NAME = "kraken_stream_job"
-RUN_TAGS = {"dagster/max_runtime": "0", "ingest_platform/stream": "kraken"}
+RUN_TAGS = {
+    "dagster/max_runtime": "0",  # run monitoring: a stream has no maximum runtime
+    "dagster/max_retries": "0",  # run retries: only kraken_stream_sensor replaces a stream run
+    "ingest_platform/stream": "kraken",
+}
 
 
 class KrakenStreamRunConfig(Config):

@@ -1,11 +1,13 @@
 """The sensor that keeps exactly one stream run alive, and the plain rule it applies.
 
 `kraken_stream_sensor` (every 30 s) launches a run of `kraken_stream_job` when there is none,
-cancels extras, and replaces a run whose heartbeat file has gone stale. The decision is the
-plain function `decide_stream_runs`; the sensor only reads the instance and the heartbeat file
-and applies it. Default status is STOPPED: the stream holds a run slot forever and connects to
-Kraken over the internet, which a fresh checkout, the demo or CI must not do by merely loading
-the code location; operators switch it on.
+cancels extras, and replaces a run whose heartbeat file has gone stale. It is the only thing
+that replaces stream runs (the job's runs carry ``dagster/max_retries: 0``), and each launch
+has a run key derived from the runs it saw (`stream_run_key`), so it happens once. The
+decision is the plain function `decide_stream_runs`; the sensor only reads the instance and
+the heartbeat file and applies it. Default status is STOPPED: the stream holds a run slot
+forever and connects to Kraken over the internet, which a fresh checkout, the demo or CI must
+not do by merely loading the code location; operators switch it on.
 
 (No ``from __future__ import annotations``: Dagster resolves sensor annotations at runtime.)
 """
@@ -142,6 +144,23 @@ def decide_stream_runs(
     return decide(False, extras, keep.run_id, f"{reason}: starting, no heartbeat yet")
 
 
+def stream_run_key(latest_run_id: str | None) -> str:
+    """The run key of a launch: named after the newest run of the stream job so far.
+
+    Two evaluations that see the same runs produce the same key, and Dagster launches a run
+    key once per sensor: a stale run is replaced once, however often the sensor looks, and a
+    failed run is followed by one new run. (No clock in the key: a timestamp would make every
+    evaluation a new launch.)
+    """
+    return f"kraken-stream-after-{latest_run_id}" if latest_run_id else "kraken-stream-first"
+
+
+def latest_stream_run_id(instance: DagsterInstance) -> str | None:
+    """The most recently created run of the stream job, whatever its status."""
+    runs = instance.get_runs(filters=RunsFilter(job_name=JOB_NAME), limit=1)
+    return runs[0].run_id if runs else None
+
+
 def active_stream_runs(instance: DagsterInstance) -> list[StreamRun]:
     records = instance.get_run_records(
         filters=RunsFilter(job_name=JOB_NAME, statuses=list(ACTIVE_STATUSES))
@@ -200,7 +219,7 @@ def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: Kraken
         context.log.warning(f"kraken stream run {run_id}: {outcome} ({decision.reason})")
     if decision.launch:
         return RunRequest(
-            run_key=f"kraken-stream-{int(now * 1000)}",
+            run_key=stream_run_key(latest_stream_run_id(context.instance)),
             tags={**RUN_TAGS, "ingest_platform/launch_reason": decision.reason[:500]},
         )
     return SkipReason(decision.reason)

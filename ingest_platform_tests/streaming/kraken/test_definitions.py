@@ -12,7 +12,8 @@ from ingest_platform.streaming.kraken.resources import KrakenStream
 def test_the_stream_definitions_load_with_the_platform_lake(lake):
     defs = Definitions.merge(stream_definitions(), Definitions(resources={"lake": lake}))
     Definitions.validate_loadable(defs)
-    assert defs.resolve_job_def(JOB_NAME).tags["dagster/max_runtime"] == "0"
+    tags = defs.resolve_job_def(JOB_NAME).tags
+    assert tags["dagster/max_runtime"] == "0" and tags["dagster/max_retries"] == "0"
     sensor = defs.resolve_sensor_def("kraken_stream_sensor")
     assert sensor.minimum_interval_seconds == 30
     assert sensor.default_status.value == "STOPPED"

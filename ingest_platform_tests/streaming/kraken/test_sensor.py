@@ -139,3 +139,30 @@ def test_a_malformed_heartbeat_file_never_crashes_the_sensor(tmp_path, content):
         assert isinstance(replaced, RunRequest)
         assert "heartbeat file unreadable" in replaced.tags["ingest_platform/launch_reason"]
         assert instance.get_run_by_id(running.run_id).is_finished
+
+
+def test_the_same_situation_never_launches_two_runs(tmp_path):
+    """The run key names the run the new one follows, so a repeated evaluation is deduped."""
+    root = tmp_path / "log"
+    with DagsterInstance.ephemeral() as instance:
+
+        def evaluate():
+            stream = KrakenStream(log_root=str(root))
+            context = build_sensor_context(instance=instance, resources={"kraken_stream": stream})
+            return kraken_stream_sensor(context)
+
+        first, again = evaluate(), evaluate()
+        assert isinstance(first, RunRequest) and first.run_key == again.run_key
+        assert first.tags["dagster/max_retries"] == "0"
+        assert first.tags["dagster/max_runtime"] == "0"
+
+        failed = instance.create_run_for_job(kraken_stream_job, status=DagsterRunStatus.FAILURE)
+        after_failure = evaluate()
+        assert after_failure.run_key != first.run_key and failed.run_id in after_failure.run_key
+
+        running = instance.create_run_for_job(kraken_stream_job, status=DagsterRunStatus.STARTED)
+        write_heartbeat(root, {"run_id": running.run_id, "updated_at": time.time() - 3600})
+        replacing = evaluate()  # stale: cancelled and replaced ...
+        assert isinstance(replacing, RunRequest) and running.run_id in replacing.run_key
+        assert instance.get_run_by_id(running.run_id).is_finished
+        assert evaluate().run_key == replacing.run_key  # ... once, however often it is asked
