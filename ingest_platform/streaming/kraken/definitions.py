@@ -1,4 +1,5 @@
-"""The Kraken stream's Definitions: the stream job and its sensor, the minute-bar asset."""
+"""The Kraken stream's Definitions: the stream job and its sensor, the minute bars and their
+daily schedule."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from ingest_platform.streaming.kraken.assets import (
 )
 from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.resources import stream_resources
+from ingest_platform.streaming.kraken.schedules import (
+    kraken_book_minute_bars_daily,
+    kraken_book_minute_bars_job,
+)
 from ingest_platform.streaming.kraken.sensor import kraken_stream_sensor
 
 
@@ -19,8 +24,9 @@ def stream_definitions() -> Definitions:
     sandbox = settings.sandbox_kraken_url() is not None
     return Definitions(
         assets=[kraken_order_book_stream, kraken_book_minute_bars],
-        jobs=[kraken_stream_job],
+        jobs=[kraken_stream_job, kraken_book_minute_bars_job],
         sensors=[kraken_stream_sensor],
+        schedules=[kraken_book_minute_bars_daily],
         # Against the sandbox, top-of-book rows every 2 s so a short demo logs some too. (Only
         # a default: the endpoint itself is read from the environment when the stream runs.)
         resources=stream_resources(top_interval=2.0) if sandbox else stream_resources(),

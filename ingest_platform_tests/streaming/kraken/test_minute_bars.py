@@ -8,18 +8,28 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterEventType, materialize
+from dagster import (
+    DagsterEventType,
+    DefaultScheduleStatus,
+    Definitions,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    materialize,
+)
 
 from ingest_platform.streaming.kraken.assets import (
     kraken_book_minute_bars,
     kraken_order_book_stream,
 )
 from ingest_platform.streaming.kraken.book import kraken_book_checksum
+from ingest_platform.streaming.kraken.definitions import stream_definitions
 from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.log import read_kind
 from ingest_platform.streaming.kraken.log_writer import StreamLog
 from ingest_platform.streaming.kraken.minute_bars import compact_day
 from ingest_platform.streaming.kraken.resources import KrakenStream
+from ingest_platform.streaming.kraken.schedules import kraken_book_minute_bars_daily
 from ingest_platform.streaming.kraken.schemas import KrakenBookMinuteBars
 
 DAY = "2026-11-02"
@@ -180,3 +190,43 @@ def test_a_corrupt_segment_fails_naming_the_file(day_log, lake):
     (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
     assert f"cannot read {segment}" in failure.event_specific_data.error.message
     assert not lake.has_partition("kraken_book_minute_bars", DAY)
+
+
+# ---- the daily schedule ----------------------------------------------------------------------
+
+
+def _tick(day_log, when: dt.datetime):
+    context = build_schedule_context(
+        scheduled_execution_time=when,
+        resources={"kraken_stream": KrakenStream(log_root=str(day_log))},
+    )
+    return kraken_book_minute_bars_daily(context)
+
+
+def test_the_schedule_compacts_the_day_that_just_ended(day_log):
+    request = _tick(day_log, dt.datetime(2026, 11, 3, 0, 15, tzinfo=dt.UTC))
+    assert isinstance(request, RunRequest)
+    assert request.partition_key == DAY and request.run_key == f"kraken_book_minute_bars:{DAY}"
+
+
+def test_the_schedule_skips_a_day_without_a_log_naming_it(day_log):
+    skip = _tick(day_log, dt.datetime(2026, 11, 23, 0, 15, tzinfo=dt.UTC))
+    assert isinstance(skip, SkipReason)
+    assert "2026-11-22" in skip.skip_message and str(day_log) in skip.skip_message
+    before = _tick(day_log, dt.datetime(2026, 11, 1, 0, 15, tzinfo=dt.UTC))  # no day ended yet
+    assert isinstance(before, SkipReason)
+
+
+def test_the_scheduled_run_materializes_that_day(day_log, lake):
+    defs = Definitions.merge(stream_definitions(), Definitions(resources={"lake": lake}))
+    schedule = defs.resolve_schedule_def("kraken_book_minute_bars_daily")
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    assert schedule.execution_timezone == "UTC" and schedule.cron_schedule == "15 0 * * *"
+    request = _tick(day_log, dt.datetime(2026, 11, 3, 0, 15, tzinfo=dt.UTC))
+    job = defs.resolve_job_def(schedule.job_name)
+    result = job.execute_in_process(
+        partition_key=request.partition_key,
+        resources={"lake": lake, "kraken_stream": KrakenStream(log_root=str(day_log))},
+    )
+    assert result.success
+    assert len(lake.read("kraken_book_minute_bars", [DAY])) == 3
