@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
+from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -172,47 +172,61 @@ def test_an_unwritable_root_is_a_log_write_error(tmp_path):
         _book(log, T0)
 
 
-_KILLED_WRITER = textwrap.dedent(
+_KILLED_MID_WRITE = textwrap.dedent(
     """
-    import sys
+    import io, sys, threading
+    import pyarrow.parquet as pq
     from ingest_platform.streaming.kraken.log_writer import StreamLog
-    log = StreamLog(sys.argv[1], session=sys.argv[2], max_rows=2000, background=False)
-    i = 0
-    while True:
+
+    real_write, writes = pq.write_table, []
+
+    def write_half_then_hang(table, where, **kwargs):
+        # The first segment is written whole; the second stops halfway, as a SIGKILL would
+        # find it, and says where it stopped before blocking until the parent kills us.
+        writes.append(where)
+        if len(writes) == 1:
+            return real_write(table, where, **kwargs)
+        whole = io.BytesIO()
+        real_write(table, whole, **kwargs)
+        where.write(whole.getvalue()[: len(whole.getvalue()) // 2])
+        where.flush()
+        print("mid-write", where.name, flush=True)
+        threading.Event().wait()
+
+    pq.write_table = write_half_then_hang
+    log = StreamLog(sys.argv[1], session="killed", max_rows=2000)  # the writer thread, as live
+    for i in range(4000):
         log.book(1793620800000000 + i, None, "BTC/USD", "update",
                  tuple((str(64000 + j), "0.5") for j in range(20)), (), 1, True, 10, 1, 8)
-        i += 1
-        if i == 2000:
-            print("first segment", flush=True)
+    log.flush(wait=True)  # waits on the writer thread, which hangs in the second segment
     """
 )
 
 
-def test_a_killed_writer_never_leaves_a_torn_segment_visible(tmp_path):
-    for attempt in range(3):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _KILLED_WRITER, str(tmp_path), f"k{attempt}"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert proc.stdout.readline().strip() == "first segment"
-            time.sleep(0.15 + 0.1 * attempt)  # somewhere in a later write
-        finally:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    segments = list_segments(tmp_path, "book")
-    assert len(segments) >= 3
-    for seg in segments:  # every visible segment is complete and readable
-        assert pq.read_table(seg.path).num_rows == 2000
-    table = read_kind(tmp_path, "book")
-    assert table.num_rows == 2000 * len(segments)
-    # A temp file from a killed writer (made here if none was caught mid-write) is ignored.
-    stray = tmp_path / "book" / "2026-11-02" / ".x.parquet.0123.tmp"
-    stray.parent.mkdir(parents=True, exist_ok=True)
-    stray.write_bytes(b"PAR1 torn")
-    assert read_kind(tmp_path, "book").num_rows == table.num_rows
-    assert stray in temporary_files(tmp_path)
-    assert sweep_temporary_files(tmp_path, older_than_seconds=3600) == 0  # maybe a live writer
-    assert sweep_temporary_files(tmp_path, older_than_seconds=0) >= 1
+def test_a_writer_killed_mid_write_leaves_no_torn_segment_visible(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_MID_WRITE, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline().split()  # blocks until the writer is inside the write
+    finally:
+        proc.kill()  # SIGKILL: no finally, no atexit, no cleanup of the temp file
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL and line[0] == "mid-write", line
+    torn = Path(line[1])
+    assert torn.exists() and torn.stat().st_size > 0
+    with pytest.raises(pa.ArrowInvalid):  # it really is torn
+        pq.read_table(torn)
+
+    # Readers see the one complete segment and nothing of the torn one.
+    (segment,) = list_segments(tmp_path, "book")
+    assert pq.read_table(segment.path).num_rows == 2000
+    assert read_kind(tmp_path, "book").column("seq").to_pylist() == list(range(2000))
+    assert temporary_files(tmp_path) == [torn]
+
+    # A sweep leaves it while it could still belong to a live writer, then removes it.
+    assert sweep_temporary_files(tmp_path, older_than_seconds=3600) == 0
+    assert sweep_temporary_files(tmp_path, older_than_seconds=-1) == 1
     assert temporary_files(tmp_path) == []
