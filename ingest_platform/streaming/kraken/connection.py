@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,47 +36,10 @@ from ingest_platform.streaming.kraken.halts import Halt
 from ingest_platform.streaming.kraken.heartbeat import heartbeat_document, write_heartbeat
 from ingest_platform.streaming.kraken.log_writer import LogWriteError, StreamLog
 from ingest_platform.streaming.kraken.session import KrakenSession
+from ingest_platform.streaming.kraken.status import ConnectionState, StreamResult
 from ingest_platform.streaming.kraken.transport import StampedConnection, abort, open_websocket
 
 logger = logging.getLogger(__name__)
-
-
-class ConnectionState(enum.Enum):
-    """Where the stream is in a connection's life (``state`` in reports and the heartbeat file).
-
-    ``IDLE`` -> ``CONNECTING`` -> ``SUBSCRIBING`` -> ``STREAMING`` once every book has verified
-    a snapshot; a failed connect or a lost connection goes through ``BACKOFF`` back to
-    ``CONNECTING``; a halt sets ``HALTED`` from any state; `run` ending without one, ``STOPPED``.
-    """
-
-    IDLE = "idle"
-    CONNECTING = "connecting"
-    SUBSCRIBING = "subscribing"
-    STREAMING = "streaming"
-    BACKOFF = "backoff"
-    HALTED = "halted"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    """How `KrakenConnection.run` ended: ``stopped`` (asked to) or ``halted``.
-
-    ``subscribed`` is False when no data subscription ever succeeded (the exchange was never
-    reached, or refused everything); ``last_error`` then says why.
-    """
-
-    outcome: str
-    halt: Halt | None
-    stats: dict[str, Any]
-    session: str | None
-    log_root: str | None
-    subscribed: bool
-    last_error: str | None
-
-    @property
-    def halted(self) -> bool:
-        return self.halt is not None
 
 
 class KrakenConnection:

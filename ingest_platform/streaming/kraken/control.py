@@ -1,4 +1,5 @@
-"""The session's requests and the exchange's answers: subscribe, resync, ping, and their acks.
+"""The session's requests and the exchange's answers: subscribe, resync, ping, their acks,
+and the instrument snapshot that starts the data subscriptions.
 
 Every request gets a ``req_id`` and is remembered until answered, because an error ack may
 name neither channel nor symbol. Requests are queued as text frames in `Control.outgoing` for
@@ -35,6 +36,8 @@ class Trouble(Protocol):
     def close_gap(
         self, symbol: str, channel: str, end_us: int | None, resume_seq: int | None
     ) -> None: ...
+
+    def halt_now(self, reason: str, detail: str) -> None: ...
 
     def unknown(self, msg: Any) -> None: ...
 
@@ -134,6 +137,46 @@ class Control:
             self.subscribe(channel, [symbol])
 
     # -- answers -----------------------------------------------------------------------------
+
+    def on_instruments(self, msg: dict[str, Any], recv_us: int) -> None:
+        """The ``instrument`` channel: each pair's precisions, then the data subscriptions.
+
+        A book's checksum needs its pair's ``price_precision`` and ``qty_precision``, so the
+        data channels are subscribed only once the first instrument snapshot is in, and a
+        precision that changes resyncs that book. A configured pair the snapshot does not
+        list halts the stream: no retry can fix configuration.
+        """
+        trouble = self.trouble
+        data = msg.get("data")
+        pairs = data.get("pairs") if isinstance(data, dict) else None
+        if not isinstance(pairs, list):
+            trouble.critical("malformed_instrument", "instrument message without pairs")
+            return
+        listed: set[str] = set()
+        for pair in pairs:
+            symbol = pair.get("symbol") if isinstance(pair, dict) else None
+            state = self.books.get(symbol) if isinstance(symbol, str) else None
+            if state is None:
+                continue
+            listed.add(state.symbol)
+            pp, qp = pair.get("price_precision"), pair.get("qty_precision")
+            if type(pp) is not int or type(qp) is not int:
+                trouble.critical("malformed_instrument", f"{symbol}: precisions {pp!r}/{qp!r}")
+                continue
+            changed = state.precision is not None and state.precision != (pp, qp)
+            state.precision = (pp, qp)
+            if changed and state.synced:
+                self.resync(state.symbol, "precision_changed", f"now {pp}/{qp}", recv_us)
+        if msg.get("type") != "snapshot":
+            return
+        missing = [s for s in self.books if s not in listed]
+        if missing:
+            trouble.halt_now("unknown_pairs", f"the exchange does not list {missing}; fix pairs")
+            return
+        if not self.liveness.instruments_ready:
+            self.liveness.instruments_ready = True
+            for channel in self.config.channels:
+                self.subscribe(channel, list(self.books))
 
     def on_answer(self, msg: dict[str, Any], recv_us: int) -> None:
         """A message with a ``method``: an ack, an error, or a pong."""

@@ -31,9 +31,10 @@ from pydantic import Field
 
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
 from ingest_platform.streaming.kraken.config import stream_url
-from ingest_platform.streaming.kraken.connection import StreamResult, open_stream
+from ingest_platform.streaming.kraken.connection import open_stream
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.runner import StreamRunner
+from ingest_platform.streaming.kraken.status import StreamResult
 
 JOB_NAME = "kraken_stream_job"
 RUN_TAGS = {
@@ -53,7 +54,7 @@ class KrakenStreamRunConfig(Config):
 
 
 def observation_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
-    """Dagster metadata for a stream statistics report (see `KrakenStreamClient.report`)."""
+    """Dagster metadata for a stream statistics report (see `KrakenConnection.report`)."""
     latency = report.get("latency_ms") or {}
     meta: dict[str, Any] = {
         "state": MetadataValue.text(str(report.get("state"))),

@@ -228,7 +228,7 @@ class KrakenSession:
                 return
             elif channel == "instrument":
                 messages["instrument"] += 1
-                self._on_instrument(msg)
+                self.control.on_instruments(msg, self._last_recv_us)
                 return
             elif channel is None and "method" in msg:
                 messages["method"] += 1
@@ -326,38 +326,6 @@ class KrakenSession:
                 self._resync(symbol, "maintenance", "resubscribed after maintenance")
         elif system not in (_ONLINE, _MAINTENANCE) and system != previous:
             logger.warning("Kraken status: %s", system)
-
-    def _on_instrument(self, msg: dict[str, Any]) -> None:
-        data = msg.get("data")
-        pairs = data.get("pairs") if isinstance(data, dict) else None
-        if not isinstance(pairs, list):
-            self.critical("malformed_instrument", "instrument message without pairs")
-            return
-        listed: set[str] = set()
-        for pair in pairs:
-            symbol = pair.get("symbol") if isinstance(pair, dict) else None
-            state = self._books.get(symbol) if isinstance(symbol, str) else None
-            if state is None:
-                continue
-            listed.add(state.symbol)
-            pp, qp = pair.get("price_precision"), pair.get("qty_precision")
-            if type(pp) is not int or type(qp) is not int:
-                self.critical("malformed_instrument", f"{symbol}: precisions {pp!r}/{qp!r}")
-                continue
-            changed = state.precision is not None and state.precision != (pp, qp)
-            state.precision = (pp, qp)
-            if changed and state.synced:
-                self._resync(state.symbol, "precision_changed", f"now {pp}/{qp}")
-        if msg.get("type") != "snapshot":
-            return
-        missing = [s for s in self.pairs if s not in listed]
-        if missing:
-            self.halt_now("unknown_pairs", f"the exchange does not list {missing}; fix pairs")
-            return
-        if not self.liveness.instruments_ready:
-            self.liveness.instruments_ready = True
-            for channel in self.config.channels:
-                self.control.subscribe(channel, list(self.pairs))
 
     def _on_malformed(self, raw: str | bytes, exc: Exception) -> None:
         """A frame that is not JSON: whatever it was is lost, so affected books resync."""

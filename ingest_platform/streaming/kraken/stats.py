@@ -1,4 +1,4 @@
-"""What the client counts: per-symbol and stream counters, and the latency window.
+"""What the stream counts: per-symbol and stream counters, and the latency window.
 
 `StreamStats.snapshot` is the JSON-ready form that reports, the heartbeat file and
 `StreamResult` carry.
@@ -56,7 +56,7 @@ class SymbolStats:
 
 @dataclass
 class StreamStats:
-    """Counters the client keeps; `snapshot` turns them into a JSON-ready dict."""
+    """Counters the session keeps; `snapshot` turns them into a JSON-ready dict."""
 
     started_at: float = field(default_factory=time.time)
     messages: collections.Counter[str] = field(default_factory=collections.Counter)
