@@ -194,14 +194,6 @@ def list_segments(
     return sorted(found, key=lambda s: (first_seen[s.session], s.first_seq))
 
 
-def list_days(root: str | os.PathLike[str], kind: str = "book") -> list[str]:
-    """UTC days that have at least one directory for ``kind``."""
-    base = Path(root) / kind
-    if not base.is_dir():
-        return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 class LogReadError(RuntimeError):
     """A segment cannot be read (corrupt or truncated); the message names the file."""
 
@@ -257,26 +249,38 @@ def iter_batches(
             raise LogReadError(seg.path, exc) from exc
 
 
-def temporary_files(root: str | os.PathLike[str]) -> list[Path]:
-    """Hidden temporary files under the log root (left by writers that were killed)."""
+def temporary_files(root: str | os.PathLike[str], recent_days: int | None = None) -> list[Path]:
+    """Hidden temporary files under the log root (left by writers that were killed).
+
+    ``recent_days`` limits the search to the root and the newest day folders of each kind,
+    where a writer can have been: a months-long log has hundreds of thousands of segments.
+    """
     base = Path(root)
     if not base.is_dir():
         return []
-    return [
-        p
-        for p in base.rglob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}")
-        if p.is_file() and p.name.startswith(_TEMP_PREFIX)
-    ]
+    pattern = f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"
+    if recent_days is None:
+        candidates = list(base.rglob(pattern))
+    else:
+        folders = [base]
+        for kind in KINDS:
+            if (base / kind).is_dir():
+                days = sorted(p for p in (base / kind).iterdir() if p.is_dir())
+                folders += days[-recent_days:] if recent_days else []
+        candidates = [p for folder in folders for p in folder.glob(pattern)]
+    return [p for p in candidates if p.is_file() and p.name.startswith(_TEMP_PREFIX)]
 
 
-def sweep_temporary_files(root: str | os.PathLike[str], older_than_seconds: float = 3600) -> int:
+def sweep_temporary_files(
+    root: str | os.PathLike[str], older_than_seconds: float = 3600, recent_days: int | None = None
+) -> int:
     """Delete temporary files older than the threshold (a live writer's file is younger).
 
     Compared with the files' modification times, which the OS stamps from the wall clock.
     """
     cutoff = time.time() - older_than_seconds
     removed = 0
-    for path in temporary_files(root):
+    for path in temporary_files(root, recent_days):
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -31,6 +31,7 @@ from ingest_platform.streaming.kraken.log import (
     day_of,
     rows_to_table,
     segment_name,
+    sweep_temporary_files,
 )
 
 _DAY_US = 86_400_000_000
@@ -85,6 +86,9 @@ class StreamLog:
     one tuple and returns the row's seq. Rolled segments are written by one background thread
     (in order); `close` flushes everything and waits, and must run in ``finally``. Segment age
     is read from ``clock`` (the stream's, so a test can age a segment without waiting).
+
+    On start it sweeps the temporary files a killed writer left in the newest day folders,
+    once they are ``stale_temp_seconds`` old (younger ones may belong to a live writer).
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class StreamLog:
         max_seconds: float = 300.0,
         background: bool = True,
         clock: Clock = SYSTEM_CLOCK,
+        stale_temp_seconds: float = 3600.0,
     ) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows}")
@@ -117,6 +122,7 @@ class StreamLog:
         self._error: BaseException | None = None
         self._closed = False
         self.root.mkdir(parents=True, exist_ok=True)
+        self.swept = sweep_temporary_files(self.root, stale_temp_seconds, recent_days=2)
 
     # -- appends (hot path) ------------------------------------------------------------------
 

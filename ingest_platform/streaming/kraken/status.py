@@ -45,7 +45,3 @@ class StreamResult:
     log_root: str | None
     subscribed: bool
     last_error: str | None
-
-    @property
-    def halted(self) -> bool:
-        return self.halt is not None

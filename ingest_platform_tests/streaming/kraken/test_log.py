@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest_platform.streaming.kraken.log import (
-    list_days,
     list_segments,
     read_kind,
     sweep_temporary_files,
@@ -138,7 +137,7 @@ def test_a_segment_never_spans_two_utc_days(tmp_path):
         _book(log, midnight - 100)
         _book(log, midnight - 1)
         _book(log, midnight)
-    assert list_days(tmp_path) == ["2026-11-02", "2026-11-03"]
+    assert [s.day for s in list_segments(tmp_path, "book")] == ["2026-11-02", "2026-11-03"]
     assert read_kind(tmp_path, "book", ["2026-11-02"]).num_rows == 2
     assert read_kind(tmp_path, "book", ["2026-11-03"]).column("seq").to_pylist() == [2]
 
@@ -226,7 +225,10 @@ def test_a_writer_killed_mid_write_leaves_no_torn_segment_visible(tmp_path):
     assert read_kind(tmp_path, "book").column("seq").to_pylist() == list(range(2000))
     assert temporary_files(tmp_path) == [torn]
 
-    # A sweep leaves it while it could still belong to a live writer, then removes it.
+    # The next writer leaves it while it could still belong to a live writer (an hour) ...
+    assert StreamLog(tmp_path, session="next", background=False).swept == 0
     assert sweep_temporary_files(tmp_path, older_than_seconds=3600) == 0
-    assert sweep_temporary_files(tmp_path, older_than_seconds=-1) == 1
+    # ... and sweeps it once it is old enough; the complete segment stays.
+    assert StreamLog(tmp_path, session="later", background=False, stale_temp_seconds=-1).swept == 1
     assert temporary_files(tmp_path) == []
+    assert read_kind(tmp_path, "book").num_rows == 2000
