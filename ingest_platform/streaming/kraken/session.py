@@ -8,13 +8,14 @@ send (`outgoing`) and writes what it saw to a `RecordSink` (the stream log). It 
 a socket or a file, and reads the time from an injected `Clock`, so a test can drive it frame
 by frame and second by second.
 
-1. **Subscribe**: ``instrument`` first, because a book's checksum needs the pair's
+1. **Subscribe** (`control`): ``instrument`` first, because a book's checksum needs the pair's
    ``price_precision``/``qty_precision``; on its snapshot ``book`` (configured depth), ``trade``
    and ``ohlc`` for every pair, one request per channel, one ack per symbol. An error ack is a
    critical error, retried per symbol with its own full-jitter backoff (`subscriptions`). A
    configured pair the exchange does not list halts at once: no retry can fix configuration.
-2. **Route** by ``channel`` and nothing else: ``book`` items go to that symbol's `KrakenBook`,
-   ``trade`` items become trade rows, ``ohlc`` items bar rows; a trade never touches a book.
+2. **Route** by ``channel`` and nothing else: ``book`` items go to that symbol's `KrakenBook`
+   (`books`), ``trade`` items become trade rows, ``ohlc`` items bar rows; a trade never
+   touches a book.
    ``status``, ``heartbeat``, acks and ``pong`` are protocol; anything else is counted and
    logged, never fatal.
 3. **Liveness** (`check`): drop the connection when nothing arrived for ``max_silence``, no
