@@ -43,10 +43,19 @@ from pathlib import Path
 
 from ingest_platform.streaming.kraken.book import KrakenBook, kraken_book_checksum, parse_message
 
-# The team fixture beside the checkout (../shared); override with --capture.
-DEFAULT_CAPTURE = (
-    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "kraken" / "orderbook-v2.json"
-)
+
+def default_capture() -> Path:
+    """The team fixture: $INGEST_PLATFORM_SHARED_FIXTURES, else ``shared/fixtures`` beside the
+    checkout or one of its parent folders (a worktree may sit a level deeper), as the tests
+    look for it; override with --capture."""
+    checkout = Path(__file__).resolve().parents[1]
+    configured = os.environ.get("INGEST_PLATFORM_SHARED_FIXTURES")
+    candidates = [Path(configured)] if configured else []
+    candidates += [folder / "shared" / "fixtures" for folder in checkout.parents]
+    for fixtures in candidates:
+        if fixtures.is_dir():
+            return fixtures / "kraken" / "orderbook-v2.json"
+    return candidates[0] / "kraken" / "orderbook-v2.json"
 
 
 class Stream:
@@ -266,7 +275,7 @@ def pin_to_one_core() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, a few seconds")
-    parser.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE)
+    parser.add_argument("--capture", type=Path, default=None, help="default: the shared fixture")
     parser.add_argument("--repeat", type=int, help="capture repetitions (default 40, quick 4)")
     parser.add_argument("--rounds", type=int, help="timed rounds (default 5, quick 2)")
     parser.add_argument("--synthetic", type=int, help="synthetic messages (default 20000)")
@@ -282,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         f"python-kraken-sdk {version('python-kraken-sdk')}, {platform.machine()}, {pinned}"
     )
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
-    streams = [capture_stream(args.capture, repeat)]
+    streams = [capture_stream(args.capture or default_capture(), repeat)]
     if synthetic:
         streams.append(synthetic_stream(synthetic, args.synthetic_depth))
 

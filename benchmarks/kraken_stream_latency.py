@@ -1,7 +1,7 @@
 """End-to-end latency of the Kraken stream: socket -> verified book -> log, at sandbox rates.
 
 The sandbox Kraken WebSocket runs in its own process (so it does not share the client's GIL),
-publishing book updates, trades and OHLC bars for five pairs. The client (`KrakenStreamClient`
+publishing book updates, trades and OHLC bars for five pairs. The client (`KrakenConnection`
 with a real `StreamLog` under a temporary directory) runs in this process, exactly as the
 Dagster op hosts it.
 
@@ -39,8 +39,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from ingest_platform.streaming.kraken.client import LatencyWindow, StreamConfig, open_client
+from ingest_platform.streaming.kraken.config import StreamConfig
+from ingest_platform.streaming.kraken.connection import open_stream
 from ingest_platform.streaming.kraken.log import read_kind
+from ingest_platform.streaming.kraken.stats import LatencyWindow
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/EUR")
 #: Messages per sandbox round and pair: one book update, plus a trade and an OHLC bar on the
@@ -108,7 +110,6 @@ async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
     sandbox = SandboxProcess()
     try:
         config = StreamConfig(
-            url=sandbox.url,
             pairs=PAIRS,
             depth=10,
             max_silence=10,
@@ -117,17 +118,18 @@ async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
             report_interval=3600,
             latency_window=1 << 22,
         )
-        client = open_client(config, root)
+        client = open_stream(config, sandbox.url, root)
+        protocol = client.protocol
         task = asyncio.create_task(client.run())
         await _wait(
-            lambda: all(client.is_synced(p) for p in PAIRS), 30, "every book's first snapshot"
+            lambda: all(protocol.is_synced(p) for p in PAIRS), 30, "every book's first snapshot"
         )
         rate = target / (len(PAIRS) * MESSAGES_PER_ROUND)
         gc.collect()
         gc.freeze()  # as StreamRunner(freeze_gc=True) does in the Dagster op's process
         before = await asyncio.to_thread(sandbox.call, "counters")
-        received_before = sum(client.stats.messages[c] for c in ("book", "trade", "ohlc"))
-        client.latency = LatencyWindow(config.latency_window)
+        received_before = sum(protocol.stats.messages[c] for c in ("book", "trade", "ohlc"))
+        protocol.latency = LatencyWindow(config.latency_window)
         await asyncio.to_thread(sandbox.call, "rate", rate)
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)
@@ -139,7 +141,7 @@ async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
         sent = during
 
         def caught_up() -> bool:
-            got = client.stats.messages
+            got = protocol.stats.messages
             return (
                 got["book"] >= sent["kraken.sent.book"]
                 and got["trade"] >= sent["kraken.sent.trade"]
@@ -150,8 +152,8 @@ async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):
             await _wait(caught_up, 30, "the client to receive everything sent")
         drain = time.perf_counter() - with_drain
-        latency = client.latency.percentiles_ms((50, 95, 99, 99.9))
-        samples = client.latency.count
+        latency = protocol.latency.percentiles_ms((50, 95, 99, 99.9))
+        samples = protocol.latency.count
         client.request_stop()
         result = await task
     finally:

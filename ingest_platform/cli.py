@@ -8,6 +8,7 @@ runs is what the UI shows afterwards.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import sys
@@ -79,7 +80,26 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 def _cmd_kraken_replay(args: argparse.Namespace) -> int:
     from ingest_platform.streaming.kraken import replay
 
-    return replay.main(args.replay_args)
+    root = args.root or replay.default_log_root()
+    return replay.run_replay(root, args.days, args.symbols, as_json=args.json, out=sys.stdout)
+
+
+KRAKEN_REPLAY_EXIT_CODES = """\
+exit codes:
+  0  every checksum verified: the log (or the days and pairs asked for) replays cleanly
+  1  problems found: checksum mismatches, missing rows (seq holes), updates while a book was
+     out of sync, book restarts without a recorded gap, top-of-book rows that differ
+  2  cannot run: bad arguments, a day with no log (or no book rows at all), or a corrupt or
+     truncated segment; one line on stderr says which
+"""
+
+
+def _utc_day(text: str) -> str:
+    """A ``--day`` value: a UTC calendar day, ``YYYY-MM-DD``."""
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD day: {text!r}") from None
 
 
 def _cmd_refresh_constituents(args: argparse.Namespace) -> int:
@@ -179,9 +199,33 @@ def build_parser() -> argparse.ArgumentParser:
     kraken_replay = commands.add_parser(
         "kraken-replay",
         help="rebuild order books from the stream log and re-verify every checksum",
-        add_help=False,
+        description="Rebuild the Kraken order books from the stream log and re-verify\n"
+        "every checksum, seq and top-of-book row.",
+        epilog=KRAKEN_REPLAY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    kraken_replay.add_argument("replay_args", nargs=argparse.REMAINDER)
+    kraken_replay.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="log root (default: <data dir>/stream/kraken, $INGEST_PLATFORM_DATA_DIR)",
+    )
+    kraken_replay.add_argument(
+        "--day",
+        action="append",
+        dest="days",
+        type=_utc_day,
+        metavar="YYYY-MM-DD",
+        help="UTC day to replay (repeatable; default: every day in the log)",
+    )
+    kraken_replay.add_argument(
+        "--symbol",
+        action="append",
+        dest="symbols",
+        metavar="PAIR",
+        help="pair to replay, e.g. BTC/USD (repeatable; default: every pair)",
+    )
+    kraken_replay.add_argument("--json", action="store_true", help="print the report as JSON")
     kraken_replay.set_defaults(func=_cmd_kraken_replay)
     return parser
 

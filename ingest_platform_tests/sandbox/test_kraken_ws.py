@@ -247,17 +247,14 @@ def test_other_paths_are_refused(make_server):
     assert refused.value.response.status_code == 404
 
 
-def test_heartbeats_arrive_at_the_configured_cadence(make_server):
-    server = make_server(heartbeat_interval=0.1)
+def test_an_idle_connection_gets_heartbeats_and_nothing_else(make_server):
+    """(Their cadence is wall-clock timing: the stream client's liveness limits are tested
+    against it end to end, and a test here would only measure how loaded the machine is.)"""
+    server = make_server(heartbeat_interval=0.05)
     with open_ws(server) as ws:
-        start = time.monotonic()
-        beats = []
-        while time.monotonic() - start < 1.0:
-            if recv(ws, timeout=1).get("channel") == "heartbeat":
-                beats.append(time.monotonic())
-    assert 6 <= len(beats) <= 13, len(beats)
-    gaps = [b - a for a, b in itertools.pairwise(beats)]
-    assert max(gaps) < 0.3
+        messages = [recv(ws, timeout=5) for _ in range(5)]
+    assert messages == [{"channel": "heartbeat"}] * 5
+    assert server.counters.get("kraken.sent.heartbeat") >= 5
 
 
 def test_instrument_snapshot_carries_precisions(make_server):
@@ -734,14 +731,31 @@ def test_same_seed_same_bytes_different_seed_different():
 
 
 def test_rate_is_book_updates_per_second_per_symbol(make_server):
+    """Every round of the market updates each subscribed symbol once, and rounds are ``1/rate``
+    apart on the exchange clock: the rate is per symbol, not shared out among them.
+
+    Only the exchange's timestamps are checked here; how many rounds a second the server keeps
+    up on a given machine is measured by ``benchmarks/kraken_sandbox_rate.py``.
+    """
     server = make_server(rate=300)
     with open_ws(server) as ws:
         subscribe(ws, 1, "book", ["BTC/USD", "ETH/USD"])
-        start = time.monotonic()
-        count = 0
-        while time.monotonic() - start < 1.0:
-            count += recv(ws).get("channel") == "book"
-        assert 400 <= count <= 800, count  # 2 symbols x 300/s, generous for a busy CI box
+        updates = [
+            m
+            for m in receive_until(ws, lambda ms: len(book_messages(ms)) >= 300)
+            if m.get("channel") == "book" and m["type"] == "update"
+        ]
+        stamps: dict[str, list[datetime]] = {}
+        for message in updates:
+            (item,) = message["data"]
+            when = datetime.fromisoformat(item["timestamp"].replace("Z", "+00:00"))
+            stamps.setdefault(item["symbol"], []).append(when)
+        btc, eth = stamps["BTC/USD"], stamps["ETH/USD"]
+        rounds = min(len(btc), len(eth))
+        assert rounds >= 100 and btc[:rounds] == eth[:rounds]  # one update each per round
+        steps = {(b - a).total_seconds() for a, b in itertools.pairwise(btc)}
+        assert steps == {round(1e6 / 300) / 1e6}  # 300 rounds per exchange second
+
         server.set_rate(0)
         time.sleep(0.1)
         subscribe(ws, 2, "instrument")  # a fence: everything before it has arrived

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from operator import itemgetter
@@ -57,13 +57,9 @@ def _ticks(value: Number, precision: int) -> int:
     precision, and ``TypeError`` for ``float`` (already inexact: refusing beats
     guessing).
     """
-    kind = type(value)
-    if kind is Decimal:
-        try:
-            numerator, denominator = value.as_integer_ratio()
-        except (ValueError, OverflowError):
-            raise ValueError(f"book numbers must be finite, got {value}") from None
-    elif kind is str:
+    # `type(value) is ...` (not isinstance): exact types only, and the str branch, the hot
+    # path of ``numbers_as_text``, is decided by the first comparison.
+    if type(value) is str:
         # Fast path for JSON text like "29430.2" or "4": digits only, at most
         # `precision` decimals. Signs, exponents and the like go through Decimal.
         whole, _, frac = value.partition(".")
@@ -74,11 +70,16 @@ def _ticks(value: Number, precision: int) -> int:
             return _ticks(Decimal(value), precision)
         except InvalidOperation:
             raise ValueError(f"not a decimal number: {value!r}") from None
-    elif kind is int:
+    if type(value) is Decimal:
+        try:
+            numerator, denominator = value.as_integer_ratio()
+        except (ValueError, OverflowError):
+            raise ValueError(f"book numbers must be finite, got {value}") from None
+    elif type(value) is int:
         numerator, denominator = value, 1
     else:
         raise TypeError(
-            f"book numbers must be Decimal, int or str, got {kind.__name__} {value!r}; "
+            f"book numbers must be Decimal, int or str, got {type(value).__name__} {value!r}; "
             "parse with json.loads(raw, parse_float=Decimal)"
         )
     ticks, remainder = divmod(numerator * _POW10[precision], denominator)
@@ -136,9 +137,11 @@ def kraken_book_checksum(
     return zlib.crc32(text.encode())
 
 
-_SCANNERS = {
-    False: json.JSONDecoder(parse_float=Decimal).scan_once,
-    True: json.JSONDecoder(parse_float=str).scan_once,
+# A decoder's C scanner (``scan_once``, set per instance in JSONDecoder.__init__ and absent
+# from the type stubs, hence `vars`): scanning text directly skips json.loads' per-call setup.
+_SCANNERS: dict[bool, Callable[[str, int], tuple[Any, int]]] = {
+    False: vars(json.JSONDecoder(parse_float=Decimal))["scan_once"],
+    True: vars(json.JSONDecoder(parse_float=str))["scan_once"],
 }
 
 

@@ -25,30 +25,20 @@ Kinds (each with its own Arrow schema, `SCHEMAS`):
 Every row carries the writer ``session`` (one per client start) and a ``seq`` that is
 consecutive per (session, kind), so a deleted row is a visible hole, not a silent loss.
 
-Segments roll when a kind's buffer reaches ``max_rows``, when it is ``max_seconds`` old, and at
-the UTC day boundary (a segment never spans two days), and each is written atomically: a hidden
-temporary file in the target directory, fsync, ``os.replace``, fsync of the directory. A writer
-killed at any point leaves either no segment or a complete one; readers skip the hidden
-``.*.tmp`` files. Rows reach a segment from the client's event loop by appending one tuple to a
-list; the Arrow conversion and the write happen on one background thread, converted in chunks
-so the event loop never waits long for the GIL.
+Segments are written by `log_writer.StreamLog`, each atomically (a hidden temporary file in
+the target directory, renamed into place), and never span two UTC days. This module is the
+format and its reading side: readers skip the hidden ``.*.tmp`` files a killed writer leaves.
 
-The heartbeat file is a small JSON document replaced atomically every second or so by the
-client: the Dagster sensor and the op read it to tell a live stream from a stale one.
+The heartbeat file beside the kinds is the running stream's, not the log's (`heartbeat`).
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
-import json
 import os
 import re
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,16 +46,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest_platform.core.durable import TEMP_PREFIX, TEMP_SUFFIX, write_parquet_atomically
+from ingest_platform.core.durable import TEMP_PREFIX, TEMP_SUFFIX
 
 FORMAT_VERSION = "1"
-HEARTBEAT_FILE = "heartbeat.json"
 SUFFIX = ".parquet"
 _TEMP_PREFIX = TEMP_PREFIX  # the same hidden temp files as the lake's (core.durable)
 _TEMP_SUFFIX = TEMP_SUFFIX
 _CONVERT_CHUNK = 1024  # rows per Arrow conversion: ~1 ms of GIL each, never one long stall
 _SEGMENT_NAME = re.compile(r"^(\d{8}T\d{6}\d{6}Z)-([0-9a-zA-Z]+)-(\d{12})\.parquet$")
-_DAY_US = 86_400_000_000
 
 LEVEL = pa.struct([("price", pa.string()), ("qty", pa.string())])
 LEVELS = pa.list_(LEVEL)
@@ -151,10 +139,6 @@ SCHEMAS: dict[str, pa.Schema] = {
 KINDS = tuple(SCHEMAS)
 
 
-class LogWriteError(RuntimeError):
-    """A segment could not be written: the stream can no longer promise a replayable log."""
-
-
 # ---- paths and names -------------------------------------------------------------------------
 
 
@@ -210,12 +194,19 @@ def list_segments(
     return sorted(found, key=lambda s: (first_seen[s.session], s.first_seq))
 
 
-def list_days(root: str | os.PathLike[str], kind: str = "book") -> list[str]:
-    """UTC days that have at least one directory for ``kind``."""
-    base = Path(root) / kind
-    if not base.is_dir():
-        return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+class LogReadError(RuntimeError):
+    """A segment cannot be read (corrupt or truncated); the message names the file."""
+
+    def __init__(self, path: Path, reason: BaseException) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+
+
+def _read_segment(seg: Segment, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+    try:
+        return pq.read_table(seg.path, columns=columns, schema=schema)
+    except (pa.ArrowException, OSError) as exc:
+        raise LogReadError(seg.path, exc) from exc
 
 
 def read_kind(
@@ -224,11 +215,14 @@ def read_kind(
     days: Iterable[str] | None = None,
     columns: Sequence[str] | None = None,
 ) -> pa.Table:
-    """Every published row of ``kind`` (optionally for some days, some columns), in log order."""
+    """Every published row of ``kind`` (optionally for some days, some columns), in log order.
+
+    Raises `LogReadError`, naming the file, when a segment is corrupt or truncated.
+    """
     schema = SCHEMAS[kind]
     segments = list_segments(root, kind, days)
     wanted = list(columns) if columns is not None else None
-    tables = [pq.read_table(seg.path, columns=wanted, schema=schema) for seg in segments]
+    tables = [_read_segment(seg, schema, wanted) for seg in segments]
     if not tables:
         if wanted is None:
             return schema.empty_table()
@@ -242,30 +236,51 @@ def iter_batches(
     days: Iterable[str] | None = None,
     columns: Sequence[str] | None = None,
 ) -> Iterator[tuple[Segment, pa.RecordBatch]]:
-    """Rows of ``kind`` segment by segment, batch by batch: replay without loading a day."""
+    """Rows of ``kind`` segment by segment, batch by batch: replay without loading a day.
+
+    Raises `LogReadError`, naming the file, when a segment is corrupt or truncated.
+    """
     for seg in list_segments(root, kind, days):
-        parquet = pq.ParquetFile(seg.path)
-        for batch in parquet.iter_batches(columns=list(columns) if columns else None):
-            yield seg, batch
+        try:
+            parquet = pq.ParquetFile(seg.path)
+            for batch in parquet.iter_batches(columns=list(columns) if columns else None):
+                yield seg, batch
+        except (pa.ArrowException, OSError) as exc:
+            raise LogReadError(seg.path, exc) from exc
 
 
-def temporary_files(root: str | os.PathLike[str]) -> list[Path]:
-    """Hidden temporary files under the log root (left by writers that were killed)."""
+def temporary_files(root: str | os.PathLike[str], recent_days: int | None = None) -> list[Path]:
+    """Hidden temporary files under the log root (left by writers that were killed).
+
+    ``recent_days`` limits the search to the root and the newest day folders of each kind,
+    where a writer can have been: a months-long log has hundreds of thousands of segments.
+    """
     base = Path(root)
     if not base.is_dir():
         return []
-    return [
-        p
-        for p in base.rglob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}")
-        if p.is_file() and p.name.startswith(_TEMP_PREFIX)
-    ]
+    pattern = f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"
+    if recent_days is None:
+        candidates = list(base.rglob(pattern))
+    else:
+        folders = [base]
+        for kind in KINDS:
+            if (base / kind).is_dir():
+                days = sorted(p for p in (base / kind).iterdir() if p.is_dir())
+                folders += days[-recent_days:] if recent_days else []
+        candidates = [p for folder in folders for p in folder.glob(pattern)]
+    return [p for p in candidates if p.is_file() and p.name.startswith(_TEMP_PREFIX)]
 
 
-def sweep_temporary_files(root: str | os.PathLike[str], older_than_seconds: float = 3600) -> int:
-    """Delete temporary files older than the threshold (a live writer's file is younger)."""
+def sweep_temporary_files(
+    root: str | os.PathLike[str], older_than_seconds: float = 3600, recent_days: int | None = None
+) -> int:
+    """Delete temporary files older than the threshold (a live writer's file is younger).
+
+    Compared with the files' modification times, which the OS stamps from the wall clock.
+    """
     cutoff = time.time() - older_than_seconds
     removed = 0
-    for path in temporary_files(root):
+    for path in temporary_files(root, recent_days):
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()
@@ -273,38 +288,6 @@ def sweep_temporary_files(root: str | os.PathLike[str], older_than_seconds: floa
         except FileNotFoundError:
             pass
     return removed
-
-
-# ---- atomic files ----------------------------------------------------------------------------
-
-
-def write_table_atomically(table: pa.Table, final: Path) -> int:
-    """Write ``table`` to ``final`` atomically and durably (zstd); return its size."""
-    return write_parquet_atomically(table, final, compression="zstd")
-
-
-def write_heartbeat(root: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """Replace ``<root>/heartbeat.json`` atomically (no fsync: it is advisory and rewritten)."""
-    base = Path(root)
-    base.mkdir(parents=True, exist_ok=True)
-    final = base / HEARTBEAT_FILE
-    temp = base / f"{_TEMP_PREFIX}{HEARTBEAT_FILE}.{uuid.uuid4().hex}{_TEMP_SUFFIX}"
-    try:
-        temp.write_text(json.dumps(payload, sort_keys=True, default=str))
-        os.replace(temp, final)
-    finally:
-        if temp.exists():
-            temp.unlink()
-    return final
-
-
-def read_heartbeat(root: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The last heartbeat the stream wrote, or None when there is none (or it is unreadable)."""
-    try:
-        raw = json.loads((Path(root) / HEARTBEAT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return raw if isinstance(raw, dict) else None
 
 
 # ---- row conversion --------------------------------------------------------------------------
@@ -389,294 +372,3 @@ def rows_to_table(kind: str, session: str, rows: list[tuple]) -> pa.Table:
     if not batches:
         return schema.empty_table()
     return pa.Table.from_batches(batches, schema=schema)
-
-
-# ---- the writer ------------------------------------------------------------------------------
-
-
-class _Buffer:
-    """Rows of one kind not yet in a segment, and where the current segment stands."""
-
-    __slots__ = ("day_end_us", "first_recv_us", "first_seq", "kind", "next_seq", "opened", "rows")
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.rows: list[tuple] = []
-        self.next_seq = 0
-        self.first_seq = 0
-        self.first_recv_us = 0
-        self.day_end_us = 0  # end of the UTC day of the segment being filled
-        self.opened = 0.0  # monotonic time of its first row
-
-
-@dataclass
-class LogStats:
-    """What the writer has published (rows and files per kind) and queued."""
-
-    rows_written: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    segments_written: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    bytes_written: int = 0
-    write_seconds: float = 0.0  # conversion + write + fsync, on the writer thread
-    files: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=1000))
-    """The most recent segment paths (bounded: the writer may run for months)."""
-
-
-class StreamLog:
-    """Append-only, segment-rolling writer of the stream's record kinds.
-
-    The ``book``/``trade``/... methods are called from the client's event loop: each appends
-    one tuple and returns the row's seq. Rolled segments are written by one background thread
-    (in order); `close` flushes everything and waits, and must run in ``finally``.
-    """
-
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        session: str | None = None,
-        max_rows: int = 50_000,
-        max_seconds: float = 300.0,
-        background: bool = True,
-    ) -> None:
-        if max_rows < 1:
-            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
-        if max_seconds <= 0:
-            raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
-        self.root = Path(root)
-        self.session = session or new_session_id()
-        self.max_rows = max_rows
-        self.max_seconds = max_seconds
-        self.stats = LogStats()
-        self._buffers = {kind: _Buffer(kind) for kind in KINDS}
-        self._executor = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="kraken-log")
-            if background
-            else None
-        )
-        self._pending: list[Future[None]] = []
-        self._lock = threading.Lock()
-        self._error: BaseException | None = None
-        self._closed = False
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    # -- appends (hot path) ------------------------------------------------------------------
-
-    def _append(self, buf: _Buffer, recv_us: int, row_tail: tuple) -> int:
-        if self._error is not None:
-            raise LogWriteError(f"the stream log cannot write segments: {self._error}")
-        rows = buf.rows
-        if rows and recv_us >= buf.day_end_us:
-            self._roll(buf)
-            rows = buf.rows
-        seq = buf.next_seq
-        buf.next_seq = seq + 1
-        if not rows:
-            buf.first_seq = seq
-            buf.first_recv_us = recv_us
-            buf.day_end_us = (recv_us // _DAY_US + 1) * _DAY_US
-            buf.opened = time.monotonic()
-        rows.append((seq, recv_us, *row_tail))
-        if len(rows) >= self.max_rows:
-            self._roll(buf)
-        return seq
-
-    def book(
-        self,
-        recv_us: int,
-        exch_ts: str | None,
-        symbol: str,
-        kind: str,
-        bids: Sequence[Any],
-        asks: Sequence[Any],
-        checksum: int,
-        checksum_ok: bool,
-        depth: int,
-        price_precision: int,
-        qty_precision: int,
-    ) -> int:
-        """One ``book`` item, levels as received (``(price, qty)`` text); returns its seq."""
-        return self._append(
-            self._buffers["book"],
-            recv_us,
-            (
-                exch_ts,
-                symbol,
-                kind,
-                bids,
-                asks,
-                checksum,
-                checksum_ok,
-                depth,
-                price_precision,
-                qty_precision,
-            ),
-        )
-
-    def book_top(
-        self,
-        recv_us: int,
-        symbol: str,
-        book_seq: int,
-        checksum: int,
-        bids: list[dict[str, str]],
-        asks: list[dict[str, str]],
-    ) -> int:
-        return self._append(
-            self._buffers["book_top"], recv_us, (symbol, book_seq, checksum, bids, asks)
-        )
-
-    def trade(self, recv_us: int, kind: str, item: dict[str, Any]) -> int:
-        get = item.get
-        return self._append(
-            self._buffers["trade"],
-            recv_us,
-            (
-                get("timestamp"),
-                get("symbol"),
-                kind,
-                get("side"),
-                get("price"),
-                get("qty"),
-                get("ord_type"),
-                get("trade_id"),
-            ),
-        )
-
-    def ohlc(self, recv_us: int, kind: str, item: dict[str, Any]) -> int:
-        get = item.get
-        return self._append(
-            self._buffers["ohlc"],
-            recv_us,
-            (
-                get("timestamp"),
-                get("symbol"),
-                kind,
-                get("interval"),
-                get("interval_begin"),
-                get("open"),
-                get("high"),
-                get("low"),
-                get("close"),
-                get("vwap"),
-                get("volume"),
-                get("trades"),
-            ),
-        )
-
-    def gap(
-        self,
-        recv_us: int,
-        symbol: str,
-        channel: str,
-        reason: str,
-        start_us: int,
-        end_us: int | None,
-        last_book_seq: int | None,
-        resume_book_seq: int | None,
-        detail: str = "",
-    ) -> int:
-        return self._append(
-            self._buffers["gap"],
-            recv_us,
-            (symbol, channel, reason, start_us, end_us, last_book_seq, resume_book_seq, detail),
-        )
-
-    def next_seq(self, kind: str) -> int:
-        """The seq the next row of ``kind`` will get."""
-        return self._buffers[kind].next_seq
-
-    # -- rolling -----------------------------------------------------------------------------
-
-    def tick(self) -> None:
-        """Roll every segment older than ``max_seconds`` (call about once a second)."""
-        if self._error is not None:
-            raise LogWriteError(f"the stream log cannot write segments: {self._error}")
-        limit = time.monotonic() - self.max_seconds
-        for buf in self._buffers.values():
-            if buf.rows and buf.opened <= limit:
-                self._roll(buf)
-
-    def flush(self, wait: bool = True) -> None:
-        """Roll every non-empty buffer into a segment; with ``wait``, until all are on disk."""
-        for buf in self._buffers.values():
-            if buf.rows:
-                self._roll(buf)
-        if wait:
-            self._wait()
-
-    def _roll(self, buf: _Buffer) -> None:
-        rows, buf.rows = buf.rows, []
-        path = (
-            self.root
-            / buf.kind
-            / day_of(buf.first_recv_us)
-            / segment_name(buf.first_recv_us, self.session, buf.first_seq)
-        )
-        if self._executor is None:
-            self._write(buf.kind, rows, path)
-            return
-        with self._lock:
-            self._pending = [f for f in self._pending if not f.done()]
-            try:
-                self._pending.append(self._executor.submit(self._write, buf.kind, rows, path))
-                return
-            except RuntimeError:
-                # The executor refuses work once the interpreter is exiting (a run cancelled
-                # mid-event stops the stream from atexit): write on this thread instead.
-                pass
-        self._write(buf.kind, rows, path)
-
-    def _write(self, kind: str, rows: list[tuple], path: Path) -> None:
-        started = time.perf_counter()
-        try:
-            table = rows_to_table(kind, self.session, rows)
-            table = table.replace_schema_metadata(
-                {"kraken_log_format": FORMAT_VERSION, "kind": kind, "session": self.session}
-            )
-            size = write_table_atomically(table, path)
-        except Exception as exc:
-            self._error = exc
-            raise LogWriteError(f"cannot write {kind} segment {path}: {exc}") from exc
-        except BaseException as exc:
-            self._error = exc
-            raise
-        with self._lock:
-            self.stats.rows_written[kind] += len(rows)
-            self.stats.segments_written[kind] += 1
-            self.stats.bytes_written += size
-            self.stats.write_seconds += time.perf_counter() - started
-            self.stats.files.append(str(path))
-
-    def _wait(self) -> None:
-        with self._lock:
-            pending = list(self._pending)
-        for future in pending:
-            future.exception()  # wait; errors are recorded in self._error
-        if self._error is not None:
-            raise LogWriteError(f"the stream log cannot write segments: {self._error}")
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        """Write every buffered row and wait for the writer thread; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._error is None:
-                self.flush(wait=True)
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-
-    def __enter__(self) -> StreamLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def new_session_id() -> str:
-    """A short, unique, filename-safe id for one writer session."""
-    return uuid.uuid4().hex[:12]

@@ -14,13 +14,14 @@ symbol (with the depth and precisions the live book used), exactly as the client
 - every ``book_top`` row is compared with the rebuilt book's top levels at the seq it names;
 - each snapshot that restarts a book that was in sync must close a recorded gap.
 
-`main` is the ``ingest-platform kraken-replay`` entry: it prints a summary and exits 1 on any
-mismatch or integrity error (2 when the log holds no book rows at all).
+`run_replay` is what ``ingest-platform kraken-replay`` runs (the options live in ``cli.py``):
+it prints a summary and exits `EXIT_PROBLEMS` on any mismatch or integrity error, and
+`EXIT_CANNOT_RUN` when there is nothing it can judge (a day without a log, no book rows, an
+unreadable segment).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import defaultdict
@@ -31,7 +32,12 @@ from typing import Any, TextIO
 
 from ingest_platform.core import settings
 from ingest_platform.streaming.kraken.book import KrakenBook
-from ingest_platform.streaming.kraken.log import iter_batches, list_segments, read_kind
+from ingest_platform.streaming.kraken.log import (
+    LogReadError,
+    iter_batches,
+    list_segments,
+    read_kind,
+)
 from ingest_platform.streaming.kraken.rows import top_levels
 
 _BOOK_COLUMNS = [
@@ -49,6 +55,13 @@ _BOOK_COLUMNS = [
     "qty_precision",
 ]
 _MAX_PROBLEMS = 50
+
+EXIT_OK = 0
+"""Every checksum, seq and top-of-book row verified."""
+EXIT_PROBLEMS = 1
+"""The log is readable and does not verify (see `ReplayReport.ok`)."""
+EXIT_CANNOT_RUN = 2
+"""Nothing could be judged: bad arguments, a day without a log, an unreadable segment."""
 
 
 def default_log_root() -> Path:
@@ -253,44 +266,48 @@ def _apply(apply: Any, item: dict[str, Any]) -> bool:
         return False
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ingest-platform kraken-replay",
-        description="Rebuild Kraken books from the stream log and re-verify every checksum.",
-    )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=None,
-        help="log root (default: <data dir>/stream/kraken, $INGEST_PLATFORM_DATA_DIR)",
-    )
-    parser.add_argument(
-        "--day", action="append", dest="days", help="UTC day YYYY-MM-DD (repeatable)"
-    )
-    parser.add_argument(
-        "--symbol", action="append", dest="symbols", help="pair, e.g. BTC/USD (repeatable)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    return parser
+def missing_days(root: str | Path, days: Iterable[str]) -> list[str]:
+    """The given UTC days for which the log under ``root`` has no book segment."""
+    return [day for day in days if not list_segments(root, "book", [day])]
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Replay and print a summary; 0 when everything verifies, 1 on problems, 2 on no data."""
+def run_replay(
+    root: Path,
+    days: Sequence[str] | None = None,
+    symbols: Sequence[str] | None = None,
+    as_json: bool = False,
+    out: TextIO | None = None,
+) -> int:
+    """``ingest-platform kraken-replay``: replay, print a summary, return the exit code.
+
+    `EXIT_OK` when everything verifies, `EXIT_PROBLEMS` when the log is readable but does not
+    verify, `EXIT_CANNOT_RUN` when there is nothing to judge: a day without a log, no book rows
+    at all, or a segment that cannot be read. Those are one line on stderr, never a summary
+    (a summary of nothing would read "OK").
+    """
     out = out or sys.stdout
-    args = build_parser().parse_args(argv)
-    root = args.root or default_log_root()
-    report = replay(root, args.days, args.symbols)
-    if args.json:
+
+    def cannot_run(reason: str) -> int:
+        print(f"kraken-replay: {reason}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+
+    if days:
+        missing = missing_days(root, days)
+        if missing:
+            return cannot_run(f"no stream log for {', '.join(missing)} under {root}")
+    elif not list_segments(root, "book"):
+        return cannot_run(f"no stream log under {root} (has the stream run?)")
+    try:
+        report = replay(root, days, symbols)
+    except LogReadError as exc:
+        return cannot_run(str(exc))
+    if report.rows == 0:
+        which = f" for {', '.join(symbols)}" if symbols else ""
+        when = f" on {', '.join(days)}" if days else ""
+        return cannot_run(f"no book rows{which}{when} under {root}")
+    if as_json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True), file=out)
     else:
         print(f"Kraken stream log: {root}", file=out)
         print(report.summary(), file=out)
-    if report.rows == 0:
-        if not args.json:
-            print("no book rows to replay (has the stream run?)", file=out)
-        return 2
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS

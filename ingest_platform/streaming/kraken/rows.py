@@ -1,11 +1,67 @@
-"""Book levels as log rows: shared by the client (writing) and replay (checking ``book_top``)."""
+"""What the protocol session writes, and how: the `RecordSink` protocol and book levels as rows.
+
+The session writes into a `RecordSink` (in production the `StreamLog`, which buffers rows and
+writes Parquet segments on its own thread), so it does no I/O itself and tests can hand it
+any sink. `top_levels` is shared by the session (writing ``book_top`` rows) and replay
+(checking them).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from ingest_platform.streaming.kraken.book import KrakenBook
+
+
+class RecordSink(Protocol):
+    """Where the session puts what it saw; each method returns the row's seq."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def book(
+        self,
+        recv_us: int,
+        exch_ts: str | None,
+        symbol: str,
+        kind: str,
+        bids: Sequence[Any],
+        asks: Sequence[Any],
+        checksum: int,
+        checksum_ok: bool,
+        depth: int,
+        price_precision: int,
+        qty_precision: int,
+    ) -> int: ...
+
+    def book_top(
+        self,
+        recv_us: int,
+        symbol: str,
+        book_seq: int,
+        checksum: int,
+        bids: list[dict[str, str]],
+        asks: list[dict[str, str]],
+    ) -> int: ...
+
+    def trade(self, recv_us: int, kind: str, item: dict[str, Any]) -> int: ...
+
+    def ohlc(self, recv_us: int, kind: str, item: dict[str, Any]) -> int: ...
+
+    def gap(
+        self,
+        recv_us: int,
+        symbol: str,
+        channel: str,
+        reason: str,
+        start_us: int,
+        end_us: int | None,
+        last_book_seq: int | None,
+        resume_book_seq: int | None,
+        detail: str = "",
+    ) -> int: ...
 
 
 def level_pairs(levels: Any) -> tuple[tuple[Any, Any], ...]:

@@ -1,4 +1,8 @@
-"""Hosting a `KrakenStreamClient` on its own event loop in a thread, for the Dagster op."""
+"""Hosting a stream client on its own event loop in a thread, for the Dagster op.
+
+The runner knows a client only by the small `StreamClient` protocol below, so it depends on
+nothing else in the package (and nothing depends on it but the op).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,25 @@ import contextlib
 import gc
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
 
-if TYPE_CHECKING:  # only annotations: client.py re-exports StreamRunner, so no runtime import
-    from ingest_platform.streaming.kraken.client import KrakenStreamClient, StreamResult
+ResultT = TypeVar("ResultT")
+ResultT_co = TypeVar("ResultT_co", covariant=True)
 
 
-class StreamRunner:
-    """Runs a `KrakenStreamClient` on its own event loop in a thread.
+class StreamClient(Protocol[ResultT_co]):
+    """What the runner needs of a client: run until stopped, stop on request, report."""
+
+    on_report: Callable[[dict[str, Any]], None] | None
+
+    def run(self, duration: float | None = None) -> Coroutine[Any, Any, ResultT_co]: ...
+
+    def request_stop(self) -> None: ...
+
+
+class StreamRunner(Generic[ResultT]):
+    """Runs a `StreamClient` on its own event loop in a thread.
 
     Why a thread: the Dagster op's thread must stay free to receive the run's cancellation
     (a signal raises DagsterExecutionInterruptedError there) and to emit Dagster events, which
@@ -26,7 +41,7 @@ class StreamRunner:
 
     def __init__(
         self,
-        client: KrakenStreamClient,
+        client: StreamClient[ResultT],
         duration: float | None = None,
         freeze_gc: bool = False,
     ) -> None:
@@ -34,10 +49,10 @@ class StreamRunner:
         self.duration = duration
         self.freeze_gc = freeze_gc
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.result: StreamResult | None = None
+        self.result: ResultT | None = None
         self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[StreamResult] | None = None
+        self._task: asyncio.Task[ResultT] | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="kraken-stream", daemon=True)
         previous = client.on_report
@@ -49,7 +64,7 @@ class StreamRunner:
 
         client.on_report = report
 
-    def start(self) -> StreamRunner:
+    def start(self) -> StreamRunner[ResultT]:
         if self.freeze_gc:
             # Everything loaded so far (Dagster, pandas, ...) lives as long as the process:
             # moving it out of the cyclic GC's reach keeps full collections, which stop the

@@ -1,4 +1,4 @@
-"""What the client counts: per-symbol and stream counters, and the latency window.
+"""What the stream counts: per-symbol and stream counters, and the latency window.
 
 `StreamStats.snapshot` is the JSON-ready form that reports, the heartbeat file and
 `StreamResult` carry.
@@ -56,7 +56,7 @@ class SymbolStats:
 
 @dataclass
 class StreamStats:
-    """Counters the client keeps; `snapshot` turns them into a JSON-ready dict."""
+    """Counters the session keeps; `snapshot` turns them into a JSON-ready dict."""
 
     started_at: float = field(default_factory=time.time)
     messages: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -75,6 +75,8 @@ class StreamStats:
     malformed: int = 0
     unknown: int = 0
     rejected_subscriptions: int = 0
+    subscriptions: int = 0
+    """Successful data-channel subscription acks: 0 means the stream never got any data."""
     liveness_breaches: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     exchange_status: str | None = None
@@ -103,6 +105,7 @@ class StreamStats:
             "malformed": self.malformed,
             "unknown": self.unknown,
             "rejected_subscriptions": self.rejected_subscriptions,
+            "subscriptions": self.subscriptions,
             "liveness_breaches": dict(self.liveness_breaches),
             "errors": dict(self.errors),
             "exchange_status": self.exchange_status,

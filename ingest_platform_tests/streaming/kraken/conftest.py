@@ -1,19 +1,24 @@
-"""Fixtures for the Kraken stream tests: a sandbox server per test and fast client settings.
+"""Fixtures for the Kraken stream tests: a fake clock, a sandbox server per test, fast settings.
 
-Everything runs against `KrakenSandboxServer` on loopback with short intervals (heartbeats
-every 0.1 s, liveness limits of 0.5 s, backoff capped at 0.3 s), so a fault is detected and
-healed in well under a second, and every wait has a deadline.
+The protocol session and the log read time from a `Clock`: tests of their rules drive a
+`FakeClock` forward instead of sleeping. End-to-end tests run against `KrakenSandboxServer`
+on loopback with short intervals (heartbeats every 0.1 s, liveness limits of 0.5 s, backoff
+capped at 0.3 s), so a fault is detected and healed in well under a second, and every wait
+has a deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ingest_platform.core.settings import SANDBOX_KRAKEN_URL_ENV
 from ingest_platform.sandbox.kraken_market import (
     PAIRS_BY_SYMBOL,
     SimClock,
@@ -26,8 +31,10 @@ from ingest_platform.sandbox.kraken_market import (
 )
 from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
-from ingest_platform.streaming.kraken.client import StreamConfig
-from ingest_platform.streaming.kraken.log import StreamLog
+from ingest_platform.streaming.kraken.config import StreamConfig
+from ingest_platform.streaming.kraken.heartbeat import HEARTBEAT_FILE
+from ingest_platform.streaming.kraken.log_writer import StreamLog
+from ingest_platform.streaming.kraken.resources import KrakenStream
 
 PAIRS = ("BTC/USD", "ETH/USD")
 FAST = dict(
@@ -45,6 +52,69 @@ FAST = dict(
     max_mismatches=1000,
     max_critical_errors=1000,
 )
+
+
+class FakeClock:
+    """A `Clock` that moves only when told to (`advance`)."""
+
+    def __init__(self, wall_ns: int = 1_793_620_800_000_000_000) -> None:  # 2026-11-02 12:00
+        self.wall = wall_ns
+        self.mono = 5_000_000_000
+
+    def monotonic_ns(self) -> int:
+        return self.mono
+
+    def time_ns(self) -> int:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        step = round(seconds * 1e9)
+        self.wall += step
+        self.mono += step
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+#: Fast `KrakenStream` settings for Dagster runs (the resource never freezes pytest's GC).
+FAST_RESOURCE: dict[str, Any] = dict(
+    heartbeat_interval=0.1,
+    max_silence=0.5,
+    max_heartbeat_interval=0.5,
+    ping_interval=0.2,
+    snapshot_timeout=3.0,
+    backoff_base=0.05,
+    backoff_cap=0.3,
+    report_interval=0.3,
+    top_interval=0.3,
+    freeze_gc=False,
+)
+
+
+@pytest.fixture
+def stream_resource(monkeypatch) -> Callable[..., KrakenStream]:
+    """``make(url, log_root, **overrides)``: a fast `KrakenStream` for two pairs, streaming from
+    ``url``, which (as in a deployment) the environment names, not the resource."""
+
+    def make(url: str, root: Any, **overrides: Any) -> KrakenStream:
+        monkeypatch.setenv(SANDBOX_KRAKEN_URL_ENV, url)
+        values = {"pairs": ["BTC/USD", "ETH/USD"], "log_root": str(root)}
+        return KrakenStream(**{**values, **FAST_RESOURCE, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def run_config() -> Callable[..., dict[str, Any]]:
+    """``make(seconds)``: run config for `kraken_stream_job` (stop after ``seconds``)."""
+
+    def make(seconds: float | None = None) -> dict[str, Any]:
+        config = {} if seconds is None else {"run_seconds": seconds}
+        return {"ops": {"kraken_stream": {"config": config}}}
+
+    return make
 
 
 @pytest.fixture
@@ -67,12 +137,23 @@ def sandbox() -> Iterator[Callable[..., KrakenSandboxServer]]:
 
 @pytest.fixture
 def fast_config() -> Callable[..., StreamConfig]:
-    def make(url: str, **overrides: Any) -> StreamConfig:
-        values: dict[str, Any] = {"url": url, "pairs": PAIRS, "depth": 10, **FAST}
+    def make(**overrides: Any) -> StreamConfig:
+        values: dict[str, Any] = {"pairs": PAIRS, "depth": 10, **FAST}
         values.update(overrides)
         return StreamConfig(**values)
 
     return make
+
+
+def read_heartbeat(root: Any) -> dict[str, Any] | None:
+    """The heartbeat file's whole document (None when there is none), as a test inspects it."""
+    path = Path(root) / HEARTBEAT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@pytest.fixture
+def heartbeat() -> Callable[[Any], dict[str, Any] | None]:
+    return read_heartbeat
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:

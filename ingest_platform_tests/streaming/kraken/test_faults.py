@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ingest_platform.sandbox.control import WS_FAULTS
-from ingest_platform.streaming.kraken.client import open_client
+from ingest_platform.streaming.kraken.connection import open_stream
 from ingest_platform.streaming.kraken.log import read_kind
 from ingest_platform.streaming.kraken.replay import replay
 
@@ -66,19 +66,19 @@ def test_fault_heals_with_a_verified_book_and_a_recorded_gap(
     root = tmp_path / "log"
 
     async def scenario():
-        client = open_client(fast_config(server.url, pairs=PAIRS), root)
+        client = open_stream(fast_config(pairs=PAIRS), server.url, root)
         task = asyncio.create_task(client.run())
-        symbols = client.stats.symbols
+        symbols = client.protocol.stats.symbols
         await wait(lambda: all(symbols[p].verified_since_snapshot >= 5 for p in PAIRS))
         for round_ in range(1, REPEAT + 1):
             snapshots = {p: symbols[p].snapshots for p in case.affected}
-            gaps = client.stats.gaps
+            gaps = client.protocol.stats.gaps
             server.faults.extend([{**rule, "times": 1} for rule in case.rules])
 
             def healed(gaps: int = gaps, snapshots: dict[str, int] = snapshots) -> bool:
-                return client.stats.gaps > gaps and all(
+                return client.protocol.stats.gaps > gaps and all(
                     symbols[p].snapshots > snapshots[p]
-                    and client.is_synced(p)
+                    and client.protocol.is_synced(p)
                     and symbols[p].verified_since_snapshot >= 5
                     for p in case.affected
                 )
@@ -86,7 +86,7 @@ def test_fault_heals_with_a_verified_book_and_a_recorded_gap(
             await wait(lambda: healed() or task.done(), timeout=10, what=f"{kind} #{round_}")
             assert not task.done(), f"the client stopped after {kind} #{round_}"
             assert client.halt is None
-            assert "handler_error" not in client.stats.errors
+            assert "handler_error" not in client.protocol.stats.errors
             assert server.faults.active() == [], f"{kind} #{round_} did not fire"
         client.request_stop()
         return await asyncio.wait_for(task, 5)

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
+from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_platform.streaming.kraken import log as stream_log
 from ingest_platform.streaming.kraken.log import (
-    LogWriteError,
-    StreamLog,
-    list_days,
     list_segments,
-    read_heartbeat,
     read_kind,
     sweep_temporary_files,
     temporary_files,
-    write_heartbeat,
 )
+from ingest_platform.streaming.kraken.log_writer import LogWriteError, StreamLog
 
 T0 = int(dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC).timestamp() * 1_000_000)
 
@@ -122,12 +117,13 @@ def test_rows_are_written_even_when_the_writer_thread_is_gone(tmp_path):
     assert log.stats.rows_written["book"] == 7
 
 
-def test_segments_roll_by_age(tmp_path):
-    log = StreamLog(tmp_path, session="s1", max_seconds=0.05, background=False)
+def test_segments_roll_by_age(tmp_path, clock):
+    log = StreamLog(tmp_path, session="s1", max_seconds=5.0, background=False, clock=clock)
     _book(log, T0)
+    clock.advance(4.999)
     log.tick()
     assert list_segments(tmp_path, "book") == []  # too young
-    time.sleep(0.06)
+    clock.advance(0.001)
     log.tick()
     assert len(list_segments(tmp_path, "book")) == 1  # published before close
     _book(log, T0 + 1)
@@ -141,19 +137,19 @@ def test_a_segment_never_spans_two_utc_days(tmp_path):
         _book(log, midnight - 100)
         _book(log, midnight - 1)
         _book(log, midnight)
-    assert list_days(tmp_path) == ["2026-11-02", "2026-11-03"]
+    assert [s.day for s in list_segments(tmp_path, "book")] == ["2026-11-02", "2026-11-03"]
     assert read_kind(tmp_path, "book", ["2026-11-02"]).num_rows == 2
     assert read_kind(tmp_path, "book", ["2026-11-03"]).column("seq").to_pylist() == [2]
 
 
 def test_a_failed_write_leaves_no_segment_and_no_temp_file(tmp_path, monkeypatch):
-    real_write = stream_log.pq.write_table
+    real_write = pq.write_table
 
     def torn_write(table, where, **kwargs):
         where.write(b"PAR1 half a segment")
         raise OSError("disk full")
 
-    monkeypatch.setattr(stream_log.pq, "write_table", torn_write)
+    monkeypatch.setattr(pq, "write_table", torn_write)
     log = StreamLog(tmp_path, session="s1", max_rows=2)
     _book(log, T0)
     _book(log, T0 + 1)  # rolls: the write fails on the writer thread
@@ -161,7 +157,7 @@ def test_a_failed_write_leaves_no_segment_and_no_temp_file(tmp_path, monkeypatch
         log.flush()
     with pytest.raises(LogWriteError):
         _book(log, T0 + 2)
-    monkeypatch.setattr(stream_log.pq, "write_table", real_write)
+    monkeypatch.setattr(pq, "write_table", real_write)
     log.close()
     assert list_segments(tmp_path, "book") == []
     assert temporary_files(tmp_path) == []
@@ -175,57 +171,64 @@ def test_an_unwritable_root_is_a_log_write_error(tmp_path):
         _book(log, T0)
 
 
-_KILLED_WRITER = textwrap.dedent(
+_KILLED_MID_WRITE = textwrap.dedent(
     """
-    import sys
-    from ingest_platform.streaming.kraken.log import StreamLog
-    log = StreamLog(sys.argv[1], session=sys.argv[2], max_rows=2000, background=False)
-    i = 0
-    while True:
+    import io, sys, threading
+    import pyarrow.parquet as pq
+    from ingest_platform.streaming.kraken.log_writer import StreamLog
+
+    real_write, writes = pq.write_table, []
+
+    def write_half_then_hang(table, where, **kwargs):
+        # The first segment is written whole; the second stops halfway, as a SIGKILL would
+        # find it, and says where it stopped before blocking until the parent kills us.
+        writes.append(where)
+        if len(writes) == 1:
+            return real_write(table, where, **kwargs)
+        whole = io.BytesIO()
+        real_write(table, whole, **kwargs)
+        where.write(whole.getvalue()[: len(whole.getvalue()) // 2])
+        where.flush()
+        print("mid-write", where.name, flush=True)
+        threading.Event().wait()
+
+    pq.write_table = write_half_then_hang
+    log = StreamLog(sys.argv[1], session="killed", max_rows=2000)  # the writer thread, as live
+    for i in range(4000):
         log.book(1793620800000000 + i, None, "BTC/USD", "update",
                  tuple((str(64000 + j), "0.5") for j in range(20)), (), 1, True, 10, 1, 8)
-        i += 1
-        if i == 2000:
-            print("first segment", flush=True)
+    log.flush(wait=True)  # waits on the writer thread, which hangs in the second segment
     """
 )
 
 
-def test_a_killed_writer_never_leaves_a_torn_segment_visible(tmp_path):
-    for attempt in range(3):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _KILLED_WRITER, str(tmp_path), f"k{attempt}"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert proc.stdout.readline().strip() == "first segment"
-            time.sleep(0.15 + 0.1 * attempt)  # somewhere in a later write
-        finally:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    segments = list_segments(tmp_path, "book")
-    assert len(segments) >= 3
-    for seg in segments:  # every visible segment is complete and readable
-        assert pq.read_table(seg.path).num_rows == 2000
-    table = read_kind(tmp_path, "book")
-    assert table.num_rows == 2000 * len(segments)
-    # A temp file from a killed writer (made here if none was caught mid-write) is ignored.
-    stray = tmp_path / "book" / "2026-11-02" / ".x.parquet.0123.tmp"
-    stray.parent.mkdir(parents=True, exist_ok=True)
-    stray.write_bytes(b"PAR1 torn")
-    assert read_kind(tmp_path, "book").num_rows == table.num_rows
-    assert stray in temporary_files(tmp_path)
-    assert sweep_temporary_files(tmp_path, older_than_seconds=3600) == 0  # maybe a live writer
-    assert sweep_temporary_files(tmp_path, older_than_seconds=0) >= 1
-    assert temporary_files(tmp_path) == []
+def test_a_writer_killed_mid_write_leaves_no_torn_segment_visible(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_MID_WRITE, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline().split()  # blocks until the writer is inside the write
+    finally:
+        proc.kill()  # SIGKILL: no finally, no atexit, no cleanup of the temp file
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL and line[0] == "mid-write", line
+    torn = Path(line[1])
+    assert torn.exists() and torn.stat().st_size > 0
+    with pytest.raises(pa.ArrowInvalid):  # it really is torn
+        pq.read_table(torn)
 
+    # Readers see the one complete segment and nothing of the torn one.
+    (segment,) = list_segments(tmp_path, "book")
+    assert pq.read_table(segment.path).num_rows == 2000
+    assert read_kind(tmp_path, "book").column("seq").to_pylist() == list(range(2000))
+    assert temporary_files(tmp_path) == [torn]
 
-def test_heartbeat_file_is_replaced_atomically(tmp_path):
-    assert read_heartbeat(tmp_path) is None
-    write_heartbeat(tmp_path, {"state": "streaming", "updated_at": 1.5})
-    write_heartbeat(tmp_path, {"state": "stopped", "updated_at": 2.5})
-    assert read_heartbeat(tmp_path) == {"state": "stopped", "updated_at": 2.5}
+    # The next writer leaves it while it could still belong to a live writer (an hour) ...
+    assert StreamLog(tmp_path, session="next", background=False).swept == 0
+    assert sweep_temporary_files(tmp_path, older_than_seconds=3600) == 0
+    # ... and sweeps it once it is old enough; the complete segment stays.
+    assert StreamLog(tmp_path, session="later", background=False, stale_temp_seconds=-1).swept == 1
     assert temporary_files(tmp_path) == []
-    (tmp_path / "heartbeat.json").write_text("{not json")
-    assert read_heartbeat(tmp_path) is None
+    assert read_kind(tmp_path, "book").num_rows == 2000

@@ -1,41 +1,21 @@
-"""The client's small policies: reconnect `Backoff`, and `HaltPolicy` deciding when to `Halt`."""
+"""When the stream stops itself: `HaltPolicy` counts trouble in a window, `Halt` says why.
+
+A halt is for trouble no reconnect can fix: checksum mismatches or critical errors piling up
+(``max_mismatches`` / ``max_critical_errors`` within ``halt_window`` seconds), a pair the
+exchange does not list, a log that cannot be written. Its `Halt.log_line` is what operators
+alert on. (Reconnect backoff is `ingest_platform.core.backoff.Backoff`.)
+"""
 
 from __future__ import annotations
 
 import collections
 import json
-import random
 from dataclasses import dataclass
 from typing import Any
 
 HALT_LOG_PREFIX = "KRAKEN_STREAM_HALT"
 MAX_DETAIL = 500
 """Longest detail text kept in a halt line or a gap row."""
-
-
-class Backoff:
-    """Exponential backoff with a cap and full jitter: ``uniform(0, min(cap, base * 2**n))``.
-
-    Full jitter spreads a fleet of reconnecting clients over the whole window, which is what
-    keeps them from reconnecting in lockstep after an exchange restart.
-    """
-
-    def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def ceiling(self) -> float:
-        return min(self.cap, self.base * 2 ** min(self.attempt, 60))
-
-    def next_delay(self) -> float:
-        delay = self._rng.uniform(0, self.ceiling())
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 @dataclass(frozen=True)

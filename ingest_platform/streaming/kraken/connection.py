@@ -1,0 +1,402 @@
+"""The connection driver: owns the WebSocket, feeds the protocol session, reconnects.
+
+`KrakenConnection.run` loops: **connect** (``CONNECTING``), then hand every received frame to
+the `KrakenSession` and send what it asks to (``SUBSCRIBING`` until every book has verified a
+snapshot, then ``STREAMING``), while a watchdog asks the session a few times a second whether
+the connection still looks alive. A failed connect or a lost connection waits out a full-jitter
+exponential delay (`ingest_platform.core.backoff.Backoff`, reset once every book verified
+again) in ``BACKOFF`` and connects again. A halt (``HALTED``) or a stop ends the loop.
+
+Off the hot path, a periodic task rolls log segments by age, writes ``book_top`` rows, the
+heartbeat file (which the Dagster sensor reads) and statistics reports.
+
+Cancellation: `run` closes the socket, writes open gaps, flushes and closes the log and writes
+the final heartbeat in ``finally``, so a cancelled task (or a Dagster run cancelled while
+`StreamRunner` hosts the connection) never leaves a torn log or an open socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from ingest_platform.core.backoff import Backoff
+from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
+from ingest_platform.streaming.kraken.config import StreamConfig
+from ingest_platform.streaming.kraken.halts import Halt
+from ingest_platform.streaming.kraken.heartbeat import heartbeat_document, write_heartbeat
+from ingest_platform.streaming.kraken.log_writer import LogWriteError, StreamLog
+from ingest_platform.streaming.kraken.session import KrakenSession
+from ingest_platform.streaming.kraken.status import ConnectionState, StreamResult
+from ingest_platform.streaming.kraken.transport import StampedConnection, abort, open_websocket
+
+logger = logging.getLogger(__name__)
+
+
+class KrakenConnection:
+    """Streams the configured pairs from ``url`` until stopped, cancelled or halted.
+
+    ``log`` receives every book item, trade, bar, gap and periodic top-of-book; ``status_root``
+    (usually the log root) gets the heartbeat file; ``on_report`` is called (on the event loop)
+    with a statistics dict every ``report_interval`` and once at the end.
+    """
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        url: str,
+        *,
+        log: StreamLog | None = None,
+        status_root: str | os.PathLike[str] | None = None,
+        run_id: str | None = None,
+        on_report: Callable[[dict[str, Any]], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not url.startswith(("ws://", "wss://")):
+            raise ValueError(f"the Kraken stream URL must be ws:// or wss://, got {url!r}")
+        self.config = config
+        self.url = url
+        self.log = log
+        self.status_root = Path(status_root) if status_root is not None else None
+        self.run_id = run_id
+        self.on_report = on_report
+        self.clock = clock
+        rng = rng or random.Random()
+        self.protocol = KrakenSession(config, sink=log, clock=clock, rng=rng)
+        self.protocol.on_synced = self._on_synced
+        self.backoff = Backoff(config.backoff_base, config.backoff_cap, rng)
+        self._state = ConnectionState.IDLE
+        self._ws: StampedConnection | None = None
+        self._outbox: asyncio.Queue[str] | None = None
+        self._stop_requested = False
+        self._wake: asyncio.Event | None = None
+        self._disconnect_reason: str | None = None
+        self._last_error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return ConnectionState.HALTED if self.protocol.halt is not None else self._state
+
+    @property
+    def halt(self) -> Halt | None:
+        return self.protocol.halt
+
+    @property
+    def session(self) -> str | None:
+        """The log's writer session id (one per stream start)."""
+        return self.log.session if self.log is not None else None
+
+    def request_stop(self) -> None:
+        """Ask `run` to finish: close the connection politely and return (on the run's loop)."""
+        self._stop_requested = True
+        if self._wake is not None:
+            self._wake.set()
+        ws = self._ws
+        if ws is not None and self._loop is not None and self._closing is None:
+            self._closing = self._loop.create_task(self._close_politely(ws))
+
+    def report(self) -> dict[str, Any]:
+        """Statistics now, with latency percentiles and the state and halt, JSON-ready."""
+        protocol = self.protocol
+        out = protocol.stats.snapshot(protocol.latency)
+        out["state"] = self.state.value
+        out["session"] = self.session
+        out["halt"] = protocol.halt.as_dict() if protocol.halt else None
+        out["open_gaps"] = len(protocol.gaps)
+        out["last_error"] = self._last_error
+        if self.log is not None:
+            out["log_rows"] = dict(self.log.stats.rows_written)
+            out["log_segments"] = dict(self.log.stats.segments_written)
+            out["log_write_seconds"] = round(self.log.stats.write_seconds, 3)
+        return out
+
+    async def run(self, duration: float | None = None) -> StreamResult:
+        """Stream until `request_stop`, ``duration`` seconds, a halt, or cancellation."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        if self._stop_requested:
+            self._wake.set()
+        timer = loop.call_later(duration, self.request_stop) if duration is not None else None
+        periodic = asyncio.create_task(self._periodic(), name="kraken-periodic")
+        try:
+            while not self._stop_requested and self.protocol.halt is None:
+                await self._connect_once()
+                if self._stop_requested or self.protocol.halt is not None:
+                    break
+                self._state = ConnectionState.BACKOFF
+                delay = self.backoff.next_delay()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            periodic.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await periodic
+            self._shutdown()
+        halt = self.protocol.halt
+        if halt is not None:
+            self._last_error = f"halted: {halt.reason}: {halt.detail}"
+        return StreamResult(
+            outcome="halted" if halt is not None else "stopped",
+            halt=halt,
+            stats=self.report(),
+            session=self.session,
+            log_root=str(self.log.root) if self.log is not None else None,
+            subscribed=self.protocol.stats.subscriptions > 0,
+            last_error=self._last_error,
+        )
+
+    # -- one connection ----------------------------------------------------------------------
+
+    async def _connect_once(self) -> None:
+        self._state = ConnectionState.CONNECTING
+        stats = self.protocol.stats
+        try:
+            ws = await open_websocket(self.url, self.config.connect_timeout, self.clock)
+        except InvalidStatus as exc:
+            stats.connect_failures += 1
+            status = exc.response.status_code
+            self._last_error = f"connect to {self.url}: HTTP {status}"
+            if 400 <= status < 500:
+                self.protocol.critical("handshake_rejected", f"HTTP {status} from {self.url}")
+            logger.warning("Kraken handshake failed: HTTP %s", status)
+            return
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            stats.connect_failures += 1
+            self._last_error = f"connect to {self.url}: {type(exc).__name__}: {exc}"
+            logger.warning("Kraken connect failed: %s: %s", type(exc).__name__, exc)
+            return
+        self._ws = ws
+        outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._outbox = outbox
+        stats.connections += 1
+        self._disconnect_reason = None
+        protocol = self.protocol
+        protocol.connection_made()
+        self._state = ConnectionState.SUBSCRIBING
+        sender = asyncio.create_task(self._send_loop(ws, outbox), name="kraken-sender")
+        watchdog = asyncio.create_task(self._watchdog(ws), name="kraken-watchdog")
+        try:
+            self._flush()
+            arrivals = ws.arrivals
+            receive = protocol.receive
+            now_ns = self.clock.monotonic_ns
+            if self._stop_requested:  # stopped while connecting
+                return
+            while True:
+                raw = await ws.recv()
+                receive(raw, arrivals.popleft() if arrivals else now_ns())
+                if protocol.outgoing:
+                    self._flush()
+                if protocol.halt is not None or self._stop_requested:
+                    break
+        except ConnectionClosed as exc:
+            if self._disconnect_reason is None:
+                self._disconnect_reason = f"closed: {exc}"
+        finally:
+            sender.cancel()
+            watchdog.cancel()
+            await asyncio.gather(sender, watchdog, return_exceptions=True)
+            closing, self._closing = self._closing, None
+            if closing is not None:
+                await asyncio.gather(closing, return_exceptions=True)
+            abort(ws)
+            self._ws = None
+            self._outbox = None
+            reason = self._disconnect_reason or "closed"
+            stopping = self._stop_requested or protocol.halt is not None
+            if not stopping:
+                self._last_error = f"connection lost: {reason}"
+            protocol.connection_lost(reason, stopping)
+
+    def _flush(self) -> None:
+        outbox = self._outbox
+        frames = self.protocol.take_outgoing()
+        if outbox is not None:
+            for text in frames:
+                outbox.put_nowait(text)
+
+    async def _send_loop(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
+        while True:
+            text = await outbox.get()
+            try:
+                await ws.send(text)
+            except ConnectionClosed:
+                return
+
+    async def _close_politely(self, ws: ClientConnection) -> None:
+        """A close frame (bounded by a second), then the transport goes either way."""
+        try:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await ws.close()
+        finally:
+            abort(ws)
+
+    def _on_synced(self) -> None:
+        """Every book verified a snapshot: the connection is healthy, reset the backoff."""
+        if self._ws is not None:
+            self._state = ConnectionState.STREAMING
+        self.backoff.reset()
+
+    async def _watchdog(self, ws: StampedConnection) -> None:
+        cfg = self.config
+        tick = max(0.01, min(cfg.max_silence, cfg.max_heartbeat_interval, 1.0) / 5)
+        protocol = self.protocol
+        while True:
+            await asyncio.sleep(tick)
+            breach = protocol.check()
+            self._flush()
+            if breach is not None:
+                self._disconnect_reason = breach
+                logger.warning("Kraken liveness: %s; reconnecting", breach)
+                abort(ws)
+                return
+            if protocol.halt is not None:
+                abort(ws)
+                return
+
+    # -- off the hot path --------------------------------------------------------------------
+
+    async def _periodic(self) -> None:
+        """Heartbeat file, segment age rolls, top-of-book rows and reports."""
+        cfg = self.config
+        tick = min(cfg.status_interval, 0.5)
+        now_ns = self.clock.monotonic_ns
+        next_status = next_report = next_top = now_ns()
+        next_report += int(cfg.report_interval * 1e9)
+        next_top += int(cfg.top_interval * 1e9)
+        while True:
+            await asyncio.sleep(tick)
+            now = now_ns()
+            try:
+                if self.log is not None:
+                    self.log.tick()
+                    if cfg.top_interval and now >= next_top:
+                        next_top = now + int(cfg.top_interval * 1e9)
+                        self.protocol.log_tops()
+            except LogWriteError as exc:
+                self._halt("log_write_failed", str(exc))
+                return
+            if now >= next_status:
+                next_status = now + int(cfg.status_interval * 1e9)
+                self._write_status()
+            if now >= next_report:
+                next_report = now + int(cfg.report_interval * 1e9)
+                self._emit_report()
+
+    def _halt(self, reason: str, detail: str) -> None:
+        self.protocol.halt_now(reason, detail)
+        if self._wake is not None:
+            self._wake.set()
+        if self._ws is not None:
+            abort(self._ws)
+
+    def _emit_report(self) -> None:
+        if self.on_report is None:
+            return
+        try:
+            self.on_report(self.report())
+        except Exception:
+            logger.exception("Kraken stream report callback failed")
+
+    def heartbeat_payload(self) -> dict[str, Any]:
+        """What the heartbeat file holds now (see `heartbeat`)."""
+        protocol = self.protocol
+        stats = protocol.stats
+        now_wall = self.clock.time_ns() / 1e9
+        now_ns = self.clock.monotonic_ns()
+
+        def wall(ns: int) -> float | None:
+            return now_wall - (now_ns - ns) / 1e9 if ns else None
+
+        stats.last_message_at = wall(protocol.liveness.last_message_ns)
+        stats.last_heartbeat_at = wall(protocol.liveness.last_heartbeat_ns)
+        return heartbeat_document(
+            run_id=self.run_id,
+            session=self.session,
+            state=self.state.value,
+            updated_at=now_wall,
+            started_at=stats.started_at,
+            last_message_at=stats.last_message_at,
+            last_heartbeat_at=stats.last_heartbeat_at,
+            last_error=self._last_error,
+            halt=protocol.halt.as_dict() if protocol.halt else None,
+            stats=stats.snapshot(),
+        )
+
+    def _write_status(self) -> None:
+        if self.status_root is None:
+            return
+        try:
+            write_heartbeat(self.status_root, self.heartbeat_payload())
+        except OSError as exc:
+            logger.warning("Kraken heartbeat file not written: %s", exc)
+
+    def _shutdown(self) -> None:
+        """Runs in ``finally``: socket, open gaps, log, final heartbeat and report."""
+        ws = self._ws
+        if ws is not None:
+            abort(ws)
+        if self.protocol.halt is None:
+            self._state = ConnectionState.STOPPED
+        ending = "halted" if self.protocol.halt is not None else "stopped"
+        self.protocol.close_open_gaps(f"still open when the stream {ending}")
+        try:
+            if self.log is not None:
+                self.log.close()
+        except LogWriteError as exc:
+            logger.error("Kraken stream log: final flush failed: %s", exc)
+            self.protocol.halt_now("log_write_failed", str(exc))
+        finally:
+            self._write_status()
+            self._emit_report()
+
+
+def open_stream(
+    config: StreamConfig,
+    url: str,
+    log_root: str | os.PathLike[str] | None,
+    *,
+    run_id: str | None = None,
+    on_report: Callable[[dict[str, Any]], None] | None = None,
+    background_log: bool = True,
+    clock: Clock = SYSTEM_CLOCK,
+) -> KrakenConnection:
+    """A connection to ``url`` writing its log and heartbeat under ``log_root`` (None: no log)."""
+    log = (
+        StreamLog(
+            log_root,
+            max_rows=config.segment_max_rows,
+            max_seconds=config.segment_max_seconds,
+            background=background_log,
+            clock=clock,
+        )
+        if log_root is not None
+        else None
+    )
+    return KrakenConnection(
+        config,
+        url,
+        log=log,
+        status_root=log_root,
+        run_id=run_id,
+        on_report=on_report,
+        clock=clock,
+    )

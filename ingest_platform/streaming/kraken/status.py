@@ -1,0 +1,47 @@
+"""Where the stream is (`ConnectionState`) and how a run of it ended (`StreamResult`).
+
+Both travel beyond the connection: the state into reports and the heartbeat file, the result
+to the Dagster op, which fails the run on a halt or when nothing was ever subscribed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from ingest_platform.streaming.kraken.halts import Halt
+
+
+class ConnectionState(enum.Enum):
+    """Where the stream is in a connection's life (``state`` in reports and the heartbeat file).
+
+    ``IDLE`` -> ``CONNECTING`` -> ``SUBSCRIBING`` -> ``STREAMING`` once every book has verified
+    a snapshot; a failed connect or a lost connection goes through ``BACKOFF`` back to
+    ``CONNECTING``; a halt sets ``HALTED`` from any state; `run` ending without one, ``STOPPED``.
+    """
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    SUBSCRIBING = "subscribing"
+    STREAMING = "streaming"
+    BACKOFF = "backoff"
+    HALTED = "halted"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """How `KrakenConnection.run` ended: ``stopped`` (asked to) or ``halted``.
+
+    ``subscribed`` is False when no data subscription ever succeeded (the exchange was never
+    reached, or refused everything); ``last_error`` then says why.
+    """
+
+    outcome: str
+    halt: Halt | None
+    stats: dict[str, Any]
+    session: str | None
+    log_root: str | None
+    subscribed: bool
+    last_error: str | None
