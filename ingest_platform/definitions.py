@@ -10,10 +10,13 @@ from __future__ import annotations
 from dagster import Definitions
 
 from ingest_platform.core.definitions import core_definitions
+from ingest_platform.economic.definitions import economic_definitions
 from ingest_platform.market.definitions import market_definitions
 from ingest_platform.publish.definitions import publish_definitions
 from ingest_platform.reference.definitions import reference_definitions
+from ingest_platform.registry.definitions import registry_definitions
 from ingest_platform.streaming.kraken.definitions import stream_definitions
+from ingest_platform.variables.definitions import variables_definitions
 
 
 def build_definitions() -> Definitions:
@@ -26,6 +29,9 @@ def build_definitions() -> Definitions:
         core_definitions(),
         reference_definitions(),
         market_definitions(),
+        registry_definitions(),
+        economic_definitions(),
+        variables_definitions(),
         stream_definitions(),
         publish_definitions(),
     )

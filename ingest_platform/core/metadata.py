@@ -42,3 +42,11 @@ def mapping_table(
 ) -> MetadataValue:
     """A two-column Markdown table from a mapping (symbol -> reason, say), sorted by key."""
     return markdown_table([{key: k, value: v} for k, v in sorted(values.items())], limit)
+
+
+def shortlist(items: Sequence[object], shown: int = 5) -> str:
+    """The first few items and how many more: an error line stays one line for 10,000 items."""
+    head = ", ".join(str(item) for item in items[:shown])
+    return head + (
+        f" (+{len(items) - shown} more, {len(items)} in all)" if len(items) > shown else ""
+    )

@@ -24,7 +24,7 @@ from pydantic import Field
 from ingest_platform.core import settings
 from ingest_platform.core.dataset import record_partitions, record_run
 from ingest_platform.core.lake import LakeError, ParquetLake
-from ingest_platform.core.metadata import markdown_table
+from ingest_platform.core.metadata import markdown_table, shortlist
 from ingest_platform.economic import rules
 from ingest_platform.economic.resources import Fred, WorldBank
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS, ECONOMIC_RELEASE_CALENDAR
@@ -66,16 +66,13 @@ def economic_mappings(lake: ParquetLake, variables: list[str]) -> pd.DataFrame:
     if variables:
         unknown = sorted(set(variables) - set(economic["variable"]))
         if unknown:
-            shown = ", ".join(unknown[:5]) + (
-                f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
-            )
-            raise ValueError(f"not mapped to FRED or the World Bank: {shown}")
+            raise ValueError(f"not mapped to FRED or the World Bank: {shortlist(unknown)}")
         economic = economic[economic["variable"].isin(variables)]
     return economic.reset_index(drop=True)
 
 
 def _fred(
-    fred: Fred, mappings: pd.DataFrame, realtime_start: dt.date | None, now: pd.Timestamp
+    fred: Fred, mappings: pd.DataFrame, realtime_start: dt.date, now: pd.Timestamp
 ) -> tuple[EconomicFetch, dict[str, Any]]:
     source = fred.source()
     rows = mappings[mappings["source"] == "fred"].set_index("series_id")
@@ -145,9 +142,11 @@ def economic_indicators(
     keys = sorted(context.partition_keys)
     now = settings.now()
     mappings = economic_mappings(lake, config.variables)
-    # The first partition holds what was known before it too: fetch every vintage then.
-    first = keys[0] != ECONOMIC_INDICATORS.first_key
-    realtime_start = dt.date.fromisoformat(keys[0]) if first else None
+    # FRED returns every vintage whose real-time period overlaps the requested one, with its
+    # start clipped to the requested start. Asking from the day before the first month makes
+    # every clipped row fall on that day: it belongs to the month before (not this run's), or,
+    # for the first partition, is what was already known when the dataset starts.
+    realtime_start = dt.date.fromisoformat(keys[0]) - dt.timedelta(days=1)
     fred_fetch, fred_http = _fred(fred, mappings, realtime_start, now)
     wb_fetch, wb_http = _worldbank(worldbank, mappings, now)
     fetched = pd.concat(
@@ -198,7 +197,7 @@ def economic_indicators(
                 requested,
                 config.max_failure_rate,
                 what="series",
-            )  # fmt: skip
+            )
         ]
     )
 

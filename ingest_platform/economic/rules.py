@@ -3,6 +3,8 @@ vintages become immutable monthly partitions."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from ingest_platform.economic.schema import EconomicIndicators
@@ -111,3 +113,83 @@ def merge_month(
         unchanged = same[same].index
         new.loc[unchanged, "ingested_at"] = old.loc[unchanged, "ingested_at"]
     return new.reset_index()[COLUMNS]
+
+
+def period_grid(
+    first: pd.Timestamp, last: pd.Timestamp, frequency: str, weekends: bool = False
+) -> pd.DatetimeIndex:
+    """Observation dates (period starts) of `frequency` from `first` through `last`; a daily
+    series has business days, or every day when it publishes `weekends` (FRED's DFF)."""
+    if last < first:
+        return pd.DatetimeIndex([])
+    if frequency == "daily":
+        return pd.date_range(first, last, freq="D") if weekends else pd.bdate_range(first, last)
+    if frequency == "weekly":
+        return pd.date_range(first, last, freq="7D")
+    if frequency == "monthly":
+        return pd.date_range(first, last, freq="MS")
+    if frequency == "quarterly":
+        return pd.date_range(first, last, freq="QS")
+    if frequency == "annual":
+        return pd.date_range(first, last, freq="YS")
+    raise ValueError(f"unknown frequency {frequency!r}")
+
+
+def expected_publications(
+    rows: pd.DataFrame,
+    frequencies: Mapping[str, str],
+    calendar: pd.DataFrame,
+    now: pd.Timestamp,
+    lags: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """When each variable's observations should have been published: ``variable``, ``date``
+    (observation period), ``release_date``.
+
+    A series' lag from period end to first release is learned from its own vintages (a low
+    quantile), or taken from the registry's declared lag (`lags`, publication_lag variables).
+    Each period from the variable's first observation on is due on the first date of its
+    release calendar on or after period end + lag (a release publishes on its own days, not
+    on a lag's exact day), or at period end + lag when it has no calendar. Periods not due
+    by `now` are not expected yet.
+    """
+    out = []
+    today = now.tz_convert("UTC").tz_localize(None)
+    for variable, own in rows.groupby("variable"):
+        frequency = frequencies.get(str(variable))
+        if frequency is None:
+            continue
+        first_release = own.groupby("date")["realtime_start"].min()
+        ends = period_end(pd.Series(first_release.index), frequency)
+        if lags and variable in lags:
+            lag = pd.Timedelta(days=int(lags[str(variable)]))
+        else:
+            # Only observations whose first release the data can have seen: those whose period
+            # ended after the data's earliest real-time start (an older one may have been
+            # published before it, and shows a later vintage here).
+            seen = (ends >= first_release.min()).to_numpy()
+            released = pd.to_datetime(first_release.to_numpy()[seen])
+            # A low quantile, not the median: the release calendar then picks the actual day,
+            # and a period is never expected before its release could have happened.
+            lag = (released - pd.to_datetime(ends.to_numpy()[seen])).to_series().quantile(0.1)
+            if pd.isna(lag):
+                continue
+        weekends = bool((pd.DatetimeIndex(first_release.index).dayofweek >= 5).any())
+        periods = period_grid(first_release.index.min(), today, frequency, weekends)
+        due_after = period_end(pd.Series(periods), frequency) + lag
+        # A release date somewhat before end + lag still counts: lags vary by a few days.
+        slack = min(lag * 0.25, pd.Timedelta(days=5)) if lag > pd.Timedelta(0) else pd.Timedelta(0)
+        dates = calendar.loc[calendar["variable"] == variable, "date"].sort_values().to_numpy()
+        earliest = (due_after - slack).to_numpy()
+        at = dates.searchsorted(earliest) if len(dates) else None
+        if at is not None:
+            release = pd.Series(
+                [dates[i] if i < len(dates) else pd.NaT for i in at], dtype="datetime64[ns]"
+            )
+            release = release.fillna(due_after)
+        else:
+            release = due_after
+        frame = pd.DataFrame({"variable": variable, "date": periods, "release_date": release})
+        out.append(frame[frame["release_date"] <= today])
+    if not out:
+        return pd.DataFrame(columns=["variable", "date", "release_date"])
+    return pd.concat(out, ignore_index=True)

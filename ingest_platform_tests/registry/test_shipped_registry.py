@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from ingest_platform.core import settings
-from ingest_platform.economic.catalogue import load_series_catalogue
 from ingest_platform.reference.universe import load_instruments
+from ingest_platform.registry.catalogue import load_series_catalogue
 from ingest_platform.registry.load import TYPES, load_registry
 from ingest_platform.registry.mapping import map_variables
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS

@@ -9,15 +9,15 @@ import pytest
 
 from ingest_platform.core import settings
 from ingest_platform.core.http import HttpClient, RetryPolicy
-from ingest_platform.economic.catalogue import (
-    fred_series,
-    load_series_catalogue,
-    worldbank_series,
-)
 from ingest_platform.economic.sources.batch import fetch_each
 from ingest_platform.economic.sources.fred import FredSource
 from ingest_platform.economic.sources.fred_frames import empty_observations
 from ingest_platform.economic.sources.worldbank import WorldBankSource, empty_frame
+from ingest_platform.registry.catalogue import (
+    fred_series,
+    load_series_catalogue,
+    worldbank_series,
+)
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 

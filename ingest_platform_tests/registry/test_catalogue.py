@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from ingest_platform.core import settings
-from ingest_platform.economic.catalogue import (
+from ingest_platform.registry.catalogue import (
     CATALOGUE_FILE,
     CatalogueError,
     fred_series,

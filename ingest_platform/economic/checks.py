@@ -1,0 +1,129 @@
+"""Checks of the economic datasets, release-aware.
+
+For each variable, the periods that should be in the lake are those whose first release has
+fallen due (`rules.expected_publications`): each period is due on the first date of its
+release's calendar after period end + the series' own publication lag (learned from its
+vintages; the registry's declared lag for publication-lag variables). Coverage is the share of
+due periods in the window present in the lake; staleness is how late the oldest missing due
+period is, beyond the grace period (24 h). After the CPI release on a date, that month's value
+must be in the lake.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ingest_platform.core.lake import ParquetLake
+from ingest_platform.economic import rules
+from ingest_platform.economic.schema import ECONOMIC_INDICATORS, ECONOMIC_RELEASE_CALENDAR
+from ingest_platform.quality.coverage import coverage_by_key, indicator_coverage
+from ingest_platform.quality.factory import (
+    CheckInputs,
+    ChecksCouldNotRun,
+    CheckWindow,
+    QualityCheck,
+    quality_checks,
+)
+from ingest_platform.quality.finding import Finding, Status
+from ingest_platform.quality.score import quality_score
+from ingest_platform.quality.staleness import (
+    indicator_staleness,
+    indicator_staleness_by_variable,
+)
+from ingest_platform.quality.thresholds import CoverageThresholds
+from ingest_platform.registry.schema import VARIABLE_MAPPINGS
+
+
+def _load(lake: ParquetLake, window: CheckWindow) -> dict[str, pd.DataFrame]:
+    rows = ECONOMIC_INDICATORS.read(
+        lake, list(window.keys), columns=["variable", "series_id", "date", "realtime_start"]
+    )
+    if rows.empty:
+        raise ChecksCouldNotRun(f"economic_indicators: no rows in {window.describe()}")
+    mappings = VARIABLE_MAPPINGS.read(lake)
+    economic = mappings[mappings["source"].isin(["fred", "worldbank"])]
+    frequencies = dict(zip(economic["variable"], economic["frequency"], strict=True))
+    declared = economic[economic["knowledge_basis"] == "publication_lag"]
+    lags = dict(zip(declared["variable"], declared["lag_days"].astype(int), strict=True))
+    calendar = (
+        ECONOMIC_RELEASE_CALENDAR.read(lake, columns=["series_id", "date"])
+        if lake.has_partition(ECONOMIC_RELEASE_CALENDAR.name)
+        else pd.DataFrame(columns=["series_id", "date"])
+    )
+    series_to_variable = dict(zip(economic["series_id"], economic["variable"], strict=True))
+    calendar = calendar.assign(variable=calendar["series_id"].map(series_to_variable)).dropna()
+    expected = rules.expected_publications(rows, frequencies, calendar, window.now, lags)
+    return {"rows": rows, "expected": expected}
+
+
+def _span(inputs: CheckInputs) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The due dates a window judges: those falling in its months (up to its clock)."""
+    now = inputs.window.now.tz_convert("UTC").tz_localize(None)
+    if inputs.window.start == ECONOMIC_INDICATORS.first_key or not inputs.window.start:
+        start = pd.Timestamp("1900-01-01")
+    else:
+        start = pd.Timestamp(inputs.window.start)
+    end = pd.Timestamp(inputs.window.end or now) + pd.offsets.MonthEnd(0)
+    return start, min(end, now)
+
+
+def _due(inputs: CheckInputs) -> pd.DataFrame:
+    start, end = _span(inputs)
+    expected = inputs["expected"]
+    due = expected[(expected["release_date"] >= start) & (expected["release_date"] <= end)]
+    return due[["variable", "date"]]
+
+
+#: A value published earlier than its expected release is welcome, not an anomaly.
+COVERAGE = CoverageThresholds(on_extra=Status.PASS)
+
+
+def coverage(inputs: CheckInputs) -> Finding:
+    return indicator_coverage(inputs["rows"], _due(inputs), value_column=None, thresholds=COVERAGE)
+
+
+def staleness(inputs: CheckInputs) -> Finding:
+    return indicator_staleness(
+        inputs["rows"], inputs["expected"], inputs.window.now, value_column=None
+    )
+
+
+def score(inputs: CheckInputs) -> Finding:
+    return quality_score(
+        coverage_by_key(inputs["rows"], _due(inputs), key="variable"),
+        staleness=indicator_staleness_by_variable(
+            inputs["rows"], inputs["expected"], inputs.window.now, value_column=None
+        ),
+        key="variable",
+    )
+
+
+economic_checks = quality_checks(
+    ECONOMIC_INDICATORS,
+    [
+        QualityCheck(
+            "indicator_coverage",
+            coverage,
+            "Share of each variable's periods due in the window (by its release calendar and "
+            "publication lag) present in the lake: WARN below 0.9, ERROR below 0.75.",
+            key_figure="coverage_min",
+        ),
+        QualityCheck(
+            "indicator_staleness",
+            staleness,
+            "Hours since the oldest due period missing from the lake fell due (its release day "
+            "+ 24 h grace): WARN when any, ERROR beyond 72 h.",
+            key_figure="max_lag_hours",
+        ),
+        QualityCheck(
+            "quality_score",
+            score,
+            "Per variable: coverage x freshness (0..1): WARN below 0.85, ERROR below 0.6.",
+            key_figure="score_min",
+        ),
+    ],
+    _load,
+    reads=[ECONOMIC_RELEASE_CALENDAR.name, VARIABLE_MAPPINGS.name],
+)
+
+ECONOMIC_CHECKS = [economic_checks]

@@ -1,0 +1,109 @@
+"""`variable_series`: the registry's variables as one point-in-time table.
+
+A range of months runs as one run: the economic vintages known in those months, the market
+closes and crypto day-closes of the sessions that closed in them, under the registry's names.
+A month whose content would not change is not rewritten.
+"""
+
+import pandas as pd
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from ingest_platform.core.dataset import record_partitions, record_run
+from ingest_platform.core.lake import LakeError, ParquetLake
+from ingest_platform.economic.schema import ECONOMIC_INDICATORS
+from ingest_platform.market.schema import MARKET_BARS
+from ingest_platform.reference.schema import INSTRUMENTS, TRADING_SESSIONS
+from ingest_platform.registry.schema import VARIABLE_MAPPINGS
+from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
+from ingest_platform.variables import rules
+from ingest_platform.variables.schema import VARIABLE_SERIES
+
+
+def _days(keys: list[str]) -> list[str]:
+    """Every day the months of `keys` span (plus the day before: a session dated on a month's
+    last day may close after midnight UTC, in the next month)."""
+    start = pd.Timestamp(keys[0]) - pd.Timedelta(days=1)
+    end = pd.Timestamp(keys[-1]) + pd.offsets.MonthEnd(0)
+    return [d.strftime("%Y-%m-%d") for d in pd.date_range(start, end, freq="D")]
+
+
+@asset(
+    **VARIABLE_SERIES.asset_kwargs(
+        deps=[
+            VARIABLE_MAPPINGS.name,
+            ECONOMIC_INDICATORS.name,
+            MARKET_BARS.name,
+            KRAKEN_BOOK_MINUTE_BARS.name,
+            TRADING_SESSIONS.name,
+        ],
+        pool="lake",
+    )
+)
+def variable_series(context: AssetExecutionContext, lake: ParquetLake) -> MaterializeResult:
+    keys = sorted(context.partition_keys)
+    try:
+        mappings = VARIABLE_MAPPINGS.read(lake)
+    except LakeError as exc:
+        raise LakeError(f"{exc}; materialize the `variable_mappings` asset first") from exc
+    mapped = mappings[mappings["source"].notna()]
+    market_of = dict(
+        zip(
+            mapped.loc[mapped["source"] == "market", "series_id"],
+            mapped.loc[mapped["source"] == "market", "variable"],
+            strict=True,
+        )
+    )
+    kraken_of = dict(
+        zip(
+            mapped.loc[mapped["source"] == "kraken", "series_id"],
+            mapped.loc[mapped["source"] == "kraken", "variable"],
+            strict=True,
+        )
+    )
+    days = _days(keys)
+    parts = [rules.from_economic(ECONOMIC_INDICATORS.read(lake, keys))]
+    bars = MARKET_BARS.read(lake, days, columns=["symbol", "date", "close"])
+    if len(bars):
+        calendars = INSTRUMENTS.read(lake, columns=["symbol", "calendar"])
+        sessions = TRADING_SESSIONS.read(lake, columns=["calendar", "date", "close_utc"])
+        parts.append(rules.from_market(bars.merge(calendars, on="symbol"), market_of, sessions))
+    minutes = KRAKEN_BOOK_MINUTE_BARS.read(lake, days, columns=["symbol", "minute", "mid_close"])
+    if len(minutes):
+        parts.append(rules.from_stream(minutes, kraken_of))
+    rows = (
+        pd.concat([p for p in parts if len(p)], ignore_index=True)
+        if any(len(p) for p in parts)
+        else VARIABLE_SERIES.empty_frame()
+    )
+    existing = VARIABLE_SERIES.read_partitions(lake, keys)
+    write = VARIABLE_SERIES.write(lake, VARIABLE_SERIES.split(rows, keys), existing)
+    record_partitions(
+        context,
+        write,
+        {
+            key: {
+                "variables": MetadataValue.int(
+                    int(part.rows["variable"].nunique()) if len(part.rows) else 0
+                )
+            }
+            for key, part in write.partitions.items()
+        },
+    )
+    present = set(rows["variable"]) if len(rows) else set()
+    absent = sorted(set(mapped["variable"]) - present)
+    record_run(
+        context,
+        VARIABLE_SERIES.name,
+        {
+            "variables_mapped": MetadataValue.int(len(mapped)),
+            "variables_with_values": MetadataValue.int(len(present)),
+            "variables_without_values": MetadataValue.md(
+                ", ".join(f"`{v}`" for v in absent) or "_none_"
+            ),
+            "partitions_written": MetadataValue.int(write.rewritten),
+        },
+    )
+    return MaterializeResult()
+
+
+VARIABLE_ASSETS = [variable_series]
