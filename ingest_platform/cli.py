@@ -48,17 +48,29 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
     from ingest_platform.sandbox import FaultPlan, Sandbox
 
-    faults = FaultPlan.from_file(args.faults) if args.faults else None
-    sandbox = Sandbox(
-        seed=args.seed,
-        as_of=args.as_of,
-        host=args.host,
-        http_port=args.http_port,
-        kraken_port=args.kraken_port,
-        kraken_rate=args.kraken_rate,
-        faults=faults,
-    )
-    sandbox.start()
+    try:
+        faults = FaultPlan.from_file(args.faults) if args.faults else None
+        sandbox = Sandbox(
+            seed=args.seed,
+            as_of=args.as_of,
+            host=args.host,
+            http_port=args.http_port,
+            kraken_port=args.kraken_port,
+            kraken_rate=args.kraken_rate,
+            faults=faults,
+        )
+        sandbox.start()
+    except OSError as exc:  # the port is taken, the host cannot be bound
+        print(
+            f"ingest-platform sandbox: cannot listen on {args.host} (HTTP port {args.http_port},"
+            f" Kraken port {args.kraken_port}): {exc.strerror or exc}; pick free ports with "
+            "--http-port / --kraken-port (0: any free port)",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as exc:  # a bad --faults file or --as-of (FaultPlanError is one)
+        print(f"ingest-platform sandbox: {exc}", file=sys.stderr)
+        return 2
     try:
         print("Sandbox running (threaded HTTP server + asyncio WebSocket server). Ctrl-C stops it.")
         print(f"  HTTP:    {sandbox.url}   (control: /_sandbox/faults, /_sandbox/counters)")
@@ -144,6 +156,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
         )
 
 
+def _iso_date(text: str) -> str:
+    """An argparse type: a YYYY-MM-DD date, or a one-line error naming the value."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingest-platform",
@@ -160,7 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         "sandbox", help="serve the local simulator of every source in the foreground"
     )
     sandbox.add_argument("--seed", type=int, default=7, help="all data derives from it")
-    sandbox.add_argument("--as-of", default=None, help="last date with data (default: today)")
+    sandbox.add_argument(
+        "--as-of",
+        default=None,
+        type=_iso_date,
+        help="last date with data, YYYY-MM-DD (default: today)",
+    )
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--http-port", type=int, default=8765)
     sandbox.add_argument("--kraken-port", type=int, default=8766)

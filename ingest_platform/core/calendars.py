@@ -80,6 +80,15 @@ def sessions(
     return [ts.date() for ts in cal.sessions_in_range(*window)]
 
 
+def session_open(day: dt.date | str | pd.Timestamp, calendar: str) -> pd.Timestamp | None:
+    """When `calendar`'s session on `day` opens (UTC), or None if it does not trade then."""
+    cal = exchange_calendar(calendar)
+    ts = pd.Timestamp(_as_date(day))
+    if ts < cal.first_session or ts > cal.last_session or not cal.is_session(ts):
+        return None
+    return pd.Timestamp(cal.session_open(ts)).tz_convert("UTC")
+
+
 def session_close(day: dt.date | str, calendar: str) -> pd.Timestamp | None:
     """When `calendar`'s session on `day` closes (UTC), or None if it does not trade then."""
     cal = exchange_calendar(calendar)

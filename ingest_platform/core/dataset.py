@@ -351,9 +351,16 @@ def record_partitions(
     write: DatasetWrite,
     extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Attach each partition's own metadata to its materialization (row count, URI, ...)."""
+    """Attach each partition's own metadata to its materialization (row count, URI, ...).
+
+    Only the run's partitions get it: a write may also repair partitions outside the run
+    (a split rebasing older history), which have no materialization in this run.
+    """
     extra = extra or {}
+    targeted = set(context.partition_keys)
     for key, part in write.partitions.items():
+        if key not in targeted:
+            continue
         context.add_asset_metadata(
             {**part.metadata(), **extra.get(key, {})},
             asset_key=write.dataset,

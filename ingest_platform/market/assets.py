@@ -29,7 +29,8 @@ from pydantic import Field
 
 from ingest_platform.core.dataset import Dataset, record_partitions, record_run
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.market import rules
+from ingest_platform.core.metadata import mapping_table, markdown_table
+from ingest_platform.market import rebase, rules
 from ingest_platform.market.checks import (
     DUPLICATES_CHECK,
     FAILURE_CHECK,
@@ -89,18 +90,68 @@ def _run_specs(dataset: Dataset) -> list[AssetCheckSpec]:
     partitions_def=YAHOO_DAILY_BARS.partitions_def,
     backfill_policy=YAHOO_DAILY_BARS.asset_kwargs()["backfill_policy"],
     pool="yahoo",
+    can_subset=True,
 )
 def yahoo_daily_bars(
     context: AssetExecutionContext, config: BarsConfig, lake: ParquetLake, yahoo: YahooFinance
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Bars and corporate actions come from the same request, so one op serves both; either
+    can be materialized alone. Corporate actions alone fetch every expected symbol of the range
+    (the bars' "only what is missing" says nothing about the actions) and store no bars."""
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    bars_selected = YAHOO_DAILY_BARS.name in selected
+    if not bars_selected:
+        config = BarsConfig(**{**config.model_dump(), "refresh": True})
     instruments = load_universe(lake, config.asset_classes, config.symbols)
     source = yahoo.source()
-    run = ingest_bars(context, lake, YAHOO_DAILY_BARS, "yahoo", instruments, source.fetch, config)
-    record_run(context, YAHOO_DAILY_BARS.name, run.run_metadata)
-    yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
-    yield _write_actions(context, lake, run.fetch)
-    yield failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate)
-    yield duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates)
+    run = ingest_bars(
+        context, lake, YAHOO_DAILY_BARS, "yahoo", instruments, source.fetch, config,
+        store=bars_selected,
+    )  # fmt: skip
+    splits = rebase.new_splits(run.fetch.actions, lake)
+    if bars_selected:
+        rebased = _rebase_yahoo(context, lake, instruments, splits, source.fetch)
+        record_run(context, YAHOO_DAILY_BARS.name, {**run.run_metadata, **rebased})
+        yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
+    if CORPORATE_ACTIONS.name in selected:
+        yield _write_actions(context, lake, run.fetch)
+    if bars_selected:
+        yield failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate)
+        yield duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates)
+
+
+def _rebase_yahoo(
+    context: AssetExecutionContext,
+    lake: ParquetLake,
+    instruments: list[Instrument],
+    splits: pd.DataFrame,
+    fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
+) -> dict[str, MetadataValue]:
+    """A split not seen before puts the symbol's stored history on a new basis: fetch that
+    history again (one request) and rewrite it (see `market.rebase`)."""
+    by_symbol = {i.symbol: i for i in instruments}
+    done, failed = [], {}
+    for split in splits.itertuples(index=False):
+        instrument = by_symbol.get(split.symbol)
+        if instrument is None:
+            continue
+        rebasing, error = rebase.refetch_primary(
+            YAHOO_DAILY_BARS, lake, instrument, pd.Series(split._asdict()), fetch
+        )
+        if error:
+            failed[split.symbol] = error
+            context.log.error(
+                "%s: split of %s recorded, but its stored history could not be fetched again "
+                "and stays on the old basis: %s", split.symbol, split.date.date(), error,
+            )  # fmt: skip
+        if rebasing is not None:
+            done.append(rebasing.as_row())
+            context.log.info("rebased %s onto its %s split", split.symbol, split.date.date())
+    return {
+        "new_splits": MetadataValue.int(len(splits)),
+        "rebased": markdown_table(done),
+        "rebase_failed": mapping_table(failed, "symbol", "error"),
+    }
 
 
 def _write_actions(
@@ -160,6 +211,11 @@ def _secondary(
         )
     source = resource.source()
     run = ingest_bars(context, lake, dataset, source_name, sample, source.fetch, config)
+    rebased: list[dict] = []
+    if dataset is POLYGON_DAILY_BARS:  # split-adjusted as of its fetch (see market.rebase)
+        for split in rebase.splits_in(lake, sorted(context.partition_keys)).itertuples(index=False):
+            done, _ = rebase.rebase_stored(dataset, lake, pd.DataFrame([split._asdict()]))
+            rebased += [r.as_row() for r in done]
     after = resource.budget().report()
     record_run(
         context,
@@ -171,6 +227,7 @@ def _secondary(
                 f"http_{name}": MetadataValue.float(float(value))
                 for name, value in source.http.stats.as_dict().items()
             },
+            "rebased": markdown_table(rebased),
             "budget_calls_today": MetadataValue.int(after.calls),
             # -1: the source has no daily cap.
             "budget_remaining_today": MetadataValue.int(
@@ -212,7 +269,8 @@ def alpha_vantage_daily_bars(
 
 @asset(
     **POLYGON_DAILY_BARS.asset_kwargs(
-        deps=[INSTRUMENTS.name],
+        # After corporate_actions: a split recorded in the same run rebases its stored rows.
+        deps=[INSTRUMENTS.name, CORPORATE_ACTIONS.name],
         check_specs=_run_specs(POLYGON_DAILY_BARS),
         pool="polygon",
     )
@@ -245,6 +303,53 @@ def market_bars(
     keys = sorted(context.partition_keys)
     instruments = load_universe(lake, config.asset_classes, config.symbols)
     symbols = {i.symbol for i in instruments}
+    contents, existing, consolidated = _consolidate(lake, keys, symbols)
+    # A split recorded in this range puts the symbol's older partitions on a new basis too:
+    # they are rebuilt from the (rebased) sources.
+    rebuilt = []
+    for split in rebase.splits_in(lake, keys).itertuples(index=False):
+        if split.symbol not in symbols:
+            continue
+        older = rebase.stale_keys(MARKET_BARS, lake, split.symbol, split.date)
+        older = [k for k in older if k not in contents]
+        if older:
+            more, more_existing, _ = _consolidate(lake, older, {split.symbol})
+            contents.update(more)
+            existing.update(more_existing)
+            rebuilt.append({"symbol": split.symbol, "partitions_rebuilt": len(older)})
+    # Validated as merged partitions by the one write path: the conformed content is
+    # re-checked, not trusted because its sources passed.
+    write = MARKET_BARS.write(lake, contents, existing)
+    # Expected: the symbols this run rebuilds (the rest of the partition is left as it was).
+    expected = rules.expected_by_partition(instruments, list(write.partitions))
+    per_partition = partition_metadata(write, expected)
+    record_partitions(context, write, per_partition)
+    by_source = consolidated["source"].value_counts().to_dict() if len(consolidated) else {}
+    record_run(
+        context,
+        MARKET_BARS.name,
+        {
+            **{
+                f"rows_from_{name}": MetadataValue.int(int(by_source.get(name, 0)))
+                for name in SOURCE_DATASETS
+            },
+            "rebuilt_symbols": MetadataValue.int(len(symbols)),
+            "rebased_history": markdown_table(rebuilt),
+            "partitions_written": MetadataValue.int(write.rewritten),
+            "partitions_unchanged": MetadataValue.int(write.unchanged),
+            "partitions_with_missing_symbols": MetadataValue.int(
+                sum(m["missing_count"].value > 0 for k, m in per_partition.items() if k in keys)
+            ),
+        },
+    )
+    return MaterializeResult()
+
+
+def _consolidate(
+    lake: ParquetLake, keys: list[str], symbols: set[str]
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], pd.DataFrame]:
+    """The new content of `keys` for `symbols` (other symbols' rows kept), the content it
+    replaces, and the consolidated rows."""
     frames: dict[str, pd.DataFrame] = {}
     for source_name, dataset in SOURCE_DATASETS.items():
         frame = dataset.read(lake, keys)
@@ -258,32 +363,7 @@ def market_bars(
     # A day no source has stored yet (its sessions not settled) stays missing here too.
     sourced = set().union(*(lake.partition_keys(d.name) for d in SOURCE_DATASETS.values()))
     fresh = MARKET_BARS.split(consolidated, [k for k in keys if k in sourced or k in existing])
-    contents = consolidated_content(existing, fresh, symbols)
-    # Validated as merged partitions by the one write path: the conformed content is
-    # re-checked, not trusted because its sources passed.
-    write = MARKET_BARS.write(lake, contents, existing)
-    # Expected: the symbols this run rebuilds (the rest of the partition is left as it was).
-    expected = rules.expected_by_partition(instruments, keys)
-    per_partition = partition_metadata(write, expected)
-    record_partitions(context, write, per_partition)
-    by_source = consolidated["source"].value_counts().to_dict() if len(consolidated) else {}
-    record_run(
-        context,
-        MARKET_BARS.name,
-        {
-            **{
-                f"rows_from_{name}": MetadataValue.int(int(by_source.get(name, 0)))
-                for name in SOURCE_DATASETS
-            },
-            "rebuilt_symbols": MetadataValue.int(len(symbols)),
-            "partitions_written": MetadataValue.int(write.rewritten),
-            "partitions_unchanged": MetadataValue.int(write.unchanged),
-            "partitions_with_missing_symbols": MetadataValue.int(
-                sum(m["missing_count"].value > 0 for m in per_partition.values())
-            ),
-        },
-    )
-    return MaterializeResult()
+    return consolidated_content(existing, fresh, symbols), existing, consolidated
 
 
 MARKET_ASSETS = [yahoo_daily_bars, alpha_vantage_daily_bars, polygon_daily_bars, market_bars]

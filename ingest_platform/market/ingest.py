@@ -18,7 +18,7 @@ from pydantic import Field
 from ingest_platform.core import settings
 from ingest_platform.core.dataset import Dataset, DatasetWrite, record_partitions
 from ingest_platform.core.lake import LakeError, ParquetLake
-from ingest_platform.core.metadata import mapping_table
+from ingest_platform.core.metadata import mapping_table, markdown_table
 from ingest_platform.core.partitions import market_day
 from ingest_platform.market import rules
 from ingest_platform.market.schema import DailyBars
@@ -121,11 +121,13 @@ def ingest_bars(
     instruments: list[Instrument],
     fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
     config: BarsConfig,
+    store: bool = True,
 ) -> BarsIngest:
     """Plan, fetch, quarantine invalid rows, merge and write a range of daily partitions.
 
     Per-partition figures go on each partition's materialization; the run's own figures
-    (requests, failures, quarantine) go once, on the run's newest partition.
+    (requests, failures, quarantine) go once, on the run's newest partition. With `store`
+    False the bars are fetched (for their corporate actions) but not written.
     """
     keys = sorted(context.partition_keys)
     expected = rules.expected_by_partition(instruments, keys)
@@ -170,6 +172,18 @@ def ingest_bars(
             unsettled,
             now,
         )
+    settled_expected = {k: v for k, v in expected.items() if k in writable}
+    stale = rules.stale_symbols(
+        fetched, [i.symbol for i in plan.instruments], settled_expected, result.failures
+    )
+    for row in stale.itertuples(index=False):
+        context.log.warning(
+            "%s %s: stale: newest bar %s, but %s was expected (the day stays missing)",
+            source_name,
+            row.symbol,
+            row.last_date.date(),
+            row.expected_date.date(),
+        )
     fetched, duplicates = rules.resolve_duplicates(fetched.reset_index(drop=True))
     for row in duplicates.itertuples(index=False):
         context.log.warning(
@@ -189,10 +203,10 @@ def ingest_bars(
         for key in keys
         if key in writable or key in existing
     }
-    write = dataset.write(lake, contents, existing)
+    write = dataset.write(lake, contents if store else {}, existing)
     per_partition = partition_metadata(write, expected)
     record_partitions(context, write, per_partition)
-    for key in sorted(set(keys) - set(contents)):
+    for key in sorted(set(keys) - set(contents)) if store else ():
         context.add_asset_metadata(
             {
                 "stored": MetadataValue.bool(False),
@@ -213,6 +227,8 @@ def ingest_bars(
         "quarantined_rows": MetadataValue.int(quarantine.rejected_rows),
         "quarantined": mapping_table(quarantine.reasons, "symbol", "reason"),
         "failed_count": MetadataValue.int(len(result.failures)),
+        "stale_count": MetadataValue.int(len(stale)),
+        "stale_symbols": markdown_table(stale),
         "failed_symbols": mapping_table(result.failure_messages(), "symbol", "error"),
         "partitions_written": MetadataValue.int(write.rewritten),
         "partitions_unchanged": MetadataValue.int(write.unchanged),

@@ -309,3 +309,27 @@ def consolidate(
     return stacked.drop_duplicates(["symbol", "date"], keep="first").sort_values(
         ["symbol", "date"], ignore_index=True
     )
+
+
+def stale_symbols(
+    bars: pd.DataFrame,
+    requested: Sequence[str],
+    expected: Mapping[str, set[str]],
+    failed: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Symbols a source answered for, but whose newest bar is older than the newest partition
+    that expects them: a stale source. Without this, a multi-day run leaves the last day
+    missing with no word said. Columns: symbol, last_date, expected_date."""
+    newest_expected: dict[str, str] = {}
+    for key in sorted(expected):
+        for symbol in expected[key]:
+            newest_expected[symbol] = key
+    last = bars.groupby("symbol")["date"].max() if len(bars) else pd.Series(dtype="datetime64[ns]")
+    rows = []
+    skip = set(failed)
+    for symbol in sorted(set(requested) - skip):
+        due = newest_expected.get(symbol)
+        seen = last.get(symbol)
+        if due is not None and seen is not None and seen < pd.Timestamp(due):
+            rows.append({"symbol": symbol, "last_date": seen, "expected_date": pd.Timestamp(due)})
+    return pd.DataFrame(rows, columns=["symbol", "last_date", "expected_date"])

@@ -7,12 +7,14 @@ result and writes it to the lake, and every other dataset takes its symbols from
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ingest_platform.core import calendars
+from ingest_platform.core.metadata import shortlist
 
 CONSTITUENTS_FILE = "sp500_constituents.csv"
 ETFS_FILE = "etfs.csv"
@@ -26,16 +28,31 @@ class ReferenceDataError(ValueError):
     """A reference file is missing or malformed; the message names the file."""
 
 
+#: What a canonical symbol may contain: BRK.B, ^GSPC, CL=F, EURUSD. A slash (BRK/B) or a space
+#: would be accepted by the lake and then fail at every source, so it is refused at the door.
+SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9.=^-]*$")
+
+
 def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    """A snapshot with each row's place (``_where``: file:line) for error messages."""
     if not path.is_file():
         raise ReferenceDataError(f"reference file {path} does not exist")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ReferenceDataError(f"{path}: missing column(s) {missing}")
+    frame["_where"] = [f"{path.name}:{i + 2}" for i in frame.index]  # line 1 is the header
     blank = frame[frame["symbol"].str.strip() == ""]
     if len(blank):
         raise ReferenceDataError(f"{path}: blank symbol on line(s) {[i + 2 for i in blank.index]}")
+    bad = frame[~frame["symbol"].str.match(SYMBOL)]
+    if len(bad):
+        shown = shortlist(
+            [f"{s!r} ({w})" for s, w in zip(bad["symbol"], bad["_where"], strict=True)]
+        )
+        raise ReferenceDataError(
+            f"{path}: invalid symbol(s) {shown}: use letters, digits and . ^ = - only"
+        )
     return frame
 
 
@@ -114,9 +131,17 @@ def load_instruments(directory: Path) -> pd.DataFrame:
         ),
     ]
     frame = pd.concat(frames, ignore_index=True)
-    duplicated = frame.loc[frame["symbol"].duplicated(keep=False), "symbol"].unique().tolist()
-    if duplicated:
-        raise ReferenceDataError(f"symbol(s) listed in more than one reference file: {duplicated}")
+    where = pd.concat(
+        [f["_where"] for f in (equities, etfs, fx, indices, commodities)], ignore_index=True
+    )
+    repeated = frame["symbol"].duplicated(keep=False)
+    if repeated.any():
+        places = where[repeated].groupby(frame.loc[repeated, "symbol"]).agg(", ".join)
+        shown = shortlist([f"{symbol} ({at})" for symbol, at in places.items()])
+        raise ReferenceDataError(
+            f"symbol(s) listed more than once in {directory}: {shown}; each symbol must "
+            "appear once across the reference files"
+        )
     return frame.sort_values(["asset_class", "symbol"], ignore_index=True)
 
 
@@ -137,7 +162,9 @@ def select(
     if symbols:
         unknown = sorted(set(symbols) - set(instruments["symbol"]))
         if unknown:
-            raise ReferenceDataError(f"symbol(s) not in the instrument universe: {unknown}")
+            raise ReferenceDataError(
+                f"{len(unknown)} symbol(s) not in the instrument universe: {shortlist(unknown)}"
+            )
         chosen = instruments[instruments["symbol"].isin(symbols)]
     return chosen.reset_index(drop=True)
 

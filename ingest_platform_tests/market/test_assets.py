@@ -542,3 +542,49 @@ def test_a_session_is_stored_only_once_it_has_closed_and_settled(resources, lake
     monkeypatch.setenv(settings.NOW_ENV, "2024-07-11T01:00:00-04:00")
     assert run_range(resources, day, day).success
     assert set(lake.read("market_bars", [day])["symbol"]) == set(SYMBOLS)
+
+
+def test_a_stale_source_in_a_multi_day_run_is_named(resources, sandbox, lake):
+    sandbox.faults.add(
+        "missing_days", endpoint="yahoo.chart", symbol="AAPL", start="2024-07-11", end=END
+    )
+    with DagsterInstance.ephemeral() as instance:
+        result = run_range(resources, instance=instance)
+        assert result.success
+        logged = [
+            r.event_log_entry.user_message
+            for r in instance.get_records_for_run(result.run_id).records
+        ]
+    meta = run_meta(result, "yahoo_daily_bars")
+    assert meta["stale_count"] == 1
+    assert "| AAPL | 2024-07-10 | 2024-07-12 |" in meta["stale_symbols"]
+    assert any("yahoo AAPL: stale: newest bar 2024-07-10" in m for m in logged)
+
+
+def test_yahoo_bars_and_corporate_actions_materialize_alone(resources, lake):
+    from ingest_platform.market.assets import yahoo_daily_bars
+
+    tags = {
+        "dagster/asset_partition_range_start": "2024-06-03",
+        "dagster/asset_partition_range_end": "2024-06-14",
+    }
+    config = {"ops": {"yahoo_daily_bars": {"config": {"symbols": ["NVDA", "AAPL"]}}}}
+    bars_only = materialize(
+        [yahoo_daily_bars], selection=["yahoo_daily_bars"], resources=resources, tags=tags,
+        run_config=config,
+    )  # fmt: skip
+    assert bars_only.success
+    assert lake.partition_keys("corporate_actions") == []
+    assert len(lake.read("yahoo_daily_bars")) == 20
+
+    actions_only = materialize(
+        [yahoo_daily_bars], selection=["corporate_actions"], resources=resources, tags=tags,
+        run_config=config,
+    )  # fmt: skip
+    assert actions_only.success
+    actions = lake.read("corporate_actions")
+    assert actions.query("symbol == 'NVDA' and action == 'split'")["value"].tolist() == [10.0]
+    assert {
+        e.materialization.asset_key.to_user_string()
+        for e in actions_only.get_asset_materialization_events()
+    } == {"corporate_actions"}

@@ -11,7 +11,7 @@ from dagster import materialize
 from ingest_platform.core import settings
 from ingest_platform.reference.assets import exchange_holidays, instruments, trading_sessions
 from ingest_platform.reference.resources import ReferenceFiles
-from ingest_platform.reference.universe import ReferenceDataError
+from ingest_platform.reference.universe import ReferenceDataError, load_instruments, select
 
 
 def _resources(lake, directory=None):
@@ -69,6 +69,50 @@ def test_a_broken_snapshot_fails_with_the_file_named_and_writes_nothing(lake, tm
     frame.loc[0, "symbol"] = "AAPL"  # collides with the equity AAPL
     frame.to_csv(broken / "etfs.csv", index=False)
 
-    with pytest.raises(ReferenceDataError, match=r"more than one reference file: \['AAPL'\]"):
+    with pytest.raises(
+        ReferenceDataError,
+        match=r"listed more than once .*AAPL \(sp500_constituents\.csv:\d+, etfs\.csv:2\)",
+    ):
         materialize([instruments], resources=_resources(lake, broken))
     assert lake.partition_keys("instruments") == []
+
+
+def _snapshot(tmp_path):
+    folder = tmp_path / "reference"
+    shutil.copytree(settings.reference_dir(), folder)
+    return folder
+
+
+def test_a_duplicate_row_names_the_file_and_both_lines(tmp_path):
+    folder = _snapshot(tmp_path)
+    path = folder / "sp500_constituents.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[5]]) + "\n")  # line 6 repeated at the end
+    symbol = lines[5].split(",")[0]
+    with pytest.raises(ReferenceDataError) as info:
+        load_instruments(folder)
+    assert f"{symbol} (sp500_constituents.csv:6, sp500_constituents.csv:{len(lines) + 1})" in str(
+        info.value
+    )
+
+
+def test_a_symbol_with_a_slash_is_refused_at_the_door(tmp_path):
+    folder = _snapshot(tmp_path)
+    path = folder / "etfs.csv"
+    lines = path.read_text().splitlines()
+    lines[1] = "BRK/B," + lines[1].split(",", 1)[1]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ReferenceDataError, match=r"etfs\.csv: invalid symbol\(s\) 'BRK/B' \(etfs\.csv:2\)"
+    ):
+        load_instruments(folder)
+
+
+def test_ten_thousand_unknown_symbols_make_a_short_error():
+    universe = load_instruments(settings.reference_dir())
+    unknown = tuple(f"ZZ{i:05d}" for i in range(10_000))
+    with pytest.raises(ReferenceDataError) as info:
+        select(universe, symbols=("AAPL", *unknown))
+    message = str(info.value)
+    assert message.startswith("10000 symbol(s) not in the instrument universe: ZZ00000, ZZ00001")
+    assert "(+9995 more, 10000 in all)" in message and len(message) < 300

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ingest_platform.core import settings
 from ingest_platform.core.http.errors import SourceError
 
 BAR_COLUMNS = [
@@ -148,7 +149,7 @@ class BarSource:
         end: dt.date,
         ingested_at: pd.Timestamp | None = None,
     ) -> BarsFetch:
-        stamp = ingested_at or pd.Timestamp.now(tz="UTC")
+        stamp = ingested_at or settings.now()
 
         def fetch_one(instrument: Instrument, start: dt.date, end: dt.date):
             return self.fetch_symbol(instrument, start, end, stamp), empty_actions()

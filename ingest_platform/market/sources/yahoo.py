@@ -33,7 +33,7 @@ import yfinance as yf
 from yfinance import cache as yf_cache
 from yfinance import exceptions as yf_errors
 
-from ingest_platform.core import calendars
+from ingest_platform.core import calendars, settings
 from ingest_platform.core.http import Redactor, RetryPolicy, retry_call
 from ingest_platform.core.http.errors import (
     MalformedPayload,
@@ -143,7 +143,7 @@ class YahooSource:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
-        clock: Callable[[], pd.Timestamp] = lambda: pd.Timestamp.now(tz="UTC"),
+        clock: Callable[[], pd.Timestamp] = settings.now,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.session = session if session is not None else guarded_curl_session()

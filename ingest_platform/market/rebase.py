@@ -1,0 +1,173 @@
+"""Keeping stored history on one split basis when a new split appears.
+
+Yahoo's and Polygon's prices are split-adjusted *as of the day they are fetched*. Without
+this, a split announced after a backfill leaves every stored row before it on the old basis,
+and a backtest sees a false 90% drop on a 10-for-1 split. So when a run records a split not
+seen before:
+
+- Yahoo (the primary): that symbol's stored range before the run is fetched again (one
+  request) and its rows rewritten through the validated write path;
+- Polygon (split-adjusted as of its fetch): its stored rows fetched before the ex-date are
+  divided by the ratio (volume multiplied), which is exactly what Polygon would now serve;
+- Alpha Vantage stores as-traded prices and is split-adjusted when consolidated, so it needs
+  nothing;
+- `market_bars` rebuilds the symbol's partitions before the run from the rebased sources.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ingest_platform.core import calendars
+from ingest_platform.core.dataset import Dataset, DatasetWrite
+from ingest_platform.core.lake import ParquetLake
+from ingest_platform.market import rules
+from ingest_platform.market.schema import CORPORATE_ACTIONS, DailyBars
+from ingest_platform.market.sources.bars import BarsFetch, Instrument
+
+PRICES = ("open", "high", "low", "close", "adj_close")
+
+
+@dataclass(frozen=True)
+class Rebasing:
+    """One symbol put on a new split basis: which split, how many rows, which partitions."""
+
+    symbol: str
+    ex_date: pd.Timestamp
+    ratio: float
+    rows: int
+    partitions: int
+
+    def as_row(self) -> dict[str, object]:
+        return {
+            "symbol": self.symbol,
+            "ex_date": self.ex_date.date().isoformat(),
+            "ratio": self.ratio,
+            "rows_rewritten": self.rows,
+            "partitions_rewritten": self.partitions,
+        }
+
+
+def new_splits(fetched: pd.DataFrame, lake: ParquetLake) -> pd.DataFrame:
+    """The splits in `fetched` actions that the lake's corporate actions do not record yet."""
+    splits = fetched[fetched["action"] == "split"] if len(fetched) else fetched
+    if splits.empty:
+        return splits
+    keys = sorted({d.strftime("%Y-%m-%d") for d in splits["date"]})
+    known = CORPORATE_ACTIONS.read(lake, keys, columns=["symbol", "date", "action"])
+    known = known[known["action"] == "split"]
+    seen = pd.MultiIndex.from_frame(known[["symbol", "date"]]) if len(known) else None
+    index = pd.MultiIndex.from_frame(splits[["symbol", "date"]])
+    return splits[~index.isin(seen)] if seen is not None else splits
+
+
+def splits_in(lake: ParquetLake, keys: Sequence[str]) -> pd.DataFrame:
+    """The recorded splits whose ex-date falls in the partitions `keys`."""
+    actions = CORPORATE_ACTIONS.read(
+        lake, list(keys), columns=["symbol", "date", "action", "value"]
+    )
+    return actions[actions["action"] == "split"].reset_index(drop=True)
+
+
+def stale_keys(
+    dataset: Dataset, lake: ParquetLake, symbol: str, ex_date: pd.Timestamp
+) -> list[str]:
+    """The partitions holding rows of `symbol` dated before `ex_date` that were fetched before
+    its session opened: the rows on the old basis (rows fetched since are already adjusted)."""
+    before = ex_date.strftime("%Y-%m-%d")
+    keys = [k for k in lake.partition_keys(dataset.name) if k < before]
+    if not keys:
+        return []
+    frame = lake.read(dataset.name, keys, columns=["symbol", "date", "ingested_at"])
+    stale = (frame["symbol"] == symbol) & (
+        pd.to_datetime(frame["ingested_at"], utc=True) < _opened(ex_date)
+    )
+    return sorted({d.strftime("%Y-%m-%d") for d in frame.loc[stale, "date"]})
+
+
+def _opened(ex_date: pd.Timestamp) -> pd.Timestamp:
+    """When the ex-date's session opened: from then on, providers serve the new basis."""
+    return calendars.session_open(ex_date, calendars.PRIMARY_CALENDAR) or pd.Timestamp(
+        ex_date, tz="America/New_York"
+    )
+
+
+def refetch_primary(
+    dataset: Dataset,
+    lake: ParquetLake,
+    instrument: Instrument,
+    split: pd.Series,
+    fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
+) -> tuple[Rebasing | None, str | None]:
+    """Fetch `instrument`'s stored range on the old basis again (one request) and rewrite its
+    rows; returns the rebasing, or why it could not be done (the old rows then stay, named)."""
+    stale = stale_keys(dataset, lake, instrument.symbol, split["date"])
+    if not stale:
+        return None, None
+    keys = [k for k in lake.partition_keys(dataset.name) if stale[0] <= k <= stale[-1]]
+    result = fetch([instrument], pd.Timestamp(keys[0]).date(), pd.Timestamp(keys[-1]).date())
+    if instrument.symbol in result.failures:
+        return None, result.failures[instrument.symbol].detail
+    bars = result.bars
+    bars = bars[rules.on_calendar(bars, [instrument], keys)] if len(bars) else bars
+    valid = rules.quarantine_invalid(bars.reset_index(drop=True), DailyBars).valid
+    fresh = dataset.split(valid, keys)
+    existing = dataset.read_partitions(lake, keys)
+    contents = {
+        key: rules.merge_partition(existing.get(key), fresh[key], refresh=True) for key in keys
+    }
+    write = dataset.write(lake, contents, existing)
+    return Rebasing(
+        instrument.symbol, split["date"], float(split["value"]), len(bars), write.rewritten
+    ), None
+
+
+def rebase_stored(
+    dataset: Dataset, lake: ParquetLake, splits: pd.DataFrame
+) -> tuple[list[Rebasing], DatasetWrite | None]:
+    """Divide the stored rows of each split symbol dated before its ex-date and fetched before
+    it by the ratio (volume multiplied)."""
+    done: list[Rebasing] = []
+    contents: dict[str, pd.DataFrame] = {}
+    existing: dict[str, pd.DataFrame] = {}
+    for split in splits.itertuples(index=False):
+        keys = stale_keys(dataset, lake, split.symbol, split.date)
+        if not keys:
+            continue
+        rows = partitions = 0
+        for key, frame in dataset.read_partitions(lake, keys).items():
+            existing.setdefault(key, frame)
+            current = contents.get(key, frame)
+            rebased, changed = split_adjust_stale(current, split.symbol, split.date, split.value)
+            if changed:
+                contents[key] = rebased
+                rows += changed
+                partitions += 1
+        if rows:
+            done.append(Rebasing(split.symbol, split.date, float(split.value), rows, partitions))
+    if not contents:
+        return done, None
+    return done, dataset.write(lake, contents, existing)
+
+
+def split_adjust_stale(
+    frame: pd.DataFrame, symbol: str, ex_date: pd.Timestamp, ratio: float
+) -> tuple[pd.DataFrame, int]:
+    """Rows of `symbol` dated before `ex_date` and fetched before its session opened, put on
+    the post-split basis; with how many rows changed."""
+    stale = (
+        (frame["symbol"] == symbol)
+        & (frame["date"] < ex_date)
+        & (pd.to_datetime(frame["ingested_at"], utc=True) < _opened(ex_date))
+    )
+    if not stale.any():
+        return frame, 0
+    out = frame.copy()
+    for column in PRICES:
+        out.loc[stale, column] = out.loc[stale, column] / ratio
+    out.loc[stale, "volume"] = (out.loc[stale, "volume"] * ratio).round().astype("int64")
+    return out, int(stale.sum())
