@@ -8,13 +8,19 @@ hidden ``.…tmp`` file that readers ignore and writers sweep.
 
 Every data page carries a CRC32 checksum (``write_page_checksum``), and readers verify it, so a
 flipped bit on disk is an error naming the file, never a silently different number.
+
+Small documents beside the data (the lake's ``metadata.json`` and ``README.md``) take the same
+path through `write_bytes_atomically`. On object storage there is no rename: `parquet_bytes`
+serializes a file whole for the single PUT of `core.object_store`.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow
 import pyarrow.parquet as pq
@@ -39,13 +45,38 @@ def write_parquet_atomically(
     `sync_directory=False` lets a caller writing many files into one directory sync it once
     at the end (each rename is still atomic on its own).
     """
+
+    def write(handle: BinaryIO) -> None:
+        pq.write_table(table, handle, compression=compression, write_page_checksum=True)
+
+    return _replace_atomically(final, write, sync_directory)
+
+
+def write_bytes_atomically(
+    data: bytes, final: str | os.PathLike[str], sync_directory: bool = True
+) -> int:
+    """Replace `final` with `data` atomically and durably; return the size in bytes."""
+    return _replace_atomically(final, lambda handle: handle.write(data), sync_directory)
+
+
+def parquet_bytes(table: pyarrow.Table, compression: str = "snappy") -> bytes:
+    """`table` as one whole Parquet file in memory, page checksums included (for a PUT)."""
+    sink = pyarrow.BufferOutputStream()
+    pq.write_table(table, sink, compression=compression, write_page_checksum=True)
+    return sink.getvalue().to_pybytes()
+
+
+def _replace_atomically(
+    final: str | os.PathLike[str], write: Callable[[BinaryIO], object], sync_directory: bool
+) -> int:
+    """Temporary file beside `final`, written by `write`, fsynced, renamed over `final`."""
     final = Path(final)
     directory = os.fspath(final.parent)
     os.makedirs(directory, exist_ok=True)
     temp = os.path.join(directory, f"{TEMP_PREFIX}{final.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
     try:
         with open(temp, "wb") as handle:
-            pq.write_table(table, handle, compression=compression, write_page_checksum=True)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, final)

@@ -8,15 +8,32 @@ Why not Dagster's ``UPathIOManager``: it refuses outputs that span several parti
 three-year backfill must be one run that writes ~780 partitions. Assets call this resource
 directly, so each partition is validated and written on its own, with its own metadata.
 
-Atomicity: on a local filesystem a partition is written to a hidden temporary file in the same
-directory, flushed to disk, then renamed over the old file (``os.replace`` is atomic on POSIX),
-so a writer killed at any point leaves either the old partition or the new one, never a torn
-file. Object stores publish an object only when its upload completes, so the final key is
-written directly there. Readers ignore the hidden temporary files.
+Atomicity, local: a partition is written to a hidden temporary file in the same directory,
+flushed to disk, then renamed over the old file (``os.replace`` is atomic on POSIX), so a writer
+killed at any point leaves either the old partition or the new one, never a torn file; readers
+ignore the hidden temporary files and writers sweep them (`core.durable`).
+
+Atomicity, object storage (``s3://``): there is no rename, so there are no temporary objects
+either. Each partition is serialized to a complete Parquet file in memory and sent with ONE
+whole-object PUT to its final key (`core.object_store.put_object`; never a multipart upload,
+never a temporary object + copy). An object store makes an object visible only when its upload
+has completed, and a PUT replaces the previous object atomically: a reader sees the old
+partition or the new one, and a writer killed mid-upload leaves the old one. Readers list only
+final keys (``<dataset>/<key>.parquet``; there is nothing else to list) and fetch each whole, in
+one GET, so a partition replaced while it is being read is still one version of it. Listings
+are never served from fsspec's cache, which would hide other processes' writes.
+
+Documents beside the data (``metadata.json``, ``README.md``): `write_json` / `write_text` /
+`read_json` keep the same promise at the lake root.
+
+Credentials and endpoint for ``s3://`` come from the standard AWS configuration
+(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` for an S3-compatible
+server, or ``~/.aws`` / an instance role), read by s3fs; the lake never sees or logs them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -27,15 +44,17 @@ from typing import Any
 import pandas as pd
 import pyarrow
 import pyarrow.dataset as pyarrow_dataset
-import pyarrow.parquet as pq
 from dagster import ConfigurableResource, MetadataValue, TableSchema
 from pydantic import Field
 from upath import UPath
 
+from ingest_platform.core import object_store
 from ingest_platform.core.durable import (
     TEMP_PREFIX,
     fsync_directory,
     is_temporary,
+    parquet_bytes,
+    write_bytes_atomically,
     write_parquet_atomically,
 )
 
@@ -124,8 +143,15 @@ class ParquetLake(ConfigurableResource):
             self.dataset_path(dataset) / f"{_check_name('partition key', partition_key)}{_SUFFIX}"
         )
 
+    def file_path(self, name: str) -> UPath:
+        """A document at the lake root (``metadata.json``, ``README.md``)."""
+        return self._root() / _check_name("file name", name)
+
     def _is_local(self) -> bool:
-        return self._root().protocol in ("", "file", "local")
+        return object_store.is_local(self._root())
+
+    def _exists(self, path: UPath) -> bool:
+        return path.exists() if self._is_local() else object_store.exists(path)
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -152,11 +178,8 @@ class ParquetLake(ConfigurableResource):
 
     @staticmethod
     def _write_remote(table: pyarrow.Table, path: UPath) -> int:
-        """Object stores publish an object only once its upload completes: write it directly."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            pq.write_table(table, handle, write_page_checksum=True)
-        return path.stat().st_size
+        """The whole Parquet file, serialized in memory, as one PUT to its final key."""
+        return object_store.put_object(path, parquet_bytes(table))
 
     def write_partitions(
         self, dataset: str, frames: Mapping[str, pd.DataFrame], schema: pyarrow.Schema
@@ -199,6 +222,63 @@ class ParquetLake(ConfigurableResource):
             fsync_directory(directory)
         return writes
 
+    # ---- documents at the root ------------------------------------------------------------
+
+    def write_text(self, name: str, text: str) -> str:
+        """Replace the document `name` at the lake root with `text` (UTF-8); return its URI.
+
+        Whole or not at all, like a partition: locally a temporary file, fsync, rename and a
+        directory fsync; on object storage one PUT. A reader sees the old document or the new.
+        """
+        path = self.file_path(name)
+        data = text.encode("utf-8")
+        if self._is_local():
+            write_bytes_atomically(data, path.path)
+        else:
+            object_store.put_object(path, data)
+        return str(path)
+
+    def write_json(self, name: str, obj: Any) -> str:
+        """Replace the JSON document `name` at the lake root with `obj`; return its URI.
+
+        Written as `write_text` does, indented, keys in the order given, UTF-8 unescaped. NaN
+        and infinities are refused (`LakeError`): they are not JSON, and a reader that rejects
+        them would find no metadata at all.
+        """
+        try:
+            text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise LakeError(f"{name}: cannot write as JSON: {exc}") from exc
+        return self.write_text(name, text + "\n")
+
+    def read_text(self, name: str, missing_ok: bool = False) -> str | None:
+        """The document `name` at the lake root (None when absent and `missing_ok`, else
+        `LakeError`); from object storage in one GET."""
+        path = self.file_path(name)
+        try:
+            data = path.read_bytes() if self._is_local() else object_store.get_object(path)
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            raise LakeError(f"{name}: not in the lake at {path}") from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LakeError(f"{path}: not UTF-8 text: {exc}") from None
+
+    def read_json(self, name: str, missing_ok: bool = False) -> Any:
+        """The JSON document `name` at the lake root, decoded (None when absent and
+        `missing_ok`); `LakeError` when absent or not JSON."""
+        text = self.read_text(name, missing_ok=missing_ok)
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise LakeError(f"{self.file_path(name)}: not JSON: {exc}") from None
+
+    # ---- housekeeping ----------------------------------------------------------------------
+
     def sweep_temporary_files(self, dataset: str, older_than_seconds: float = 3600) -> int:
         """Delete temp files left by writers that were killed; return how many.
 
@@ -217,7 +297,7 @@ class ParquetLake(ConfigurableResource):
 
     def delete_partition(self, dataset: str, partition_key: str = UNPARTITIONED) -> bool:
         path = self.partition_path(dataset, partition_key)
-        if not path.exists():
+        if not self._exists(path):
             return False
         path.unlink()
         return True
@@ -227,17 +307,21 @@ class ParquetLake(ConfigurableResource):
     def partition_keys(self, dataset: str) -> list[str]:
         """Keys of the partitions present on storage, sorted."""
         directory = self.dataset_path(dataset)
-        if not directory.exists():
-            return []
+        if self._is_local():
+            if not directory.exists():
+                return []
+            names = [p.name for p in directory.iterdir()]
+        else:
+            names = object_store.list_names(directory)
         keys = [
-            p.name[: -len(_SUFFIX)]
-            for p in directory.iterdir()
-            if p.name.endswith(_SUFFIX) and not p.name.startswith(TEMP_PREFIX)
+            name[: -len(_SUFFIX)]
+            for name in names
+            if name.endswith(_SUFFIX) and not name.startswith(TEMP_PREFIX)
         ]
         return sorted(keys)
 
     def has_partition(self, dataset: str, partition_key: str = UNPARTITIONED) -> bool:
-        return self.partition_path(dataset, partition_key).exists()
+        return self._exists(self.partition_path(dataset, partition_key))
 
     def read(
         self,
@@ -315,9 +399,11 @@ class ParquetLake(ConfigurableResource):
         if self._is_local():
             files = [str(p.path) for p in paths]
             return pyarrow_dataset.dataset(files, format=_VERIFIED)
-        return pyarrow_dataset.dataset(
-            [p.path for p in paths], format=_VERIFIED, filesystem=paths[0].fs
-        )
+        # Each object whole, in one GET (one version of it), then scanned from memory with
+        # the same checksum verification and schema rules as local files.
+        fragments = [_VERIFIED.make_fragment(_buffer(p)) for p in paths]
+        schema = fragments[0].physical_schema
+        return pyarrow_dataset.FileSystemDataset(fragments, schema, _VERIFIED)
 
     def _find_corrupt(self, dataset: str, paths: list[UPath]) -> CorruptPartition | None:
         """Read each file on its own to name the ones that fail (the batch error does not)."""
@@ -329,3 +415,7 @@ class ParquetLake(ConfigurableResource):
                 key = path.name[: -len(_SUFFIX)]
                 problems[key] = f"{path}: {str(exc).splitlines()[0][:200]}"
         return CorruptPartition(dataset, problems) if problems else None
+
+
+def _buffer(path: UPath) -> pyarrow.BufferReader:
+    return pyarrow.BufferReader(object_store.get_object(path))

@@ -1,8 +1,10 @@
 """Where the platform keeps its files, resolved when Definitions are built (never at import).
 
 Defaults put everything under the repository's ``data/`` folder so a fresh clone works with no
-configuration. Deployments point elsewhere with environment variables; the lake root may be an
-fsspec URL (``s3://bucket/lake``).
+configuration. Deployments point elsewhere with environment variables; the lake root and the
+stream log root may be fsspec URLs (``s3://bucket/lake``), whose credentials and endpoint come
+from the store's own standard configuration (for S3: ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``), never from these settings.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ def data_dir() -> Path:
 def lake_root() -> str:
     """The Parquet lake root: $INGEST_PLATFORM_LAKE_ROOT, else <data dir>/lake."""
     return os.environ.get("INGEST_PLATFORM_LAKE_ROOT") or str(data_dir() / "lake")
+
+
+STREAM_ROOT_ENV = "INGEST_PLATFORM_STREAM_ROOT"
+
+
+def stream_root() -> str:
+    """The Kraken stream log root: $INGEST_PLATFORM_STREAM_ROOT (a path or an fsspec URL such as
+    ``s3://bucket/stream/kraken``), else <data dir>/stream/kraken."""
+    return os.environ.get(STREAM_ROOT_ENV) or str(data_dir() / "stream" / "kraken")
 
 
 def reference_dir() -> Path:

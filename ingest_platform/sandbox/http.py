@@ -65,7 +65,6 @@ import logging
 import math
 import socket
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,6 +80,7 @@ from ingest_platform.sandbox.control import (
 )
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.providers import (
+    Headers,
     Provider,
     Request,
     Response,
@@ -246,6 +246,8 @@ class SandboxHTTPServer:
             self._loop_done.clear()
             self._httpd = _Server((self.host, self.port), self)
             host, port = self._httpd.server_address[:2]
+            if isinstance(host, bytes):  # typeshed allows it; an AF_INET server gives str
+                host = host.decode()
             self._url = f"http://{host}:{port}"
             return self._httpd
 
@@ -304,7 +306,7 @@ class SandboxHTTPServer:
     # -- dispatch ------------------------------------------------------------------------------
 
     def handle(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+        self, method: str, target: str, headers: Headers, body: bytes = b""
     ) -> Response | Hold:
         """Answer one request (the socket-free core, also handy for in-process use)."""
         parts = urlsplit(target)

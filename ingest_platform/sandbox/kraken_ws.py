@@ -697,7 +697,7 @@ class KrakenSandboxServer:
             if session.subs.pop(("instrument", None), None) is None:
                 self._reply_error(session, "Subscription Not Found", "unsubscribe", req_id)
                 return
-            result = {"channel": channel}
+            result: dict[str, Any] = {"channel": channel}
             body = {"method": "unsubscribe", "req_id": req_id, "result": result, "success": True}
             self._reply(session, body, "kraken.sent.unsubscribe")
             return
@@ -708,7 +708,7 @@ class KrakenSandboxServer:
                 self._reply_error(session, "Subscription Not Found", "unsubscribe", req_id, symbol)
                 continue
             self._feeds[symbol].remove(sub)
-            result: dict[str, Any] = {"channel": channel, "symbol": symbol}
+            result = {"channel": channel, "symbol": symbol}
             if channel == "book":
                 result["depth"] = sub.depth
             elif channel == "ohlc":

@@ -213,3 +213,43 @@ def test_a_truncated_partition_is_an_error_naming_the_file(lake: ParquetLake):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CorruptPartition, match=r"2024-03-01\.parquet"):
         lake.read("bars", ["2024-03-01"])
+
+
+def test_documents_at_the_root_are_replaced_whole(lake: ParquetLake):
+    metadata = {"datasets": {"bars": {"rows": 3}}, "note": "naïve"}
+    uri = lake.write_json("metadata.json", metadata)
+    assert uri.endswith("lake/metadata.json")
+    assert lake.read_json("metadata.json") == metadata
+    path = Path(lake.file_path("metadata.json").path)
+    assert path.read_text(encoding="utf-8").endswith("\n") and "naïve" in path.read_text("utf-8")
+    lake.write_text("README.md", "# Ground truth\n")
+    lake.write_json("metadata.json", {"datasets": {}})
+    assert lake.read_text("README.md") == "# Ground truth\n"
+    assert lake.read_json("metadata.json") == {"datasets": {}}
+    assert sorted(os.listdir(path.parent)) == ["README.md", "metadata.json"]  # no temp files
+    assert lake.read_json("absent.json", missing_ok=True) is None
+    with pytest.raises(LakeError, match=r"absent\.json: not in the lake"):
+        lake.read_text("absent.json")
+    with pytest.raises(LakeError, match="not JSON"):
+        lake.read_json("README.md")
+    with pytest.raises(LakeError, match="cannot write as JSON"):
+        lake.write_json("metadata.json", {"coverage": float("inf")})
+    assert lake.read_json("metadata.json") == {"datasets": {}}
+
+
+def test_an_interrupted_document_write_keeps_the_old_document(lake: ParquetLake, monkeypatch):
+    """Cancelled between writing the temporary file and the rename: the old document stays."""
+    lake.write_json("metadata.json", {"version": 1})
+
+    class Interrupted(BaseException):
+        pass
+
+    def interrupted_fsync(fd):
+        raise Interrupted
+
+    monkeypatch.setattr(os, "fsync", interrupted_fsync)
+    with pytest.raises(Interrupted):
+        lake.write_json("metadata.json", {"version": 2})
+    monkeypatch.undo()
+    assert lake.read_json("metadata.json") == {"version": 1}
+    assert os.listdir(Path(lake.file_path("metadata.json").path).parent) == ["metadata.json"]

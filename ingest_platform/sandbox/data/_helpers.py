@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 from itertools import accumulate
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,14 @@ import pandas as pd
 def stable_hash(*parts: object) -> int:
     """CRC32 of the parts joined by ``|``: stable across processes, unlike ``hash()``."""
     return zlib.crc32("|".join(str(p) for p in parts).encode())
+
+
+@overload
+def as_date(value: dt.date | str | pd.Timestamp) -> dt.date: ...
+@overload
+def as_date(value: None) -> None: ...
+@overload
+def as_date(value: dt.date | str | pd.Timestamp | None) -> dt.date | None: ...
 
 
 def as_date(value: dt.date | str | pd.Timestamp | None) -> dt.date | None:

@@ -112,6 +112,18 @@ class MarketSimulator:
         return self.as_of  # type: ignore[return-value]
 
     @property
+    def drifts(self) -> tuple[LargeDrift, ...]:
+        """`large_drifts` as `LargeDrift`s (the field also accepts tuples; construction coerces
+        them, so this only narrows the type)."""
+        return tuple(LargeDrift.coerce(d) for d in self.large_drifts)
+
+    @property
+    def changes(self) -> tuple[ConstituentChange, ...]:
+        """`constituent_changes` as `ConstituentChange`s, oldest first (the field also accepts
+        tuples; construction coerces and sorts them, so this only narrows the type)."""
+        return tuple(ConstituentChange.coerce(c) for c in self.constituent_changes)
+
+    @property
     def instruments(self) -> dict[str, Instrument]:
         """Every simulated instrument by canonical symbol: the universe plus added constituents."""
         return self._universe().instruments
@@ -125,7 +137,7 @@ class MarketSimulator:
                 if universe_ is None:
                     universe_ = _Universe.load(
                         Path(self.reference_dir or settings.reference_dir()),
-                        self.constituent_changes,
+                        self.changes,
                     )
                     self._caches["universe"] = universe_
         return universe_
@@ -178,7 +190,7 @@ class MarketSimulator:
         symbol = series.instrument.symbol
         uniform = daily_draws(self.seed, ("drift", provider, symbol), dates, 1, uniform=True)
         drift = self.drift_bps / 1e4 * (2 * uniform[:, 0] - 1)
-        for large in self.large_drifts:
+        for large in self.drifts:
             if large.provider == provider and large.symbol == symbol:
                 drift[dates == np.datetime64(large.day, "D")] += large.relative
         return 1.0 + drift
@@ -378,7 +390,7 @@ class MarketSimulator:
 
     def applied_changes(self, skip_latest: int = 0) -> list[ConstituentChange]:
         """Constituent changes effective up to as_of, oldest first, minus the latest few."""
-        effective = [c for c in self.constituent_changes if c.effective <= self.today]
+        effective = [c for c in self.changes if c.effective <= self.today]
         return effective[: max(len(effective) - skip_latest, 0)]
 
     def constituents(self, skip_latest_changes: int = 0) -> list[Constituent]:
@@ -410,14 +422,14 @@ class MarketSimulator:
             "large_drifts": [
                 {"provider": d.provider, "symbol": d.symbol, "date": d.day.isoformat(),
                  "relative": d.relative}
-                for d in self.large_drifts
+                for d in self.drifts
             ],
             "polygon_page_size": self.polygon_page_size,
             "fred_max_vintage_dates": self.fred_max_vintage_dates,
             "constituent_changes": [
                 {"effective": c.effective.isoformat(), "added": c.added, "removed": c.removed,
                  "reason": c.reason}
-                for c in self.constituent_changes
+                for c in self.changes
             ],
             "revoked_keys": len(self.revoked_keys),
         }  # fmt: skip

@@ -14,12 +14,22 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, overload
 
 from ingest_platform.sandbox.data import MarketSimulator
 
 #: Query parameters that carry API keys: never part of a request id, never echoed.
 KEY_PARAMS = frozenset({"apikey", "api_key", "token"})
+
+
+class Headers(Protocol):
+    """A request's headers as far as a provider reads them: a lookup by name.
+
+    The HTTP server hands over its parsed headers (an `email.message.Message`, whose lookup is
+    case-insensitive, as HTTP's header names are); in-process callers and tests pass a dict.
+    """
+
+    def get(self, name: str, /) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -29,11 +39,16 @@ class Request:
     method: str
     path: str  # percent-decoded, below the provider root
     query: Mapping[str, str]  # first value of each parameter
-    headers: Mapping[str, str]
+    headers: Headers
     body: bytes = b""
     server_url: str = ""  # "http://127.0.0.1:<port>", for absolute links such as next_url
 
+    @overload
+    def param(self, name: str, default: str) -> str: ...
+    @overload
+    def param(self, name: str, default: None = None) -> str | None: ...
     def param(self, name: str, default: str | None = None) -> str | None:
+        """The query parameter's first value, else `default` (a given default: never None)."""
         return self.query.get(name, default)
 
     def header(self, name: str) -> str | None:

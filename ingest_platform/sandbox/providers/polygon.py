@@ -108,8 +108,9 @@ class PolygonProvider(Provider):
         ticker, multiplier, timespan, raw_from, raw_to = match.groups()
         if multiplier != "1" or timespan != "day":
             return _error(request, 400, "The sandbox simulates 1/day aggregates only.")
+        cursor = request.param("cursor")
         try:
-            options = _decode_cursor(request.param("cursor")) if request.param("cursor") else {}
+            options = _decode_cursor(cursor) if cursor else {}
         except ValueError:
             return _error(request, 400, "Invalid cursor.")
         adjusted = (
@@ -117,7 +118,7 @@ class PolygonProvider(Provider):
         )
         sort = str(options.get("sort", request.param("sort", "asc")))
         try:
-            limit = int(options.get("limit", request.param("limit", DEFAULT_LIMIT)))
+            limit = int(options.get("limit", request.param("limit", str(DEFAULT_LIMIT))))
         except ValueError:
             return _error(request, 400, "Could not parse the limit parameter.")
         if sort not in ("asc", "desc") or not 1 <= limit <= MAX_LIMIT:

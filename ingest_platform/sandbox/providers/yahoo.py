@@ -317,7 +317,7 @@ class YahooProvider(Provider):
             result = [{"quoteType": quote_type}]
             return json_response({"quoteSummary": {"result": result, "error": None}})
         found = [self.market.resolve("yahoo", s) for s in symbol.split(",") if s]
-        result = [
+        quotes = [
             {
                 "symbol": i.yahoo_symbol,
                 "quoteType": QUOTE_TYPES[i.asset_class],
@@ -330,7 +330,7 @@ class YahooProvider(Provider):
             for i in found
             if i is not None
         ]
-        return json_response({"quoteResponse": {"result": result, "error": None}})
+        return json_response({"quoteResponse": {"result": quotes, "error": None}})
 
 
 def _exchange(inst: Instrument) -> tuple[str, str]:

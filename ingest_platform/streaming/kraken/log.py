@@ -29,13 +29,16 @@ Segments are written by `log_writer.StreamLog`, each atomically (a hidden tempor
 the target directory, renamed into place), and never span two UTC days. This module is the
 format and its reading side: readers skip the hidden ``.*.tmp`` files a killed writer leaves.
 
+The root may also be an fsspec URL (``s3://bucket/stream/kraken``): there each segment is one
+whole-object PUT (`core.object_store`), so there are no temporary objects to skip or sweep;
+readers list the store afresh (never from fsspec's listing cache) and fetch each segment whole.
+
 The heartbeat file beside the kinds is the running stream's, not the log's (`heartbeat`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,8 +48,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from upath import UPath
 
+from ingest_platform.core import object_store
 from ingest_platform.core.durable import TEMP_PREFIX, TEMP_SUFFIX
+from ingest_platform.core.object_store import Root
 
 FORMAT_VERSION = "1"
 SUFFIX = ".parquet"
@@ -54,6 +60,7 @@ _TEMP_PREFIX = TEMP_PREFIX  # the same hidden temp files as the lake's (core.dur
 _TEMP_SUFFIX = TEMP_SUFFIX
 _CONVERT_CHUNK = 1024  # rows per Arrow conversion: ~1 ms of GIL each, never one long stall
 _SEGMENT_NAME = re.compile(r"^(\d{8}T\d{6}\d{6}Z)-([0-9a-zA-Z]+)-(\d{12})\.parquet$")
+_DAY_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 LEVEL = pa.struct([("price", pa.string()), ("qty", pa.string())])
 LEVELS = pa.list_(LEVEL)
@@ -161,12 +168,10 @@ class Segment:
     session: str
     first_seq: int
     kind: str = field(compare=False)
-    path: Path = field(compare=False)
+    path: Path | UPath = field(compare=False)
 
 
-def list_segments(
-    root: str | os.PathLike[str], kind: str, days: Iterable[str] | None = None
-) -> list[Segment]:
+def list_segments(root: Root, kind: str, days: Iterable[str] | None = None) -> list[Segment]:
     """Published segments of ``kind`` (optionally only the given UTC days), in write order.
 
     Hidden temporary files (a writer killed mid-write) and anything not named like a segment
@@ -174,19 +179,18 @@ def list_segments(
     """
     if kind not in SCHEMAS:
         raise ValueError(f"unknown log kind {kind!r}; known: {list(KINDS)}")
-    base = Path(root) / kind
-    if not base.is_dir():
-        return []
+    base = object_store.resolve(root) / kind
     wanted = None if days is None else set(days)
     found: list[Segment] = []
-    for day_dir in sorted(base.iterdir()):
-        if not day_dir.is_dir() or (wanted is not None and day_dir.name not in wanted):
+    for day in _day_folders(base):
+        if wanted is not None and day not in wanted:
             continue
-        for entry in day_dir.iterdir():
-            match = _SEGMENT_NAME.match(entry.name)
+        for name in _names(base / day):
+            match = _SEGMENT_NAME.match(name)
             if match is None:
                 continue
-            found.append(Segment(day_dir.name, match.group(2), int(match.group(3)), kind, entry))
+            path = base / day / name
+            found.append(Segment(day, match.group(2), int(match.group(3)), kind, path))
     # Sessions in order of their first segment, then each session's segments by seq.
     first_seen: dict[str, tuple[str, str]] = {}
     for seg in sorted(found, key=lambda s: s.path.name):
@@ -194,23 +198,43 @@ def list_segments(
     return sorted(found, key=lambda s: (first_seen[s.session], s.first_seq))
 
 
+def _day_folders(base: Path | UPath) -> list[str]:
+    """The day folders under a kind's folder, sorted (on a store: the key prefixes)."""
+    if isinstance(base, Path):
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    return [name for name in object_store.list_names(base) if _DAY_NAME.match(name)]
+
+
+def _names(folder: Path | UPath) -> list[str]:
+    if isinstance(folder, Path):
+        return [p.name for p in folder.iterdir()]
+    return object_store.list_names(folder)
+
+
+def _source(path: Path | UPath) -> Path | pa.BufferReader:
+    """What pyarrow opens: a local file by path, an object fetched whole in one GET."""
+    if isinstance(path, Path):
+        return path
+    return pa.BufferReader(object_store.get_object(path))
+
+
 class LogReadError(RuntimeError):
     """A segment cannot be read (corrupt or truncated); the message names the file."""
 
-    def __init__(self, path: Path, reason: BaseException) -> None:
+    def __init__(self, path: Path | UPath, reason: BaseException) -> None:
         super().__init__(f"cannot read {path}: {reason}")
         self.path = path
 
 
 def _read_segment(seg: Segment, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
     try:
-        return pq.read_table(seg.path, columns=columns, schema=schema)
+        return pq.read_table(_source(seg.path), columns=columns, schema=schema)
     except (pa.ArrowException, OSError) as exc:
         raise LogReadError(seg.path, exc) from exc
 
 
 def read_kind(
-    root: str | os.PathLike[str],
+    root: Root,
     kind: str,
     days: Iterable[str] | None = None,
     columns: Sequence[str] | None = None,
@@ -231,7 +255,7 @@ def read_kind(
 
 
 def iter_batches(
-    root: str | os.PathLike[str],
+    root: Root,
     kind: str,
     days: Iterable[str] | None = None,
     columns: Sequence[str] | None = None,
@@ -242,21 +266,22 @@ def iter_batches(
     """
     for seg in list_segments(root, kind, days):
         try:
-            parquet = pq.ParquetFile(seg.path)
+            parquet = pq.ParquetFile(_source(seg.path))
             for batch in parquet.iter_batches(columns=list(columns) if columns else None):
                 yield seg, batch
         except (pa.ArrowException, OSError) as exc:
             raise LogReadError(seg.path, exc) from exc
 
 
-def temporary_files(root: str | os.PathLike[str], recent_days: int | None = None) -> list[Path]:
+def temporary_files(root: Root, recent_days: int | None = None) -> list[Path]:
     """Hidden temporary files under the log root (left by writers that were killed).
 
     ``recent_days`` limits the search to the root and the newest day folders of each kind,
     where a writer can have been: a months-long log has hundreds of thousands of segments.
+    An object store has none (each segment is one PUT).
     """
-    base = Path(root)
-    if not base.is_dir():
+    base = object_store.resolve(root)
+    if not isinstance(base, Path) or not base.is_dir():
         return []
     pattern = f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"
     if recent_days is None:
@@ -272,7 +297,7 @@ def temporary_files(root: str | os.PathLike[str], recent_days: int | None = None
 
 
 def sweep_temporary_files(
-    root: str | os.PathLike[str], older_than_seconds: float = 3600, recent_days: int | None = None
+    root: Root, older_than_seconds: float = 3600, recent_days: int | None = None
 ) -> int:
     """Delete temporary files older than the threshold (a live writer's file is younger).
 

@@ -7,12 +7,16 @@ killed at any point leaves either no segment or a complete one. Rows reach a seg
 stream's event loop by appending one tuple to a list; the Arrow conversion and the write happen
 on one background thread, converted in chunks so the event loop never waits long for the GIL.
 (The format, and reading it back, is `log`.)
+
+The root may be an fsspec URL (``s3://bucket/stream/kraken``). There a segment is serialized
+whole in memory and sent as ONE whole-object PUT to its final key (`core.object_store`): the
+store shows an object only once its upload has completed, so a writer killed mid-upload leaves
+no segment, never a partial one, and there are no temporary objects to sweep.
 """
 
 from __future__ import annotations
 
 import collections
-import os
 import threading
 import uuid
 from collections.abc import Sequence
@@ -22,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from upath import UPath
 
-from ingest_platform.core.durable import write_parquet_atomically
+from ingest_platform.core import object_store
+from ingest_platform.core.durable import parquet_bytes, write_parquet_atomically
+from ingest_platform.core.object_store import Root
 from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
 from ingest_platform.streaming.kraken.log import (
     FORMAT_VERSION,
@@ -44,9 +51,14 @@ class LogWriteError(RuntimeError):
 # ---- atomic files ----------------------------------------------------------------------------
 
 
-def write_table_atomically(table: pa.Table, final: Path) -> int:
-    """Write ``table`` to ``final`` atomically and durably (zstd); return its size."""
-    return write_parquet_atomically(table, final, compression="zstd")
+def write_table_atomically(table: pa.Table, final: Path | UPath) -> int:
+    """Write ``table`` to ``final`` atomically and durably (zstd); return its size.
+
+    A local file goes through a temporary file and a rename; an object is one whole PUT.
+    """
+    if isinstance(final, Path):
+        return write_parquet_atomically(table, final, compression="zstd")
+    return object_store.put_object(final, parquet_bytes(table, compression="zstd"))
 
 
 # ---- the writer ------------------------------------------------------------------------------
@@ -93,7 +105,7 @@ class StreamLog:
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: Root,
         session: str | None = None,
         max_rows: int = 50_000,
         max_seconds: float = 300.0,
@@ -105,7 +117,7 @@ class StreamLog:
             raise ValueError(f"max_rows must be >= 1, got {max_rows}")
         if max_seconds <= 0:
             raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
-        self.root = Path(root)
+        self.root = object_store.resolve(root)
         self.session = session or new_session_id()
         self.max_rows = max_rows
         self.max_seconds = max_seconds
@@ -121,7 +133,8 @@ class StreamLog:
         self._lock = threading.Lock()
         self._error: BaseException | None = None
         self._closed = False
-        self.root.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.root, Path):  # an object store needs no folders, leaves no temps
+            self.root.mkdir(parents=True, exist_ok=True)
         self.swept = sweep_temporary_files(self.root, stale_temp_seconds, recent_days=2)
 
     # -- appends (hot path) ------------------------------------------------------------------
@@ -291,7 +304,7 @@ class StreamLog:
                 pass
         self._write(buf.kind, rows, path)
 
-    def _write(self, kind: str, rows: list[tuple], path: Path) -> None:
+    def _write(self, kind: str, rows: list[tuple], path: Path | UPath) -> None:
         started = self.clock.monotonic_ns()
         try:
             table = rows_to_table(kind, self.session, rows)

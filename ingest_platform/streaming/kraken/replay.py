@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ingest_platform.core import settings
+from ingest_platform.core.object_store import Root, path_or_url
 from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.log import (
     LogReadError,
@@ -64,9 +65,10 @@ EXIT_CANNOT_RUN = 2
 """Nothing could be judged: bad arguments, a day without a log, an unreadable segment."""
 
 
-def default_log_root() -> Path:
-    """Where the stream writes by default: ``<data dir>/stream/kraken``."""
-    return settings.data_dir() / "stream" / "kraken"
+def default_log_root() -> str | Path:
+    """Where the stream writes by default: $INGEST_PLATFORM_STREAM_ROOT (a directory, or an
+    fsspec URL returned as is), else ``<data dir>/stream/kraken``."""
+    return path_or_url(settings.stream_root())
 
 
 @dataclass
@@ -138,7 +140,7 @@ OnVerified = Callable[[dict[str, Any], KrakenBook], None]
 
 
 def replay(
-    root: str | Path,
+    root: Root,
     days: Iterable[str] | None = None,
     symbols: Iterable[str] | None = None,
     on_verified: OnVerified | None = None,
@@ -266,13 +268,13 @@ def _apply(apply: Any, item: dict[str, Any]) -> bool:
         return False
 
 
-def missing_days(root: str | Path, days: Iterable[str]) -> list[str]:
+def missing_days(root: Root, days: Iterable[str]) -> list[str]:
     """The given UTC days for which the log under ``root`` has no book segment."""
     return [day for day in days if not list_segments(root, "book", [day])]
 
 
 def run_replay(
-    root: Path,
+    root: Root,
     days: Sequence[str] | None = None,
     symbols: Sequence[str] | None = None,
     as_json: bool = False,

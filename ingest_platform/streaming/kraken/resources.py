@@ -2,6 +2,14 @@
 
 Used by the stream op, its sensor, the minute-bar asset and its schedule. Paths resolve when
 used (`log_path`), never at import.
+
+The log root may be an object store (``s3://bucket/stream/kraken``): segments are then each one
+whole-object PUT, and replay and the minute bars read them from there. The heartbeat file is a
+different matter: the stream rewrites it every second and the sensor reads it every 30 s, on
+the same host, so it belongs on a local disk, not in a bucket (a PUT a second is a request bill,
+and a remote read is latency the sensor's 60 s budget should not carry). `heartbeat_path` names
+that local folder; the stream job and the sensor must take the heartbeat from there (not from
+`log_path`) before the stream itself runs against an object-store root.
 """
 
 from pathlib import Path
@@ -11,6 +19,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from ingest_platform.core import settings
+from ingest_platform.core.object_store import path_or_url
 from ingest_platform.streaming.kraken.config import StreamConfig
 
 RESOURCE_KEY = "kraken_stream"
@@ -21,8 +30,9 @@ class KrakenStream(StreamConfig, ConfigurableResource):
 
     log_root: str = Field(
         default="",
-        description="Stream log directory; empty: <data dir>/stream/kraken "
-        "($INGEST_PLATFORM_DATA_DIR). Must be shared with the sensor's host.",
+        description="Stream log root: a directory or an fsspec URL (s3://bucket/stream/kraken); "
+        "empty: $INGEST_PLATFORM_STREAM_ROOT, else <data dir>/stream/kraken "
+        "($INGEST_PLATFORM_DATA_DIR). A local root must be shared with the sensor's host.",
     )
     stale_after_seconds: float = Field(
         default=120.0,
@@ -51,9 +61,16 @@ class KrakenStream(StreamConfig, ConfigurableResource):
         "collections, which pause the event loop, short (the process only hosts the stream).",
     )
 
-    def log_path(self) -> Path:
-        """The log root, resolved now (never at import)."""
-        return Path(self.log_root) if self.log_root else settings.data_dir() / "stream" / "kraken"
+    def log_path(self) -> str | Path:
+        """The log root, resolved now (never at import): a `Path` for a local directory, the URL
+        itself (``s3://...``) for object storage (every reader and `StreamLog` accept both)."""
+        return path_or_url(self.log_root or settings.stream_root())
+
+    def heartbeat_path(self) -> Path:
+        """Where the running stream's heartbeat file lives: the log root when it is local
+        (as always), else the local default, <data dir>/stream/kraken."""
+        root = self.log_path()
+        return root if isinstance(root, Path) else settings.data_dir() / "stream" / "kraken"
 
 
 def stream_resources(**overrides: Any) -> dict[str, Any]:

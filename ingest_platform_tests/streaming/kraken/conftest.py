@@ -35,6 +35,9 @@ from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.heartbeat import HEARTBEAT_FILE
 from ingest_platform.streaming.kraken.log_writer import StreamLog
 from ingest_platform.streaming.kraken.resources import KrakenStream
+from ingest_platform_tests.core.s3_server import s3_bucket, s3_server
+
+__all__ = ["s3_bucket", "s3_server"]  # a local S3 (moto on loopback) for the log's S3 tests
 
 PAIRS = ("BTC/USD", "ETH/USD")
 FAST = dict(
@@ -218,12 +221,21 @@ def market_feed() -> Callable[..., _Feed]:
 
 
 def write_book_log(
-    root: Any, frames: list[str], recv_times_us: list[int], session: str = "s1", depth: int = 10
+    root: Any,
+    frames: list[str],
+    recv_times_us: list[int],
+    session: str = "s1",
+    depth: int = 10,
+    **log_options: Any,
 ) -> list[bool]:
-    """Log book frames as the client would, but at chosen receive times; return each verdict."""
+    """Log book frames as the client would, but at chosen receive times; return each verdict.
+
+    ``log_options`` go to `StreamLog` (``max_rows``, ``background``...).
+    """
     books: dict[str, KrakenBook] = {}
     verdicts = []
-    with StreamLog(root, session=session, background=False) as log:
+    options = {"background": False, **log_options}
+    with StreamLog(root, session=session, **options) as log:
         for raw, recv_us in zip(frames, recv_times_us, strict=True):
             msg = parse_message(raw, numbers_as_text=True)
             for item in msg["data"]:
