@@ -156,6 +156,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
         )
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from ingest_platform.core.lake import ParquetLake
+    from ingest_platform.definitions import build_definitions
+    from ingest_platform.publish import status
+
+    use_project_instance()
+    defs = build_definitions()
+    lake = (defs.resources or {}).get("lake")
+    if not isinstance(lake, ParquetLake):
+        lake = ParquetLake(root=settings.lake_root())
+    with DagsterInstance.get() as instance:
+        return status.main(defs, instance, lake, json_out=args.json, out=sys.stdout)
+
+
 def _iso_date(text: str) -> str:
     """An argparse type: a YYYY-MM-DD date, or a one-line error naming the value."""
     try:
@@ -221,6 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--junit-xml", default=None, help="write a JUnit XML report here")
     check.add_argument("--json", default=None, help="write the findings as JSON here")
     check.set_defaults(func=_cmd_check)
+
+    status = commands.add_parser(
+        "status",
+        help="datasets, checks, schedules, budgets and the stream at a glance (no network)",
+        description="What the instance and the lake say now: each dataset's newest partition, "
+        "missing partitions, freshness and failing checks; schedules and sensors; call "
+        "budgets; the Kraken stream's heartbeat. Exit 1 when an ERROR check is failing or a "
+        "dataset is stale beyond its freshness policy, else 0.",
+    )
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=_cmd_status)
 
     kraken_replay = commands.add_parser(
         "kraken-replay",

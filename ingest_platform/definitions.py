@@ -25,7 +25,7 @@ def build_definitions() -> Definitions:
     Endpoints and data folders come from the environment (see `core.settings`), so the same
     code serves production, the sandbox (``INGEST_PLATFORM_SANDBOX_URL``) and tests.
     """
-    return Definitions.merge(
+    domains = Definitions.merge(
         core_definitions(),
         reference_definitions(),
         market_definitions(),
@@ -33,8 +33,10 @@ def build_definitions() -> Definitions:
         economic_definitions(),
         variables_definitions(),
         stream_definitions(),
-        publish_definitions(),
     )
+    # Publishing describes the other domains, their checks included: it is assembled last.
+    checks = domains.resolve_asset_graph().asset_check_keys
+    return Definitions.merge(domains, publish_definitions(sorted(checks)))
 
 
 defs = build_definitions()

@@ -15,23 +15,34 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetMaterialization,
+    AssetSelection,
+    DagsterEvent,
+    DagsterEventType,
     DagsterInstance,
-    RunRequest,
+    DagsterRun,
+    DagsterRunStatus,
     ScheduleDefinition,
-    SensorResult,
-    SkipReason,
+    build_run_status_sensor_context,
     build_schedule_context,
     build_sensor_context,
+    evaluate_automation_conditions,
 )
 
 from ingest_platform.definitions import build_definitions
 
 NEW_YORK = ZoneInfo("America/New_York")
-UTC = dt.UTC
 
 
 def ny(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=NEW_YORK)
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +63,7 @@ def needed(definition, defs) -> dict:
 
 
 def evaluate(schedule: ScheduleDefinition, when: dt.datetime, defs, instance):
-    """One tick of `schedule` at `when` (its cron time), as the daemon would run it."""
+    """One tick of `schedule` at `when`, as the daemon would run it."""
     context = build_schedule_context(
         instance=instance,
         scheduled_execution_time=when,
@@ -64,8 +75,9 @@ def evaluate(schedule: ScheduleDefinition, when: dt.datetime, defs, instance):
     return result
 
 
-#: schedule -> [(tick time, expected partition key, or None for a skip)]
-SCHEDULE_MOMENTS: dict[str, list[tuple[dt.datetime, str | None]]] = {
+# Expectations: a partition key; ("range", first, last); "run" (an unpartitioned run); or
+# ("skip", a fragment of the reason).
+SCHEDULE_MOMENTS: dict[str, list[tuple[dt.datetime, object]]] = {
     "market_bars_daily": [
         # Tuesday 20:45 New York, after the NYSE close and the FX session's end: Tuesday.
         (ny(2024, 7, 9, 20, 45), "2024-07-09"),
@@ -83,12 +95,47 @@ SCHEDULE_MOMENTS: dict[str, list[tuple[dt.datetime, str | None]]] = {
         # Mid-session (14:00 on a weekday) the day is not final: the previous one is targeted.
         (ny(2024, 7, 10, 14, 0), "2024-07-09"),
     ],
+    "economic_indicators_daily": [
+        (utc(2024, 7, 9, 7), "2024-07-01"),  # the month in progress
+        (utc(2024, 7, 13, 7), "2024-07-01"),  # a Saturday: releases can land any day
+        (utc(2024, 7, 5, 7), "2024-07-01"),
+        (utc(2024, 5, 31, 7), "2024-05-01"),  # month end: still May
+        (utc(2024, 6, 1, 7), "2024-06-01"),  # the 1st: June starts; May is the monthly's
+        (utc(2025, 1, 10, 7), "2025-01-01"),
+    ],
+    "economic_indicators_monthly": [
+        # The 2nd: the month just ended, with the two before it re-read for late vintages.
+        (utc(2024, 6, 2, 6), ("range", "2024-03-01", "2024-05-01")),
+        (utc(2025, 1, 2, 6), ("range", "2024-10-01", "2024-12-01")),
+        # Early on, the range starts at the first partition.
+        (utc(2023, 2, 2, 6), ("range", "2023-01-01", "2023-01-01")),
+    ],
+    "economic_release_calendar_weekly": [
+        (utc(2024, 7, 8, 5), "run"),
+        (utc(2025, 1, 6, 5), "run"),
+    ],
+    "variable_series_daily": [
+        (utc(2024, 7, 9, 7, 30), "2024-07-01"),
+        (utc(2024, 7, 1, 7, 30), "2024-06-01"),  # the 1st completes the month just ended
+        (utc(2024, 6, 1, 7, 30), "2024-05-01"),  # month end
+        (utc(2025, 1, 10, 7, 30), "2025-01-01"),
+    ],
+    "kraken_book_minute_bars_daily": [
+        # No stream log in this data folder (the stream sensor ships stopped): the tick skips
+        # and names the day, rather than launching a run that must fail.
+        (utc(2026, 11, 22, 0, 15), ("skip", "2026-11-21")),
+        (utc(2026, 12, 1, 0, 15), ("skip", "2026-11-30")),  # month end
+    ],
+    "dataset_metadata_daily": [
+        (utc(2024, 7, 9, 3, 30), "run"),
+        (utc(2024, 7, 13, 3, 30), "run"),
+    ],
 }
 
 
 def test_every_schedule_and_sensor_of_the_code_location_is_covered_here(defs):
     assert {s.name for s in defs.schedules} == set(SCHEDULE_MOMENTS)
-    assert {s.name for s in defs.sensors} == set(SENSOR_CASES)
+    assert {s.name for s in defs.sensors} == set(SENSOR_TESTS)
 
 
 @pytest.mark.parametrize(
@@ -98,31 +145,32 @@ def test_every_schedule_and_sensor_of_the_code_location_is_covered_here(defs):
 )
 def test_each_schedule_targets_the_right_partition(defs, name, when, expected):
     schedule = defs.resolve_schedule_def(name)
+    assert schedule.execution_timezone
     with DagsterInstance.ephemeral() as instance:
         result = evaluate(schedule, when, defs, instance)
-    if expected is None:
-        assert not result.run_requests and result.skip_message
+    if isinstance(expected, tuple) and expected[0] == "skip":
+        assert not result.run_requests and expected[1] in (result.skip_message or "")
         return
-    assert [r.partition_key for r in result.run_requests] == [expected]
     (request,) = result.run_requests
-    assert request.run_key and expected in request.run_key  # one run per partition, ever
-    # The cron lands on this moment: the daemon would really tick then.
-    assert schedule.execution_timezone and when.tzinfo
+    assert request.run_key  # one run per tick, ever: the daemon dedupes on it
+    if expected == "run":
+        assert request.partition_key is None
+        assert "dagster/asset_partition_range_start" not in request.tags
+    elif isinstance(expected, tuple):
+        _, first, last = expected
+        assert request.tags["dagster/asset_partition_range_start"] == first
+        assert request.tags["dagster/asset_partition_range_end"] == last
+    else:
+        assert request.partition_key == expected
+        assert (
+            expected[:7] in request.run_key
+            or expected in request.run_key
+            or "daily" in (request.run_key)
+        )
 
 
-def _sensor_launches_the_stream_when_none_runs(result) -> None:
-    requests = result.run_requests if isinstance(result, SensorResult) else result
-    assert requests and isinstance(requests[0], RunRequest)
-    assert requests[0].tags["dagster/max_runtime"] == "0"
-
-
-#: sensor -> what a first evaluation on an empty instance must do
-SENSOR_CASES = {"kraken_stream_sensor": _sensor_launches_the_stream_when_none_runs}
-
-
-@pytest.mark.parametrize("name", sorted(SENSOR_CASES))
-def test_each_sensor_evaluates_against_an_empty_instance(defs, name):
-    sensor = defs.resolve_sensor_def(name)
+def test_the_stream_sensor_launches_the_stream_on_an_empty_instance(defs):
+    sensor = defs.resolve_sensor_def("kraken_stream_sensor")
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(
             instance=instance,
@@ -130,7 +178,117 @@ def test_each_sensor_evaluates_against_an_empty_instance(defs, name):
             repository_def=defs.get_repository_def(),
         )
         result = sensor.evaluate_tick(context)
-    if isinstance(result.skip_message, str) and not result.run_requests:
-        pytest.fail(f"{name} skipped on an empty instance: {result.skip_message}")
-    SENSOR_CASES[name](result.run_requests)
-    assert not isinstance(result, SkipReason)
+    (request,) = result.run_requests
+    assert request.tags["dagster/max_runtime"] == "0" and request.tags["dagster/max_retries"] == "0"
+
+
+def _finished_run(instance, tags) -> tuple[DagsterRun, DagsterEvent]:
+    run = instance.create_run_for_job(
+        job_def=_noop_job(), run_id=None, tags=tags, status=DagsterRunStatus.SUCCESS
+    )
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name, message="done"
+    )
+    return run, event
+
+
+def _noop_job():
+    from dagster import job, op
+
+    @op
+    def nothing() -> None:
+        return None
+
+    @job(name="market_bars_job")
+    def market_bars_job() -> None:
+        nothing()
+
+    return market_bars_job
+
+
+def test_metadata_is_refreshed_after_a_backfill_run_and_not_after_others(defs):
+    sensor = defs.resolve_sensor_def("dataset_metadata_after_backfill")
+    with DagsterInstance.ephemeral() as instance:
+        for tags, launches in (({"dagster/backfill": "abc"}, True), ({}, False)):
+            run, event = _finished_run(instance, tags)
+            context = build_run_status_sensor_context(
+                sensor_name=sensor.name,
+                dagster_event=event,
+                dagster_instance=instance,
+                dagster_run=run,
+                repository_def=defs.get_repository_def(),
+            )
+            result = sensor(context)
+            if launches:
+                assert result.run_key == f"dataset_metadata_after:{run.run_id}"
+            else:
+                assert "not part of a backfill" in result.skip_message
+
+
+def test_the_warehouse_automation_sensor_publishes_after_updates_unless_a_check_fails(defs):
+    """Automation condition sensors cannot be ticked like user sensors; their conditions are
+    evaluated the way the sensor does (`evaluate_automation_conditions`)."""
+    sensor = defs.resolve_sensor_def("warehouse_automation")
+    graph = defs.resolve_asset_graph()
+    targeted = {k.to_user_string() for k in sensor.asset_selection.resolve(graph)}
+    assert targeted == {
+        k.to_user_string() for k in graph.get_all_asset_keys()
+        if k.to_user_string().startswith("warehouse_")
+    }  # fmt: skip
+    assert sensor.default_status.value == "RUNNING"
+    selection = AssetSelection.assets("warehouse_instruments")
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate_automation_conditions(defs, instance, asset_selection=selection)
+        assert first.total_requested == 0  # nothing upstream ever materialized
+        instance.report_runless_asset_event(AssetMaterialization("instruments"))
+        second = evaluate_automation_conditions(
+            defs, instance, asset_selection=selection, cursor=first.cursor
+        )
+        assert second.total_requested == 1  # published after the update
+        third = evaluate_automation_conditions(
+            defs, instance, asset_selection=selection, cursor=second.cursor
+        )
+        assert third.total_requested == 0  # once per update, not on every tick
+
+    # A market_bars partition is published once its blocking checks passed; after the next
+    # update, a failed blocking check holds it back.
+    bars = AssetSelection.assets("warehouse_market_bars")
+
+    def checked(instance, passed: dict[str, bool]) -> None:
+        for name, ok in passed.items():
+            instance.report_runless_asset_event(
+                AssetCheckEvaluation(
+                    asset_key=AssetKey("market_bars"),
+                    check_name=name,
+                    passed=ok,
+                    severity=AssetCheckSeverity.ERROR,
+                    blocking=True,
+                )
+            )
+
+    update = AssetMaterialization("market_bars", partition="2024-07-09")
+    with DagsterInstance.ephemeral() as instance:
+        start = evaluate_automation_conditions(defs, instance, asset_selection=bars)
+        instance.report_runless_asset_event(update)
+        checked(instance, {"bar_anomalies": True, "cross_source_drift": True})
+        passed = evaluate_automation_conditions(
+            defs, instance, asset_selection=bars, cursor=start.cursor
+        )
+        assert passed.total_requested == 1
+        instance.report_runless_asset_event(update)
+        checked(instance, {"bar_anomalies": True, "cross_source_drift": False})
+        held = evaluate_automation_conditions(
+            defs, instance, asset_selection=bars, cursor=passed.cursor
+        )
+        assert held.total_requested == 0
+
+
+SENSOR_TESTS = {
+    "kraken_stream_sensor": test_the_stream_sensor_launches_the_stream_on_an_empty_instance,
+    "dataset_metadata_after_backfill": (
+        test_metadata_is_refreshed_after_a_backfill_run_and_not_after_others
+    ),
+    "warehouse_automation": (
+        test_the_warehouse_automation_sensor_publishes_after_updates_unless_a_check_fails
+    ),
+}

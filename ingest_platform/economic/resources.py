@@ -53,12 +53,12 @@ class WorldBank(RetrySettings):
     per_page: int = Field(default=1000, ge=1, le=32500, description="Rows per page.")
     threads: int = Field(default=2, ge=1)
 
+    def budget(self) -> CallBudget:
+        """Counted, never capped: the World Bank sets no daily limit, but calls are reported."""
+        return CallBudget("worldbank", budget_store(self._instance))
+
     def source(self) -> WorldBankSource:
-        http = HttpClient(
-            "worldbank",
-            retry=self.retry_policy(),
-            budget=CallBudget("worldbank", budget_store(self._instance)),
-        )
+        http = HttpClient("worldbank", retry=self.retry_policy(), budget=self.budget())
         return WorldBankSource(
             http,
             base_url=settings.endpoint("https://api.worldbank.org/v2", "/worldbank/v2"),

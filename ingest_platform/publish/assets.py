@@ -6,7 +6,10 @@ transaction. They materialize after the dataset they publish (an automation cond
 only once its blocking checks passed: a failed ERROR check upstream holds the publish back.
 """
 
+from collections.abc import Sequence
+
 from dagster import (
+    AssetCheckKey,
     AssetExecutionContext,
     AssetsDefinition,
     AutomationCondition,
@@ -15,17 +18,30 @@ from dagster import (
     asset,
 )
 
-from ingest_platform.core.dataset import Dataset, record_run
+from ingest_platform.core import settings
+from ingest_platform.core.dataset import OWNERS, Dataset, record_run
 from ingest_platform.core.lake import ParquetLake
+from ingest_platform.economic.resources import Fred, WorldBank
+from ingest_platform.market.resources import AlphaVantage, Polygon
+from ingest_platform.publish import metadata, state
+from ingest_platform.publish.catalogue import DATASETS
+from ingest_platform.publish.readme import render
 from ingest_platform.publish.resources import Warehouse
 from ingest_platform.publish.warehouse import Window, create_tables, publish
 
 GROUP = "warehouse"
+METADATA_FILE = "metadata.json"
+README_FILE = "README.md"
 
-#: Publish after each upstream update, never while a blocking check on it is failing.
+#: Publish each partition after its upstream partition is updated (any partition, not only the
+#: latest, so a backfill is published too), never while an upstream blocking check is failing.
 PUBLISH_CONDITION = (
-    AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("eager, blocking checks passed")
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_missing()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+    & AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("after each upstream update, blocking checks passed")
 
 
 def warehouse_asset(dataset: Dataset) -> AssetsDefinition:
@@ -83,3 +99,66 @@ def warehouse_asset(dataset: Dataset) -> AssetsDefinition:
         return MaterializeResult(metadata=figures)
 
     return _publish
+
+
+METADATA_GROUP = "metadata"
+
+
+def dataset_metadata_asset(check_keys: Sequence[AssetCheckKey]) -> AssetsDefinition:
+    """The `dataset_metadata` asset, reporting the latest results of `check_keys`.
+
+    The check keys are those of the whole code location, handed over when it is assembled:
+    the run's own asset graph holds only the assets it runs, and a run started in process
+    (tests, `materialize`) has no repository to ask.
+    """
+    declared = tuple(check_keys)
+
+    @asset(
+        name="dataset_metadata",
+        group_name=METADATA_GROUP,
+        deps=[d.name for d in DATASETS],
+        kinds={"json", "markdown"},
+        owners=list(OWNERS),
+        description="metadata.json and README.md at the lake root: every dataset's schema, rows, "
+        "date range, partitions present and missing, source mix, coverage per symbol and per "
+        "variable (the quality functions), last materialization and latest check results; each "
+        "source's calls against its budget; the registry's mapped and unmapped variables.",
+    )
+    def dataset_metadata(
+        context: AssetExecutionContext,
+        lake: ParquetLake,
+        alpha_vantage: AlphaVantage,
+        polygon: Polygon,
+        fred: Fred,
+        worldbank: WorldBank,
+    ) -> MaterializeResult:
+        now = settings.now().to_pydatetime()
+        checks = state.latest_checks(context.instance, declared)
+        budgets = {
+            "alpha_vantage": alpha_vantage.budget(),
+            "polygon": polygon.budget(),
+            "fred": fred.budget(),
+            "worldbank": worldbank.budget(),
+        }
+        document = metadata.build(lake, context.instance, checks, budgets, now)
+        readme = render(document)
+        json_uri = lake.write_json(METADATA_FILE, document)
+        readme_uri = lake.write_text(README_FILE, readme)
+        datasets = document["datasets"]
+        return MaterializeResult(
+            metadata={
+                "metadata_json": MetadataValue.path(json_uri),
+                "readme": MetadataValue.md(readme),
+                "readme_path": MetadataValue.path(readme_uri),
+                "datasets": MetadataValue.int(len(datasets)),
+                "rows_total": MetadataValue.int(sum(d["rows"] for d in datasets.values())),
+                "missing_partitions": MetadataValue.int(
+                    sum((d["partitions"] or {}).get("missing_count", 0) for d in datasets.values())
+                ),
+                "failing_checks": MetadataValue.int(
+                    sum(1 for d in datasets.values() for c in d["checks"] if c["passed"] is False)
+                ),
+            }
+        )
+
+    return dataset_metadata

@@ -89,7 +89,9 @@ class Window:
         start, end = pd.Timestamp(self.start), pd.Timestamp(self.end)
         if isinstance(column.type, sa.Date):
             return column.between(start.date(), end.date())
-        return column.between(start.to_pydatetime(), end.to_pydatetime())
+        # DBAPIs hold microseconds: the window's end (the last nanosecond of its day) is
+        # floored to the last microsecond, which no stored value exceeds.
+        return column.between(start.floor("us").to_pydatetime(), end.floor("us").to_pydatetime())
 
     def describe(self) -> str:
         return "all rows" if self.column is None else f"{self.column} {self.start}..{self.end}"
@@ -118,7 +120,7 @@ def _column_values(series: pd.Series, column: sa.Column[Any]) -> list[Any]:
         values = pd.Series(series.dt.date, dtype=object)
     elif isinstance(column.type, sa.DateTime):
         stamps = series.dt.tz_convert("UTC") if series.dt.tz is not None else series
-        values = pd.Series(stamps.dt.to_pydatetime(), dtype=object)
+        values = stamps.astype(object)  # pd.Timestamp: a datetime every DBAPI binds
     else:
         values = series.astype(object)
     return values.where(series.notna().to_numpy(), None).tolist()
