@@ -54,8 +54,9 @@ def recent_market_partitions(count: int, now: dt.datetime | None = None) -> tupl
 
 
 def recent_months(count: int, now: dt.datetime | None = None) -> tuple[str, str]:
-    """The last `count` monthly partitions that have closed."""
-    keys = closed_partition_keys(economic_month_partitions, now or settings.now())
+    """The last `count` monthly partitions, this month's included: daily series publish during
+    the month, and the daily schedule fills its partition as they do."""
+    keys = economic_month_partitions.get_partition_keys(current_time=now or settings.now())
     return keys[-count], keys[-1]
 
 
