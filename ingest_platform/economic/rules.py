@@ -106,10 +106,8 @@ def merge_month(
     new = merged.set_index(key)
     common = new.index.intersection(old.index)
     if len(common):
-        same = (
-            new.loc[common, VALUE_COLUMNS].astype(object).fillna("<na>")
-            == old.loc[common, VALUE_COLUMNS].astype(object).fillna("<na>")
-        ).all(axis=1)
+        left, right = new.loc[common, VALUE_COLUMNS], old.loc[common, VALUE_COLUMNS]
+        same = (left.eq(right) | (left.isna() & right.isna())).all(axis=1)  # null equals null
         unchanged = same[same].index
         new.loc[unchanged, "ingested_at"] = old.loc[unchanged, "ingested_at"]
     return new.reset_index()[COLUMNS]
