@@ -235,6 +235,8 @@ def test_the_postgres_instance_config_parses_and_pins_the_stream(tmp_path):
     assert kraken_stream_job.tags["dagster/max_retries"] == "0"
     assert kraken_stream_job.tags["dagster/max_runtime"] == "0"
     assert kraken_stream_job.tags[stream_key] == stream_value
+    # A killed run worker must take the stream with it (no orphaned step process streaming on).
+    assert kraken_stream_job.executor_def.name == "in_process"
 
 
 def _run_steps(dockerfile: Path) -> list[str]:
