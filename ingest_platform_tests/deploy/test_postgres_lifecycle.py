@@ -22,6 +22,7 @@ few minutes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -95,18 +96,14 @@ class Service:
         """SIGTERM the whole group (the code servers and run workers it spawned), then KILL."""
         if self.proc.poll() is None:
             _signal_group(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
         _signal_group(self.proc.pid, signal.SIGKILL)  # stragglers left in the group
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _free_port() -> int:
@@ -342,7 +339,15 @@ def platform(database: str, tmp_path_factory) -> Iterator[Platform]:
 
         platform.start(
             "webserver",
-            [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+            [
+                str(bin_dir / "dagster-webserver"),
+                "-w",
+                workspace,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
             env,
         )
         platform.wait(
@@ -519,7 +524,7 @@ def _sensor_selector() -> dict[str, str]:
     }
 
 
-def _started_stream_run(platform: Platform, exclude: set[str] = frozenset()):  # type: ignore[assignment]
+def _started_stream_run(platform: Platform, exclude: frozenset[str] = frozenset()):
     """The stream run that is STARTED and has written its heartbeat, if any."""
     with platform.instance() as instance:
         runs = [
@@ -572,7 +577,7 @@ def replacement_run(platform, stream_run):
     os.kill(pid, signal.SIGKILL)
     return platform.wait(
         "a replacement stream run",
-        lambda: _started_stream_run(platform, exclude={stream_run.run_id}),
+        lambda: _started_stream_run(platform, exclude=frozenset({stream_run.run_id})),
         timeout=120,
     )
 
