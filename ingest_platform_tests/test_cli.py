@@ -36,3 +36,25 @@ def test_sandbox_with_a_bad_as_of_is_a_usage_error(capsys):
         main(["sandbox", "--as-of", "2026-13-01"])
     assert exit_.value.code == 2
     assert "'2026-13-01' is not a YYYY-MM-DD date" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ('{"faults": [1]}', "fault rule 1: a fault rule must be an object, got 1"),
+        (
+            '{"faults": [{"kind": "slow"}, {"kind": "slow", "times": "x"}]}',
+            "fault rule 2: fault 'slow': times must be an integer >= 1 or null, got 'x'",
+        ),
+        ('{"faults": [{"kind": ["slow"]}]}', "fault kind must be a string"),
+        (b"\xff\xfe{}", "cannot read fault plan"),
+    ],
+)
+def test_sandbox_with_a_malformed_fault_rule_is_one_line_naming_the_file(
+    tmp_path, capsys, body, said
+):
+    plan = tmp_path / "faults.json"
+    plan.write_bytes(body if isinstance(body, bytes) else body.encode())
+    assert main(["sandbox", "--faults", str(plan), "--http-port", "0", "--kraken-port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(plan) in err[0] and said in err[0], err

@@ -89,3 +89,9 @@ def test_the_wheel_runs_the_demo_from_an_empty_folder(tmp_path):
     assert "reference_job: run" in demo.stdout and "FAILED" not in demo.stdout
     assert (home / "dagster.yaml").is_file()  # the packaged embedded instance
     assert (home / "data" / "lake" / "instruments" / "all.parquet").is_file()
+    # recent months of economic indicators, the warehouse's sample query, and a clean status
+    assert "economic_indicators_job" in demo.stdout and "variable_series_job" in demo.stdout
+    assert (home / "data" / "lake" / "metadata.json").is_file()
+    assert (home / "data" / "warehouse" / "warehouse.sqlite").is_file()
+    assert "FROM market_bars" in demo.stdout and "AAPL | " in demo.stdout
+    assert "$ ingest-platform status" in demo.stdout and "PROBLEM" not in demo.stdout

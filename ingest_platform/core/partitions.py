@@ -13,7 +13,12 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import cache
 
-from dagster import DailyPartitionsDefinition, MonthlyPartitionsDefinition
+from dagster import (
+    DailyPartitionsDefinition,
+    MonthlyPartitionsDefinition,
+    PartitionsDefinition,
+    TimeWindowPartitionsDefinition,
+)
 
 from ingest_platform.core import calendars
 
@@ -71,3 +76,16 @@ def market_day(
         date=day,
         open_calendars=tuple(c for c in calendar_names if calendars.is_session(day, c)),
     )
+
+
+def closed_partition_keys(definition: PartitionsDefinition, now: dt.datetime) -> list[str]:
+    """The keys of `definition` up to `now` whose whole window has ended by `now`.
+
+    With ``end_offset=1`` today's partition (this month's) exists from its first moment so a
+    run can fill it the same evening; until its window ends it cannot be called missing.
+    Partitions without a time window are all closed.
+    """
+    keys = definition.get_partition_keys(current_time=now)
+    if not isinstance(definition, TimeWindowPartitionsDefinition):
+        return list(keys)
+    return [k for k in keys if definition.time_window_for_partition_key(k).end <= now]

@@ -90,7 +90,9 @@ def _fred(
             int(row["lag_days"]), now,
         )  # fmt: skip
 
-    result = fetch_each("fred", list(rows.index), fetch_one, _empty, threads=fred.threads)
+    result = fetch_each(
+        "fred", list(rows.index), fetch_one, _empty, fred.threads, redact=source.http.redact
+    )
     return result, source.http.stats.as_dict()
 
 
@@ -109,7 +111,9 @@ def _worldbank(
             int(row["lag_days"]), now,
         )  # fmt: skip
 
-    result = fetch_each("worldbank", list(rows.index), fetch_one, _empty, threads=worldbank.threads)
+    result = fetch_each(
+        "worldbank", list(rows.index), fetch_one, _empty, worldbank.threads, source.http.redact
+    )
     return result, source.http.stats.as_dict()
 
 

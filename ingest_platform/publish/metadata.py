@@ -21,6 +21,7 @@ from dagster import DagsterInstance, PartitionsDefinition
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.http import CallBudget
 from ingest_platform.core.lake import ParquetLake
+from ingest_platform.core.partitions import closed_partition_keys
 from ingest_platform.economic import rules as economic_rules
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS, ECONOMIC_RELEASE_CALENDAR
 from ingest_platform.market.schema import MARKET_BARS, YAHOO_DAILY_BARS
@@ -58,12 +59,12 @@ def _date_column(dataset: Dataset) -> str | None:
 def partition_summary(
     lake: ParquetLake, dataset: Dataset, now: dt.datetime
 ) -> dict[str, Any] | None:
-    """Partitions present, expected (the definition's keys up to now) and missing."""
+    """Partitions present, expected (the closed keys of the definition up to now), missing."""
     if not dataset.partitioned:
         return None
     definition: PartitionsDefinition = dataset.partitions_def  # type: ignore[assignment]
     present = lake.partition_keys(dataset.name)
-    expected = definition.get_partition_keys(current_time=now)
+    expected = closed_partition_keys(definition, now)
     if present:  # missing counts from the first partition the lake holds
         expected = [k for k in expected if k >= present[0]]
     missing = sorted(set(expected) - set(present))

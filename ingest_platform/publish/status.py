@@ -36,6 +36,7 @@ from ingest_platform.core import settings
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.http import CallBudget
 from ingest_platform.core.lake import ParquetLake
+from ingest_platform.core.partitions import closed_partition_keys
 from ingest_platform.core.source_resources import budget_store
 from ingest_platform.publish import state
 from ingest_platform.publish.catalogue import DATASETS
@@ -85,9 +86,10 @@ class Status:
 
 
 def freshness(policy: FreshnessPolicy | None, last: float | None, now: float) -> str:
-    """fresh / warn / stale by the policy, from the last materialization's time."""
+    """fresh / warn / stale by the policy, from the last materialization's time; "no policy"
+    for datasets that change only with a deploy (the registry) or with the stream's days."""
     if policy is None:
-        return "unknown"
+        return "no policy"
     if last is None:
         return "never"
     age = dt.timedelta(seconds=now - last)
@@ -107,7 +109,7 @@ def freshness(policy: FreshnessPolicy | None, last: float | None, now: float) ->
 def _window(dataset: Dataset, present: list[str], now: dt.datetime) -> list[str]:
     if not dataset.partitioned or dataset.partitions_def is None or dataset.grain is None:
         return []
-    keys = dataset.partitions_def.get_partition_keys(current_time=now)
+    keys = closed_partition_keys(dataset.partitions_def, now)
     recent = keys[-WINDOW[dataset.grain] :]
     if present:
         recent = [k for k in recent if k >= present[0]]

@@ -67,6 +67,17 @@ class Fault:
     fired: int = 0
 
     def __post_init__(self) -> None:
+        # A plan comes from JSON a person wrote: wrong types must be one clear line, not a
+        # TypeError deep in a comparison.
+        for name in ("kind", "endpoint", "symbol"):
+            if not isinstance(getattr(self, name), str):
+                raise FaultPlanError(f"fault {name} must be a string, got {getattr(self, name)!r}")
+        if self.times is not None and (
+            isinstance(self.times, bool) or not isinstance(self.times, int)
+        ):
+            raise FaultPlanError(
+                f"fault {self.kind!r}: times must be an integer >= 1 or null, got {self.times!r}"
+            )
         if self.kind not in FAULT_KINDS:
             raise FaultPlanError(f"unknown fault kind {self.kind!r}; known: {sorted(FAULT_KINDS)}")
         if self.times is not None and self.times < 1:
@@ -88,6 +99,8 @@ class Fault:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fault:
         # "fired" (GET output) is ignored so a listing posts back verbatim; a re-post starts fresh.
+        if not isinstance(raw, dict):
+            raise FaultPlanError(f"a fault rule must be an object, got {raw!r}")
         unknown = set(raw) - {"kind", "endpoint", "symbol", "times", "params", "fired"}
         if unknown:
             raise FaultPlanError(f"fault rule has unknown field(s) {sorted(unknown)}")
@@ -123,7 +136,12 @@ class FaultPlan:
         return fault
 
     def extend(self, raw: list[dict[str, Any]]) -> list[Fault]:
-        faults = [Fault.from_dict(r) for r in raw]  # validate all before adding any
+        faults = []
+        for number, rule in enumerate(raw, 1):  # validate all before adding any
+            try:
+                faults.append(Fault.from_dict(rule))
+            except FaultPlanError as exc:
+                raise FaultPlanError(f"fault rule {number}: {exc}") from None
         with self._lock:
             self._faults.extend(faults)
         return faults
@@ -151,13 +169,16 @@ class FaultPlan:
     def from_file(cls, path: str | Path) -> FaultPlan:
         """Load ``{"faults": [{"kind": ..., "endpoint": ..., ...}]}`` from a JSON file."""
         try:
-            raw = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON, or not UTF-8 at all
             raise FaultPlanError(f"cannot read fault plan {path}: {exc}") from exc
         if not isinstance(raw, dict) or not isinstance(raw.get("faults"), list):
             raise FaultPlanError(f"{path}: expected an object with a 'faults' list")
         plan = cls()
-        plan.extend(raw["faults"])
+        try:
+            plan.extend(raw["faults"])
+        except FaultPlanError as exc:
+            raise FaultPlanError(f"{path}: {exc}") from None
         return plan
 
 

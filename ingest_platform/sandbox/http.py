@@ -43,7 +43,9 @@ Control requests are not counted. What each fault kind does:
   without rows / without the latest sessions (observations, years, constituent changes) / with
   every row twice; see each provider module for what a row is there;
 - ``echo_key``: the provider's error answer whose text repeats the request's API key (or
-  Yahoo's crumb), to prove the platform redacts provider text;
+  Yahoo's crumb), to prove the platform redacts provider text; params.where ``rows`` (Polygon,
+  FRED): an HTTP-200 answer with the key in a row's value, which the source's parsing stage
+  rejects quoting it;
 - ``throttle_information`` takes params.variant: ``daily`` (default; echoes the key, as the
   real daily-quota notice does), ``burst`` (1 request per second) or ``premium``;
 - ``drift`` (params.relative, default 0.02; params.start / params.end, ISO dates): Alpha
@@ -354,7 +356,7 @@ class SandboxHTTPServer:
                 return throttled
             kind = "rate_limit"  # providers without an HTTP-200 throttle answer 429
         if kind == "echo_key":
-            echoed = provider.echo_key(request)
+            echoed = provider.echo_key(request, params)
             return echoed if echoed is not None else provider.server_error(request, 500)
         if kind == "rate_limit":
             response = provider.rate_limited(request)

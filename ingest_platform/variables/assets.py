@@ -6,7 +6,14 @@ A month whose content would not change is not rewritten.
 """
 
 import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from ingest_platform.core.dataset import record_partitions, record_run
 from ingest_platform.core.lake import LakeError, ParquetLake
@@ -32,7 +39,10 @@ def _days(keys: list[str]) -> list[str]:
         deps=[
             VARIABLE_MAPPINGS.name,
             ECONOMIC_INDICATORS.name,
-            MARKET_BARS.name,
+            # Market days are New York days and these months are UTC months; Dagster's
+            # time-window mapping refuses to map across time zones, so the dependency is on
+            # every market partition and the body reads the days its months span (`_days`).
+            AssetDep(MARKET_BARS.name, partition_mapping=AllPartitionMapping()),
             KRAKEN_BOOK_MINUTE_BARS.name,
             TRADING_SESSIONS.name,
         ],

@@ -9,6 +9,7 @@ from dagster import PartitionKeyRange
 
 from ingest_platform.core.partitions import (
     MARKET_START_DATE,
+    closed_partition_keys,
     economic_month_partitions,
     market_day,
     market_day_partitions,
@@ -62,3 +63,25 @@ def test_monthly_partitions_for_economic_data():
     assert keys[0] == "2023-01-01"
     assert keys[-1] == "2026-01-01"  # the month in progress exists: releases land the same day
     assert len(keys) == 37
+
+
+@pytest.mark.parametrize(
+    ("now", "newest_closed"),
+    [
+        # Friday 2026-01-02 23:59:59 in New York: Friday's partition is still open
+        (dt.datetime(2026, 1, 3, 4, 59, 59, tzinfo=dt.UTC), "2026-01-01"),
+        # Saturday midnight in New York: Friday's window has ended
+        (dt.datetime(2026, 1, 3, 5, 0, 0, tzinfo=dt.UTC), "2026-01-02"),
+    ],
+)
+def test_a_partition_is_closed_from_the_end_of_its_window(now, newest_closed):
+    closed = closed_partition_keys(market_day_partitions, now)
+    assert closed[-1] == newest_closed
+    assert "2026-01-02" in market_day_partitions.get_partition_keys(current_time=now)
+
+
+def test_the_current_month_is_not_closed_until_the_next_begins():
+    now = dt.datetime(2026, 1, 31, 23, 59, tzinfo=dt.UTC)
+    assert closed_partition_keys(economic_month_partitions, now)[-1] == "2025-12-01"
+    next_month = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    assert closed_partition_keys(economic_month_partitions, next_month)[-1] == "2026-01-01"

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
 from ingest_platform.core import calendars, settings
 from ingest_platform.definitions import build_definitions
@@ -185,8 +185,8 @@ def test_every_figure_matches_the_parquet_files(world):
     stored = partition_keys(root, "market_bars")
     assert bars["partitions"]["present"] == len(weekdays) == len(stored)
     assert bars["partitions"]["first"] == START and bars["partitions"]["last"] == END
-    # the partitions missing are the ones after the backfill, up to the pinned clock
-    assert bars["partitions"]["missing"] and all(k > END for k in bars["partitions"]["missing"])
+    # missing: the closed partitions after the backfill (New Year's Day), never the open one
+    assert bars["partitions"]["missing"] == ["2026-01-01"]
     econ = document["datasets"]["economic_indicators"]
     assert econ["rows"] > 0 and set(econ["source_mix"]) == {"fred", "worldbank"}
 
@@ -295,7 +295,9 @@ def test_status_reports_each_dataset_schedule_budget_and_the_stream(world):
     report = status.collect(world.defs, world.instance, world.lake, now())
     by_name = {d.name: d for d in report.datasets}
     bars = by_name["market_bars"]
-    assert bars.latest_partition == END and bars.missing == [] and not bars.checks_failing_error
+    # New Year's Day closed at midnight and nothing filled it; today's (2026-01-02) is still open
+    assert bars.latest_partition == END and bars.missing == ["2026-01-01"]
+    assert not bars.checks_failing_error
     assert by_name["kraken_book_minute_bars"].last_materialized is None
     automation = {a.name: a for a in report.automation}
     daily = automation["market_bars_daily"]
@@ -320,7 +322,7 @@ def test_status_exits_1_and_names_a_failing_error_check(world):
         checks = world.checks("market_bars")
         materialize(
             checks,
-            selection=[k for c in checks for k in c.check_keys],
+            selection=AssetSelection.checks(*[k for c in checks for k in c.check_keys]),
             resources=world.resources,
             instance=world.instance,
             run_config=QUIET,

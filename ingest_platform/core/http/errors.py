@@ -80,3 +80,21 @@ class PremiumOnly(SourceError):
 
 class BudgetUnavailable(SourceError):
     """The call-budget store cannot be reached or written; the message names it."""
+
+
+def redacted_failure(
+    error: Exception, redact: Callable[[str], str], source: str, symbol: str | None = None
+) -> Exception:
+    """`error` with its text passed through `redact`, for a batch that collects or re-raises it.
+
+    The HTTP layer scrubs what a provider's error body says, but a source's later stages
+    (parsing rows, following links) raise from payload text too, and a bug's exception carries
+    whatever value it tripped on. A `SourceError` keeps its type; anything else becomes a
+    `RuntimeError` naming the original type, so an unexpected failure still fails loudly,
+    without the key.
+    """
+    if isinstance(error, SourceError):
+        return error.redacted(redact)
+    where = f"{source} {symbol}" if symbol else source
+    clean = RuntimeError(f"{where}: {type(error).__name__}: {redact(str(error))}")
+    return clean.with_traceback(error.__traceback__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ingest_platform.core.http.errors import SourceError
+from ingest_platform.core.http.errors import SourceError, redacted_failure
 
 
 @dataclass
@@ -39,15 +39,19 @@ def fetch_each(
     fetch_one: Callable[[str], pd.DataFrame],
     empty: Callable[[], pd.DataFrame],
     threads: int = 1,
+    redact: Callable[[str], str] = str,
 ) -> EconomicFetch:
     """``fetch_one(key)`` for every key; `SourceError`s are collected per key, anything else is
-    a bug and propagates."""
+    a bug and propagates. Both leave through `redact` (the source's key redactor), since a
+    parsing stage may quote a payload that echoes the key."""
 
     def run(key: str) -> tuple[str, pd.DataFrame | None, SourceError | None]:
         try:
             return key, fetch_one(key), None
         except SourceError as exc:
-            return key, None, exc
+            return key, None, exc.redacted(redact)
+        except Exception as exc:
+            raise redacted_failure(exc, redact, source, key) from None
 
     frames: list[pd.DataFrame] = []
     failures: dict[str, SourceError] = {}

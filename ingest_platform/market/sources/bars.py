@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ingest_platform.core import settings
-from ingest_platform.core.http.errors import SourceError
+from ingest_platform.core.http.client import HttpClient
+from ingest_platform.core.http.errors import SourceError, redacted_failure
 
 BAR_COLUMNS = [
     "symbol",
@@ -89,10 +90,13 @@ def fetch_bars(
     end: dt.date,
     fetch_one: FetchOne,
     threads: int = 4,
+    redact: Callable[[str], str] = str,
 ) -> BarsFetch:
     """Fetch [start, end] for each instrument with `fetch_one`, collecting per-symbol failures.
 
-    Only `SourceError`s are per-symbol failures; anything else is a bug and propagates.
+    Only `SourceError`s are per-symbol failures; anything else is a bug and propagates. Both
+    leave through `redact` (the source's key redactor): failures become run metadata and log
+    lines, and a later stage may quote a payload that echoes the key.
     """
     if start > end:
         raise ValueError(f"{source}: start {start} is after end {end}")
@@ -104,7 +108,9 @@ def fetch_bars(
         try:
             return instrument, fetch_one(instrument, start, end), None
         except SourceError as exc:
-            return instrument, None, exc
+            return instrument, None, exc.redacted(redact)
+        except Exception as exc:
+            raise redacted_failure(exc, redact, source, instrument.symbol) from None
 
     with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix=source) as pool:
         for instrument, frames, error in pool.map(run, instruments):
@@ -133,6 +139,7 @@ class BarSource:
 
     name: str
     threads: int = 1
+    http: HttpClient
 
     def covers(self, instrument: Instrument) -> bool:
         return True
@@ -155,7 +162,9 @@ class BarSource:
             return self.fetch_symbol(instrument, start, end, stamp), empty_actions()
 
         covered = [i for i in instruments if self.covers(i)]
-        return fetch_bars(self.name, covered, start, end, fetch_one, self.threads)
+        return fetch_bars(
+            self.name, covered, start, end, fetch_one, self.threads, redact=self.http.redact
+        )
 
 
 def clip_to_range(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:

@@ -112,7 +112,7 @@ def _classify(exc: Exception, symbol: str, redact: Redactor) -> SourceError:
         # yfinance drops the HTTP status: a 5xx or an empty answer lands here too. Only an
         # explicit reason from Yahoo ("No data found, symbol may be delisted") is final.
         return SourceUnavailable(
-            SOURCE, f"no price data in Yahoo's answer {exc.debug_info.strip()}", symbol
+            SOURCE, f"no price data in Yahoo's answer {redact(exc.debug_info.strip())}", symbol
         )
     if isinstance(exc, yf_errors.YFTickerMissingError):
         return UnknownSymbol(SOURCE, message.split(": ", 1)[-1], symbol)
@@ -254,7 +254,9 @@ class YahooSource:
             return self.transform(raw, instrument, start, end, ingested_at)
 
         with _hidden_exceptions_off():
-            return fetch_bars(SOURCE, instruments, start, end, fetch_one, self.threads)
+            return fetch_bars(
+                SOURCE, instruments, start, end, fetch_one, self.threads, redact=self._redact
+            )
 
 
 class _hidden_exceptions_off:

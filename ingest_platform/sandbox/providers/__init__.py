@@ -163,10 +163,14 @@ class Provider:
         """An HTTP-200 throttle message (Alpha Vantage); None falls back to `rate_limited`."""
         return None
 
-    def echo_key(self, request: Request) -> Response | None:
+    def echo_key(
+        self, request: Request, params: Mapping[str, Any] | None = None
+    ) -> Response | None:
         """The provider's error answer with text that repeats the caller's credential, as real
         services do ("We have detected your API key as …"); None: the provider has no such
-        answer and serves a 500 instead."""
+        answer and serves a 500 instead. params.where ``rows`` (where a provider supports it):
+        an HTTP-200 answer whose row carries the key where a number belongs, so the error comes
+        from the platform's own parsing stage, past the HTTP layer."""
         return None
 
     def revoked(self, key: str | None) -> bool:

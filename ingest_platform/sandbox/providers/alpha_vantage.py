@@ -98,7 +98,9 @@ class AlphaVantageProvider(Provider):
         text = INFORMATION.get(variant, INFORMATION["daily"])
         return json_response({"Information": text.format(key=request.param("apikey"))}, indent=4)
 
-    def echo_key(self, request: Request) -> Response | None:
+    def echo_key(
+        self, request: Request, params: Mapping[str, Any] | None = None
+    ) -> Response | None:
         key = request.param("apikey")
         return _error(f"Invalid API call. The apikey {key} is not valid for this request.")
 

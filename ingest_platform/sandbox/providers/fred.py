@@ -22,6 +22,8 @@ FRED's traps are kept, because the sources must cope with them:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from ingest_platform.sandbox.data import (
     FRED_FAR_FUTURE,
@@ -104,6 +106,17 @@ class FredProvider(Provider):
 
     def server_error(self, request: Request, status: int) -> Response:
         return fred_error(status, "Internal Server Error")
+
+    def echo_key(
+        self, request: Request, params: Mapping[str, Any] | None = None
+    ) -> Response | None:
+        key = request.param("api_key")
+        observations = self.classify(request).endpoint == "fred.observations"
+        if (params or {}).get("where") == "rows" and observations:
+            row = {"date": "2024-01-01", "value": key}
+            row.update(realtime_start="2024-01-01", realtime_end="9999-12-31")
+            return json_response({"count": 1, "offset": 0, "limit": 100000, "observations": [row]})
+        return _bad(f"The value for variable api_key ({key}) is not registered.  {_KEY_DOCS}")
 
     def respond(self, request: Request, route: Route, shape: Shape) -> Response:
         if route.endpoint == "fred.other":

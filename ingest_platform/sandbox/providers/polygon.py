@@ -19,6 +19,8 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,8 +88,16 @@ class PolygonProvider(Provider):
     def server_error(self, request: Request, status: int) -> Response:
         return _error(request, status, "Internal server error, please try again.")
 
-    def echo_key(self, request: Request) -> Response | None:
-        return _error(request, 401, f"Unknown API Key '{self._api_key(request)}'")
+    def echo_key(
+        self, request: Request, params: Mapping[str, Any] | None = None
+    ) -> Response | None:
+        key = self._api_key(request)
+        if (params or {}).get("where") == "rows":
+            row = {"t": 1720497600000, "o": key, "h": 1.0, "l": 1.0, "c": 1.0, "v": 1}
+            return json_response(
+                {"status": "OK", "request_id": request_id(request), "results": [row]}
+            )
+        return _error(request, 401, f"Unknown API Key '{key}'")
 
     def _api_key(self, request: Request) -> str | None:
         key = request.param("apiKey")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -142,7 +144,9 @@ class YahooProvider(Provider):
     def rate_limited(self, request: Request) -> Response:
         return text_response("Edge: Too Many Requests", 429)
 
-    def echo_key(self, request: Request) -> Response | None:
+    def echo_key(
+        self, request: Request, params: Mapping[str, Any] | None = None
+    ) -> Response | None:
         crumb = request.param("crumb")
         return _chart_error("Unauthorized", f"Invalid Crumb: crumb={crumb} is not valid", 401)
 
