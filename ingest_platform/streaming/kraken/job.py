@@ -103,7 +103,9 @@ def run_stream(
     config = stream
     url = stream_url()
     root = stream.log_path()
-    client = open_stream(config, url, root, run_id=context.run_id)
+    client = open_stream(
+        config, url, root, run_id=context.run_id, status_root=stream.heartbeat_path()
+    )
     runner = StreamRunner[StreamResult](client, duration=run_seconds, freeze_gc=stream.freeze_gc)
     context.log.info(
         f"Kraken stream starting: {url} pairs={list(config.pairs)} depth={config.depth} "
