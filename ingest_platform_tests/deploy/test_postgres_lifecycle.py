@@ -12,7 +12,8 @@ range backfill through GraphQL whose asset checks are evaluated; the Kraken stre
 launching the stream; a run worker killed with SIGKILL, marked failed and replaced by the
 sensor (with the default run launcher the code server that spawned the worker notices its
 death and fails the run; run monitoring, polling every 2 s here, is what notices a dead pod
-under K8sRunLauncher, whose worker-health check the default launcher does not implement); the stream cancelled through GraphQL, its log flushed and its socket closed.
+under K8sRunLauncher, whose worker-health check the default launcher does not implement); the
+stream cancelled through GraphQL, its log flushed and its socket closed.
 
 It fails, never skips, when PostgreSQL is unreachable: CI starts the server, and a skipped
 production-instance test would prove nothing.
