@@ -204,6 +204,7 @@ def budget_status(defs: Definitions, instance: DagsterInstance) -> dict[str, dic
 def stream_status(defs: Definitions, instance: DagsterInstance, now: float) -> dict[str, Any]:
     resource = (defs.resources or {}).get("kraken_stream")
     root = resource.log_path() if isinstance(resource, KrakenStream) else None
+    beats = resource.heartbeat_path() if isinstance(resource, KrakenStream) else None
     runs = active_stream_runs(instance)
     out: dict[str, Any] = {
         "log_root": str(root) if root else None,
@@ -212,10 +213,10 @@ def stream_status(defs: Definitions, instance: DagsterInstance, now: float) -> d
         "run": runs[0].run_id if runs else None,
         "run_status": runs[0].status if runs else None,
     }
-    if root is None:
+    if beats is None:
         return out
     try:
-        beat = load_heartbeat(root)
+        beat = load_heartbeat(beats)
     except HeartbeatUnreadable as exc:
         out["state"] = f"unreadable: {exc}"
         return out

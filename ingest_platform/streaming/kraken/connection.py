@@ -378,8 +378,11 @@ def open_stream(
     on_report: Callable[[dict[str, Any]], None] | None = None,
     background_log: bool = True,
     clock: Clock = SYSTEM_CLOCK,
+    status_root: str | os.PathLike[str] | None = None,
 ) -> KrakenConnection:
-    """A connection to ``url`` writing its log and heartbeat under ``log_root`` (None: no log)."""
+    """A connection to ``url`` writing its log under ``log_root`` (None: no log) and its
+    heartbeat under ``status_root``: a local folder, by default the log root itself (an
+    object-store log root needs a local `status_root`: see `KrakenStream.heartbeat_path`)."""
     log = (
         StreamLog(
             log_root,
@@ -395,7 +398,7 @@ def open_stream(
         config,
         url,
         log=log,
-        status_root=log_root,
+        status_root=status_root if status_root is not None else log_root,
         run_id=run_id,
         on_report=on_report,
         clock=clock,

@@ -6,7 +6,8 @@ event loop) until the run is cancelled. Cancellation arrives as
 in an interruptible queue read and stops the stream in ``finally``: the socket is closed, the
 log flushed, the heartbeat file marked stopped. The job's runs carry ``dagster/max_runtime: 0``
 so run monitoring never kills them for running "too long", and ``dagster/max_retries: 0`` so
-run retries never start a second stream beside the sensor's replacement. While it streams,
+run retries never start a second stream beside the sensor's replacement; it executes in the
+run worker's own process, so a killed worker leaves no orphaned stream. While it streams,
 the op yields `AssetObservation`s of ``kraken_order_book_stream`` (messages, resyncs, gaps, latency,
 ``halted=True`` on a halt): a yielded event reaches Dagster at once, a logged one only when
 the op ends.
@@ -24,6 +25,7 @@ from dagster import (
     Failure,
     MetadataValue,
     OpExecutionContext,
+    in_process_executor,
     job,
     op,
 )
@@ -101,7 +103,9 @@ def run_stream(
     config = stream
     url = stream_url()
     root = stream.log_path()
-    client = open_stream(config, url, root, run_id=context.run_id)
+    client = open_stream(
+        config, url, root, run_id=context.run_id, status_root=stream.heartbeat_path()
+    )
     runner = StreamRunner[StreamResult](client, duration=run_seconds, freeze_gc=stream.freeze_gc)
     context.log.info(
         f"Kraken stream starting: {url} pairs={list(config.pairs)} depth={config.depth} "
@@ -185,6 +189,13 @@ def kraken_stream_op(
 @job(
     name=JOB_NAME,
     tags=RUN_TAGS,
+    # In the run worker's own process: with the default multiprocess executor the op runs in a
+    # child step process, and a run worker that dies (SIGKILL, an OOM kill) leaves that child
+    # streaming on as an orphan: the run is marked failed, the sensor launches a replacement,
+    # and two streams then write one log and one heartbeat file. In process, the worker's
+    # death is the stream's death (the kernel closes its socket). One op gains nothing from a
+    # separate process anyway.
+    executor_def=in_process_executor,
     description="The long-running Kraken stream; kept alive by kraken_stream_sensor.",
 )
 def kraken_stream_job() -> None:

@@ -8,8 +8,8 @@ whole-object PUT, and replay and the minute bars read them from there. The heart
 different matter: the stream rewrites it every second and the sensor reads it every 30 s, on
 the same host, so it belongs on a local disk, not in a bucket (a PUT a second is a request bill,
 and a remote read is latency the sensor's 60 s budget should not carry). `heartbeat_path` names
-that local folder; the stream job and the sensor must take the heartbeat from there (not from
-`log_path`) before the stream itself runs against an object-store root.
+that local folder; the stream job writes the heartbeat there and the sensor and
+`ingest-platform status` read it from there (never from `log_path`).
 """
 
 from pathlib import Path

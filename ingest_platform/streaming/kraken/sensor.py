@@ -201,7 +201,7 @@ def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: Kraken
     now = time.time()
     unreadable = None
     try:
-        heartbeat = load_heartbeat(kraken_stream.log_path())
+        heartbeat = load_heartbeat(kraken_stream.heartbeat_path())
     except HeartbeatUnreadable as exc:
         heartbeat, unreadable = None, str(exc)
         context.log.warning(f"kraken stream heartbeat file unreadable: {exc}")

@@ -12,7 +12,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from dagster import materialize
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
 
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.settings import STREAM_ROOT_ENV
@@ -21,10 +27,13 @@ from ingest_platform.streaming.kraken.assets import (
     kraken_book_minute_bars,
     kraken_order_book_stream,
 )
+from ingest_platform.streaming.kraken.heartbeat import write_heartbeat
+from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.log import list_segments, read_kind, temporary_files
 from ingest_platform.streaming.kraken.log_writer import StreamLog
 from ingest_platform.streaming.kraken.replay import missing_days, replay
 from ingest_platform.streaming.kraken.resources import KrakenStream
+from ingest_platform.streaming.kraken.sensor import kraken_stream_sensor
 from ingest_platform_tests.core.s3_server import Bucket, StallingProxy, aws_environment
 
 MIDNIGHT = int(dt.datetime(2026, 11, 3, tzinfo=dt.UTC).timestamp() * 1_000_000)
@@ -182,3 +191,31 @@ def test_an_s3_log_root_from_the_environment_keeps_the_heartbeat_local(monkeypat
     assert KrakenStream().log_path() == tmp_path / "stream" / "kraken"
     assert replay_module.default_log_root() == tmp_path / "stream" / "kraken"
     assert KrakenStream(log_root="file:///srv/log").log_path() == Path("/srv/log")
+
+
+def test_a_stream_run_on_s3_beats_locally_and_the_sensor_keeps_it(
+    s3_bucket: Bucket, sandbox, stream_resource, run_config, heartbeat, monkeypatch, tmp_path
+):
+    """A run that streams to a bucket writes its heartbeat to the local folder the sensor reads:
+    otherwise the sensor would see no heartbeat and replace a healthy stream every few minutes."""
+    monkeypatch.chdir(tmp_path)  # a heartbeat written under a relative "s3:/..." would land here
+    monkeypatch.setenv("INGEST_PLATFORM_DATA_DIR", str(tmp_path / "data"))
+    server = sandbox()
+    stream = stream_resource(server.url, s3_bucket.url("stream", "kraken"))
+    with DagsterInstance.ephemeral() as instance:
+        result = kraken_stream_job.execute_in_process(
+            run_config=run_config(1.5), resources={"kraken_stream": stream}, instance=instance
+        )
+        assert result.success
+        beat = heartbeat(stream.heartbeat_path())
+        assert beat is not None and beat["run_id"] == result.run_id
+        assert not (tmp_path / "s3:").exists()
+        stored = s3_bucket.keys()  # the bucket's object keys (a list, not a mapping)
+        assert stored and not [k for k in stored if k.endswith("heartbeat.json")]
+        assert replay(stream.log_path()).ok
+
+        # the run still looks alive to the sensor: it is kept, not replaced
+        running = instance.create_run_for_job(kraken_stream_job, status=DagsterRunStatus.STARTED)
+        write_heartbeat(stream.heartbeat_path(), {**beat, "run_id": running.run_id})
+        context = build_sensor_context(instance=instance, resources={"kraken_stream": stream})
+        assert isinstance(kraken_stream_sensor(context), SkipReason)
