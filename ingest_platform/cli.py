@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from ingest_platform.core import settings
 
@@ -181,8 +182,21 @@ def _iso_date(text: str) -> str:
     return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a per-command exit code for usage errors: `check` promises 2 for "a check
+    failed", so its usage errors must not exit with argparse's usual 2."""
+
+    def __init__(self, *args: Any, usage_exit_code: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.usage_exit_code = usage_exit_code
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_exit_code, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ingest-platform",
         description="Financial ground-truth ingestion on Dagster: demo, sandbox and CI tools.",
     )
@@ -222,10 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
+        usage_exit_code=1,  # quality.runner.EXIT_CANNOT_RUN (not imported: it loads Dagster)
         help="run the asset checks against the lake (no materialization), for CI",
         description="Run the selected assets' checks through Dagster against what is in the "
         "lake, print a table and exit 0 (nothing failed at --fail-on or above), 2 (a check "
-        "failed) or 1 (the checks could not run: bad selection, empty lake, broken config).",
+        "failed) or 1 (the checks could not run: bad options or selection, empty lake, broken "
+        "config).",
     )
     check.add_argument(
         "--select", default=None, help="asset selection (market_bars, group:market, ...)"
@@ -280,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kraken_replay.add_argument("--json", action="store_true", help="print the report as JSON")
     kraken_replay.set_defaults(func=_cmd_kraken_replay)
+    for command in commands.choices.values():  # so a stray option is the command's error
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -290,7 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's parser, with the command's usage and exit code
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.func(args) or 0)
 
 

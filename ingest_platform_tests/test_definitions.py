@@ -127,8 +127,15 @@ SCHEDULE_MOMENTS: dict[str, list[tuple[dt.datetime, object]]] = {
         (utc(2026, 12, 1, 0, 15), ("skip", "2026-11-30")),  # month end
     ],
     "dataset_metadata_daily": [
-        (utc(2024, 7, 9, 3, 30), "run"),
-        (utc(2024, 7, 13, 3, 30), "run"),
+        (utc(2024, 7, 9, 8), "run"),
+        (utc(2024, 7, 13, 8), "run"),
+    ],
+    "reference_weekly": [
+        (utc(2024, 7, 8, 4), "run"),  # a Monday
+        (utc(2025, 1, 6, 4), "run"),  # the first Monday of a year: sessions roll forward
+    ],
+    "variable_mappings_weekly": [
+        (utc(2024, 7, 8, 4, 30), "run"),
     ],
 }
 

@@ -1,7 +1,8 @@
 """When publishing happens by itself.
 
-- ``dataset_metadata_daily`` (03:30 UTC): metadata.json and the lake's README, after the
-  night's market, economic and stream runs;
+- ``dataset_metadata_daily`` (08:00 UTC): metadata.json and the lake's README, after the
+  night's runs (market 01:45 UTC, stream minute bars 00:15, economic 07:00, variable series
+  07:30);
 - ``dataset_metadata_after_backfill``: again after every successful backfill run, so the
   description never lags a big change by a day;
 - ``warehouse_automation``: the warehouse assets' automation condition (eager, blocked by
@@ -44,7 +45,7 @@ dataset_metadata_job = define_asset_job(
 
 @schedule(
     job=dataset_metadata_job,
-    cron_schedule="30 3 * * *",
+    cron_schedule="0 8 * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Describe the lake every night, after the nightly runs.",

@@ -209,3 +209,14 @@ def test_the_ci_runner_exits_0_2_and_1_and_writes_junit(resources, sandbox, home
 
     assert cli(["check", "--select", "market_bars", "--partition", "2020-01-02"]) == 1
     assert "no partition in the lake" in capsys.readouterr().err
+
+    # bad options are "could not run" too, never 2, which means a check failed
+    bad_options = (
+        ["--fail-on", "never"],
+        ["--partition", START, "--partition-range", "a...b"],
+        ["--no-such-option"],
+    )
+    for bad in bad_options:
+        with pytest.raises(SystemExit) as exited:
+            cli(["check", *bad])
+        assert exited.value.code == 1, bad
