@@ -29,9 +29,10 @@ import pandas as pd
 
 from ingest_platform.core import settings
 from ingest_platform.core.dataset import Dataset
-from ingest_platform.core.lake import ParquetLake
+from ingest_platform.core.lake import LakeError, ParquetLake
 from ingest_platform.core.metadata import shortlist
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS
+from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 from ingest_platform.variables.schema import VARIABLE_SERIES
 
 __all__ = ["DATASETS", "known_at", "read"]
@@ -39,6 +40,17 @@ __all__ = ["DATASETS", "known_at", "read"]
 #: The datasets `read` knows, by name.
 DATASETS: dict[str, Dataset] = {d.name: d for d in (ECONOMIC_INDICATORS, VARIABLE_SERIES)}
 _REQUIRED = ("date", "value", "realtime_start", "realtime_end", "known_at")
+
+
+def _registered(lake: ParquetLake, frame: pd.DataFrame) -> set[str]:
+    """The variables a caller may ask for: the registry's (as `variable_mappings` holds them),
+    so a real variable whose first value became known after `as_of` gives an empty answer, not
+    "no such variable"; without that dataset, the variables of what was read."""
+    try:
+        mappings = VARIABLE_MAPPINGS.read(lake, columns=["variable"])
+    except LakeError:
+        return set(frame["variable"])
+    return set(mappings["variable"]) | set(frame["variable"])
 
 
 def _instant(as_of: pd.Timestamp | dt.datetime | dt.date | str) -> pd.Timestamp:
@@ -103,8 +115,8 @@ def read(
     keys = [k for k in lake.partition_keys(chosen.name) if k <= last_month]
     frame = chosen.read(lake, keys)
     if variables is not None:
-        unknown = sorted(set(variables) - set(frame["variable"]))
-        if unknown and not frame.empty:
+        unknown = sorted(set(variables) - _registered(lake, frame))
+        if unknown:
             raise ValueError(f"asof.read: no such variable in {chosen.name}: {shortlist(unknown)}")
         frame = frame[frame["variable"].isin(variables)]
     if start is not None:
