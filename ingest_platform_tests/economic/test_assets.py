@@ -150,7 +150,7 @@ def test_no_look_ahead_at_a_revision_through_known_at_and_read(resources):
     assert asof.read("economic_indicators", "2020-01-31", variables=["cpi_headline"]).empty
     # ... and a name the registry does not hold is an error naming it, whatever the date
     for as_of in ("2020-01-31", None):
-        with pytest.raises(ValueError, match="no such variable.*cpi_headlin"):
+        with pytest.raises(ValueError, match=r"no such variable.*cpi_headlin"):
             asof.read("economic_indicators", as_of, variables=["cpi_headlin"])
 
 
