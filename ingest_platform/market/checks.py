@@ -213,7 +213,7 @@ market_bars_checks = quality_checks(
             "cross_source_drift",
             drift,
             "Relative close drift between Yahoo and each secondary source on one split-adjusted "
-            "basis: WARN above 0.5%, ERROR above 1%, which holds back the warehouse publish.",
+            "basis: WARN above 0.5%, ERROR above 1%; either holds back the warehouse publish.",
             blocking=True,
             key_figure="max_drift",
         ),

@@ -3,7 +3,9 @@
 One asset per dataset, made by one factory from the dataset's description: same partitions as
 the dataset, a single run per range, and a window (the run's partitions) replaced in one
 transaction. They materialize after the dataset they publish (an automation condition), and
-only once its blocking checks passed: a failed ERROR check upstream holds the publish back.
+only once every blocking check on it passed: a blocking check that failed, at WARN or ERROR,
+holds the publish back (Dagster's condition knows pass and fail, not severity), so a published
+table never carries data a blocking check doubts. Non-blocking checks never hold it.
 """
 
 from collections.abc import Sequence

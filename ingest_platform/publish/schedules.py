@@ -7,7 +7,7 @@
   description never lags a big change by a day;
 - ``warehouse_automation``: the warehouse assets' automation condition (eager, blocked by
   failed checks upstream) evaluated every 30 s, so a dataset is published after each update
-  it gets, and never while an ERROR check on it is failing.
+  it gets, and never while a blocking check on it is failing (at WARN or ERROR).
 
 All three ship running: a production user expects the published copies to stay fresh without
 remembering to switch anything on.
@@ -76,6 +76,6 @@ warehouse_automation = AutomationConditionSensorDefinition(
     target=AssetSelection.groups(GROUP),
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Publishes each dataset to the warehouse after it is updated, unless an ERROR "
-    "check on it is failing.",
+    description="Publishes each dataset to the warehouse after it is updated, unless a blocking "
+    "check on it is failing (WARN or ERROR).",
 )

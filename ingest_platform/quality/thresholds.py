@@ -1,7 +1,8 @@
 """Thresholds of every check, with their defaults, validated when built.
 
-One frozen dataclass per check, so the Dagster factory can expose each as run config and a
-mistyped limit fails at construction with the field named, not as a silently lenient check.
+One frozen dataclass per check, validated when built, so a mistyped limit fails at import with
+the field named, not as a silently lenient check. Limits are set in code where a domain builds
+its checks (`economic/checks.py` loosens coverage this way); run config only moves the window.
 
 How a value meets a threshold, everywhere: a value *exactly at* a threshold passes it.
 ``warn_below``/``error_below`` fire strictly below (ratios), ``warn_above``/``error_above`` and
