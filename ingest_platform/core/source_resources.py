@@ -1,7 +1,11 @@
-"""What every HTTP source resource shares: retry knobs, and where call budgets are counted.
+"""What every HTTP source resource shares: retry knobs, and where budgets and limits are kept.
 
 The resources of each domain (market, economic) subclass `RetrySettings`: one set of retry and
-timeout fields, validated by pydantic, turned into the HTTP layer's `RetryPolicy`.
+timeout fields, validated by pydantic, turned into the HTTP layer's `RetryPolicy`; and one place
+(`budget_store`) that decides where call budgets and rate-limit windows live, from the Dagster
+instance the run uses. Deriving it from the instance, rather than from a setting of its own,
+means a deployment cannot point its runs at one database and its budgets at another: every run
+that shares an instance shares its budgets and limits, on whichever machine it runs.
 """
 
 from __future__ import annotations
@@ -10,22 +14,32 @@ from dagster import ConfigurableResource, DagsterInstance, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from ingest_platform.core import settings
-from ingest_platform.core.http import RetryPolicy
+from ingest_platform.core.http import RetryPolicy, SlidingWindowLimiter
+from ingest_platform.core.http import shared_rate_limiter as _shared_rate_limiter
 from ingest_platform.core.instance import shared_store_url
-
-#: The sandbox serves any number of calls: local limits are lifted there so nobody waits.
-UNLIMITED_PER_MINUTE = 100_000
 
 
 def budget_store(instance: DagsterInstance | None) -> str:
-    """Where call budgets are counted: the instance's PostgreSQL database when it has one
-    (shared by every machine), else a SQLite file under the data folder; the sandbox's calls
-    in a file of their own, never against a real key's budget."""
+    """Where call budgets and rate-limit windows are kept.
+
+    The instance's PostgreSQL database when it has one, so every run on every machine shares
+    them (a sandbox deployment on PostgreSQL counts in its own instance's database). Else a
+    SQLite file under the data folder, shared by the processes of this machine; the sandbox's
+    calls in a file of their own there, since a checkout's demo and its real runs share
+    ``data/``, and a demo must never spend a real key's budget.
+    """
+    shared = shared_store_url(instance)
+    if shared:
+        return shared
     if settings.using_sandbox():
         return str(settings.data_dir() / "budgets" / "sandbox_call_budgets.sqlite")
-    return shared_store_url(instance) or str(
-        settings.data_dir() / "budgets" / "call_budgets.sqlite"
-    )
+    return str(settings.data_dir() / "budgets" / "call_budgets.sqlite")
+
+
+def rate_limits(per_minute: int | None, per_second: int | None = None) -> list[tuple[int, float]]:
+    """Sliding-window limits from a resource's per-minute and per-second fields (unset: none)."""
+    limits = [(per_minute, 60.0)] if per_minute else []
+    return limits + ([(per_second, 1.0)] if per_second else [])
 
 
 class RetrySettings(ConfigurableResource):
@@ -49,6 +63,15 @@ class RetrySettings(ConfigurableResource):
         description="A Retry-After beyond this fails the symbol instead of waiting.",
     )
     timeout_seconds: float = Field(default=30.0, gt=0, description="Read timeout per request.")
+
+    def rate_limiter(
+        self, source: str, limits: list[tuple[int, float]]
+    ) -> SlidingWindowLimiter | None:
+        """The limiter for `source`, its window kept in `budget_store`, so every process and
+        run sharing the store shares it; None when there is no limit (the sandbox's default)."""
+        if not limits:
+            return None
+        return _shared_rate_limiter(source, limits, budget_store(self._instance))
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

@@ -11,8 +11,8 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from ingest_platform.core import settings
-from ingest_platform.core.http import CallBudget, HttpClient, shared_rate_limiter
-from ingest_platform.core.source_resources import UNLIMITED_PER_MINUTE, RetrySettings, budget_store
+from ingest_platform.core.http import CallBudget, HttpClient
+from ingest_platform.core.source_resources import RetrySettings, budget_store, rate_limits
 from ingest_platform.economic.sources.fred import FredSource
 from ingest_platform.economic.sources.worldbank import WorldBankSource
 
@@ -30,13 +30,11 @@ class Fred(RetrySettings):
         return CallBudget("fred", budget_store(self._instance))
 
     def source(self) -> FredSource:
-        per_minute = self.calls_per_minute or (
-            UNLIMITED_PER_MINUTE if settings.using_sandbox() else 120
-        )
+        per_minute = self.calls_per_minute or (None if settings.using_sandbox() else 120)
         http = HttpClient(
             "fred",
             retry=self.retry_policy(),
-            limiter=shared_rate_limiter("fred", [(per_minute, 60.0)]),
+            limiter=self.rate_limiter("fred", rate_limits(per_minute)),
             budget=self.budget(),
             secrets=[self.api_key],
         )

@@ -15,8 +15,8 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from ingest_platform.core import settings
-from ingest_platform.core.http import CallBudget, HttpClient, shared_rate_limiter
-from ingest_platform.core.source_resources import UNLIMITED_PER_MINUTE, RetrySettings, budget_store
+from ingest_platform.core.http import CallBudget, HttpClient
+from ingest_platform.core.source_resources import RetrySettings, budget_store, rate_limits
 from ingest_platform.market.sources.alpha_vantage import AlphaVantageSource
 from ingest_platform.market.sources.polygon import PolygonSource
 from ingest_platform.market.sources.yahoo import YahooSource
@@ -57,6 +57,12 @@ class AlphaVantage(RetrySettings):
     calls_per_minute: int | None = Field(
         default=None, ge=1, description="Default: 5 (free tier); unlimited in the sandbox."
     )
+    calls_per_second: int | None = Field(
+        default=None,
+        ge=1,
+        description="Burst limit, on top of calls_per_minute (Alpha Vantage allows about 1 "
+        "request a second on paid plans). Default: none.",
+    )
     daily_call_limit: int | None = Field(
         default=None, ge=0, description="Default: 25 (free tier); none in the sandbox."
     )
@@ -83,11 +89,13 @@ class AlphaVantage(RetrySettings):
 
     def source(self) -> AlphaVantageSource:
         sandbox = settings.using_sandbox()
-        per_minute = self.calls_per_minute or (UNLIMITED_PER_MINUTE if sandbox else 5)
+        per_minute = self.calls_per_minute or (None if sandbox else 5)
         http = HttpClient(
             "alpha_vantage",
             retry=self.retry_policy(),
-            limiter=shared_rate_limiter("alpha_vantage", [(per_minute, 60.0)]),
+            limiter=self.rate_limiter(
+                "alpha_vantage", rate_limits(per_minute, self.calls_per_second)
+            ),
             budget=self.budget(),
             secrets=[self.api_key],
         )
@@ -106,6 +114,12 @@ class Polygon(RetrySettings):
     api_key: str = Field(description="API key; configured as EnvVar('POLYGON_API_KEY').")
     calls_per_minute: int | None = Field(
         default=None, ge=1, description="Default: 5 (free tier); unlimited in the sandbox."
+    )
+    calls_per_second: int | None = Field(
+        default=None,
+        ge=1,
+        description="Burst limit, on top of calls_per_minute (paid plans are limited per "
+        "second rather than per minute). Default: none.",
     )
     daily_call_limit: int | None = Field(default=None, ge=0, description="None: no daily cap.")
     cost_per_call: float = Field(default=0.0, ge=0)
@@ -127,13 +141,11 @@ class Polygon(RetrySettings):
         )
 
     def source(self) -> PolygonSource:
-        per_minute = self.calls_per_minute or (
-            UNLIMITED_PER_MINUTE if settings.using_sandbox() else 5
-        )
+        per_minute = self.calls_per_minute or (None if settings.using_sandbox() else 5)
         http = HttpClient(
             "polygon",
             retry=self.retry_policy(),
-            limiter=shared_rate_limiter("polygon", [(per_minute, 60.0)]),
+            limiter=self.rate_limiter("polygon", rate_limits(per_minute, self.calls_per_second)),
             budget=self.budget(),
             secrets=[self.api_key],
             headers={"Authorization": f"Bearer {self.api_key}"},

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,16 +184,57 @@ class FaultPlan:
         return plan
 
 
-class RequestCounters:
-    """Requests served, per endpoint and symbol (``-`` when a request has no symbol)."""
+#: HTTP request arrivals a sandbox remembers (the oldest are forgotten first): hours of a
+#: backfill's traffic, a few megabytes at most.
+MAX_ARRIVALS = 200_000
 
-    def __init__(self) -> None:
+
+class RequestCounters:
+    """Requests served, per endpoint and symbol (``-`` when a request has no symbol), and when
+    each HTTP request arrived.
+
+    Counts answer "how many requests"; arrivals answer "how fast": a provider that allows N
+    requests a second counts them as they arrive, so tests prove a rate limit held from the
+    arrival times (`busiest`, `per_second`), as the provider would see them.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._arrivals: deque[tuple[float, str]] = deque(maxlen=MAX_ARRIVALS)
+        self._clock = clock
 
     def count(self, endpoint: str, symbol: str | None = None) -> None:
         with self._lock:
             self._counts[(endpoint, symbol or "-")] += 1
+
+    def count_request(self, endpoint: str, symbol: str | None = None) -> None:
+        """Count an HTTP request and note when it arrived (seconds since the epoch)."""
+        now = self._clock()
+        with self._lock:
+            self._counts[(endpoint, symbol or "-")] += 1
+            self._arrivals.append((now, endpoint))
+
+    def arrivals(self, endpoint: str) -> list[float]:
+        """When each request to `endpoint` arrived, oldest first; a provider's name (``polygon``)
+        covers all its endpoints (``polygon.aggs``, ``polygon.other``)."""
+        with self._lock:
+            return [at for at, e in self._arrivals if e == endpoint or e.startswith(endpoint + ".")]
+
+    def per_second(self, endpoint: str) -> dict[int, int]:
+        """Requests to `endpoint` per whole second (epoch seconds) in which any arrived."""
+        return dict(sorted(Counter(int(at) for at in self.arrivals(endpoint)).items()))
+
+    def busiest(self, endpoint: str, seconds: float = 1.0) -> int:
+        """The most requests to `endpoint` that arrived within any `seconds`-long window (a
+        sliding window, stricter than whole seconds): what a limit of N a second must keep."""
+        stamps = sorted(self.arrivals(endpoint))
+        most = first = 0
+        for last, stamp in enumerate(stamps):
+            while stamp - stamps[first] >= seconds:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def get(self, endpoint: str, symbol: str | None = None) -> int:
         with self._lock:
@@ -210,6 +253,19 @@ class RequestCounters:
                 out.setdefault(endpoint, {})[symbol] = n
             return out
 
+    def rates(self) -> dict[str, dict[str, Any]]:
+        """Per HTTP endpoint: requests per whole second and the busiest sliding second."""
+        with self._lock:
+            endpoints = sorted({e for _, e in self._arrivals})
+        return {
+            e: {
+                "per_second": {str(k): n for k, n in self.per_second(e).items()},
+                "busiest_second": self.busiest(e),
+            }
+            for e in endpoints
+        }
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._arrivals.clear()

@@ -21,12 +21,15 @@ and the JSON control API under ``/_sandbox/``:
   ``{"faults": [{kind, endpoint, symbol, times, params}]}`` adds rules (400 naming the problem
   when one is bad, and then none is added); ``DELETE faults`` clears them;
 - ``GET counters``: `RequestCounters.snapshot` (``{endpoint: {symbol: n}}``, ``-`` when a request
-  has no symbol); ``DELETE counters`` resets them;
+  has no symbol); ``DELETE counters`` resets them (arrival times included);
+- ``GET rates``: `RequestCounters.rates` (``{endpoint: {"per_second": {epoch second: n},
+  "busiest_second": n}}``), to see whether a client kept a provider's per-second limit;
 - ``GET config``: the simulator's settings (seed, as_of, drifts, page size; revoked keys only
   counted) and the providers' base URLs.
 
-Every provider request is counted under its endpoint and symbol first, then the `FaultPlan` is
-asked for a fault (``take(endpoint, symbol, kinds=HTTP_FAULTS)``), then the provider answers.
+Every provider request is counted under its endpoint and symbol first (its arrival time noted),
+then the `FaultPlan` is asked for a fault (``take(endpoint, symbol, kinds=HTTP_FAULTS)``), then
+the provider answers.
 Control requests are not counted. What each fault kind does:
 
 - ``rate_limit``: 429 + ``Retry-After`` (params.retry_after, default 1, whole seconds) with the
@@ -319,7 +322,7 @@ class SandboxHTTPServer:
             (p for p in self._providers if path == p.root or path.startswith(p.root + "/")), None
         )
         if provider is None:
-            self.counters.count("sandbox.unknown")
+            self.counters.count_request("sandbox.unknown")
             message = f"no simulated provider serves {path}"
             return json_response({"error": message, "providers": BASE_PATHS}, 404)
         query: dict[str, str] = {}
@@ -329,7 +332,7 @@ class SandboxHTTPServer:
             method, path[len(provider.root) :] or "/", query, headers, body, self._url or ""
         )
         route = provider.classify(request)
-        self.counters.count(route.endpoint, route.symbol)
+        self.counters.count_request(route.endpoint, route.symbol)
         fault = self.faults.take(route.endpoint, route.symbol, kinds=HTTP_FAULTS)
         try:
             return self._answer(provider, request, route, fault)
@@ -396,6 +399,7 @@ class SandboxHTTPServer:
             "health": ("GET",),
             "faults": ("GET", "POST", "DELETE"),
             "counters": ("GET", "DELETE"),
+            "rates": ("GET",),
             "config": ("GET",),
         }
         if name not in allowed:
@@ -408,6 +412,8 @@ class SandboxHTTPServer:
             return json_response({"status": "ok", "url": self._url, "providers": self.base_urls()})
         if name == "config":
             return json_response({**self.market.config(), "providers": self.base_urls()})
+        if name == "rates":
+            return json_response(self.counters.rates())
         if name == "counters":
             if method == "DELETE":
                 self.counters.reset()

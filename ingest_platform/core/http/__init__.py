@@ -16,7 +16,12 @@ from ingest_platform.core.http.errors import (
     SourceUnavailable,
     UnknownSymbol,
 )
-from ingest_platform.core.http.limits import RateLimiter, shared_rate_limiter
+from ingest_platform.core.http.limits import (
+    RateLimiter,
+    SharedRateLimiter,
+    SlidingWindowLimiter,
+    shared_rate_limiter,
+)
 from ingest_platform.core.http.redaction import REDACTED, Redactor, redact_url
 from ingest_platform.core.http.retry import RetryPolicy, parse_retry_after, retry_call
 
@@ -36,6 +41,8 @@ __all__ = [
     "RateLimiter",
     "Redactor",
     "RetryPolicy",
+    "SharedRateLimiter",
+    "SlidingWindowLimiter",
     "SourceError",
     "SourceUnavailable",
     "UnknownSymbol",

@@ -8,18 +8,19 @@ instance's database) across machines.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.engine import Connection
 
+from ingest_platform.core.http import store
 from ingest_platform.core.http.errors import BudgetExhausted, BudgetUnavailable
+from ingest_platform.core.http.store import CALL_BUDGET, upsert
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,44 +45,6 @@ class BudgetReport:
         }
 
 
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-_METADATA = sa.MetaData()
-CALL_BUDGET = sa.Table(
-    "call_budget",
-    _METADATA,
-    sa.Column("source", sa.Text, primary_key=True),
-    sa.Column("day", sa.Text, primary_key=True),
-    sa.Column("calls", sa.BigInteger, nullable=False),
-    sa.Column("cost", sa.Float, nullable=False),
-    # Set when the provider itself says the day's quota is spent (whatever we counted).
-    sa.Column("exhausted", sa.Boolean, nullable=False, server_default=sa.false()),
-)
-
-
-def budget_engine(url: str) -> Engine:
-    """One engine per store URL per process (a SQLite file or a PostgreSQL database)."""
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(url)
-        if engine is None:
-            kwargs: dict[str, Any] = {}
-            if url.startswith("sqlite"):
-                # A fresh connection per use: a pooled one would keep writing to a file that
-                # was deleted under it ("readonly database") instead of the recreated one.
-                kwargs["connect_args"] = {"timeout": 30}
-                kwargs["poolclass"] = NullPool
-            engine = _ENGINES[url] = sa.create_engine(url, **kwargs)
-        return engine
-
-
-def store_url(location: str | Path) -> str:
-    """A budget store URL from a SQLAlchemy URL or a path to a SQLite file."""
-    text = str(location)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).resolve()}"
-
-
 class CallBudget:
     """Calls (and their cost) per source per UTC day, in a SQL store shared by every process.
 
@@ -100,7 +63,7 @@ class CallBudget:
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
     ) -> None:
         self.source = source
-        self.url = store_url(location)
+        self.url = store.store_url(location)
         self.daily_limit = daily_limit
         self.cost_per_call = cost_per_call
         self._today = today
@@ -108,51 +71,40 @@ class CallBudget:
     @property
     def where(self) -> str:
         """The store, for messages (without credentials)."""
-        return sa.make_url(self.url).render_as_string(hide_password=True)
+        return store.describe(self.url)
 
-    def _ensure(self) -> Engine:
-        engine = budget_engine(self.url)
-        if engine.dialect.name == "sqlite":
-            database = sa.make_url(self.url).database
-            if database:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+    def _transact(self, work: Callable[[Connection], T]) -> T:
         try:
-            _METADATA.create_all(engine, checkfirst=True)
-        except sa.exc.SQLAlchemyError as exc:
-            # Another process may have created it between our check and our CREATE.
-            if not sa.inspect(engine).has_table(CALL_BUDGET.name):
-                raise BudgetUnavailable(
-                    self.source, f"call budget store {self.where}: {exc}"
-                ) from None
-        return engine
+            return store.transact(self.url, work)
+        except store.StoreUnavailable as exc:
+            raise BudgetUnavailable(self.source, f"call budget store {exc}") from None
 
     def charge(self, calls: int = 1) -> None:
         """Spend `calls` calls, or raise `BudgetExhausted` without spending any."""
         day = self._today().isoformat()
         if self.daily_limit is not None and calls > self.daily_limit:
             raise BudgetExhausted(self.source, f"{calls} calls exceed the daily limit")
-        insert = _upsert(self._ensure()).values(
-            source=self.source, day=day, calls=calls, cost=calls * self.cost_per_call
-        )
-        update = insert.on_conflict_do_update(
-            index_elements=["source", "day"],
-            set_={
-                "calls": CALL_BUDGET.c.calls + insert.excluded.calls,
-                "cost": CALL_BUDGET.c.cost + insert.excluded.cost,
-            },
-            where=sa.not_(CALL_BUDGET.c.exhausted)
-            & (
-                sa.true()
-                if self.daily_limit is None
-                else CALL_BUDGET.c.calls + insert.excluded.calls <= self.daily_limit
-            ),
-        ).returning(CALL_BUDGET.c.calls)
-        try:
-            with self._ensure().begin() as conn:
-                spent = conn.execute(update).first()
-        except sa.exc.SQLAlchemyError as exc:
-            raise BudgetUnavailable(self.source, f"call budget store {self.where}: {exc}") from None
-        if spent is None:
+
+        def spend(conn: Connection) -> Any:
+            insert = upsert(conn, CALL_BUDGET).values(
+                source=self.source, day=day, calls=calls, cost=calls * self.cost_per_call
+            )
+            update = insert.on_conflict_do_update(
+                index_elements=["source", "day"],
+                set_={
+                    "calls": CALL_BUDGET.c.calls + insert.excluded.calls,
+                    "cost": CALL_BUDGET.c.cost + insert.excluded.cost,
+                },
+                where=sa.not_(CALL_BUDGET.c.exhausted)
+                & (
+                    sa.true()
+                    if self.daily_limit is None
+                    else CALL_BUDGET.c.calls + insert.excluded.calls <= self.daily_limit
+                ),
+            ).returning(CALL_BUDGET.c.calls)
+            return conn.execute(update).first()
+
+        if self._transact(spend) is None:
             report = self.report()
             raise BudgetExhausted(
                 self.source,
@@ -163,15 +115,18 @@ class CallBudget:
     def mark_exhausted(self) -> None:
         """The provider says today's quota is gone: no more calls until the UTC day turns."""
         day = self._today().isoformat()
-        insert = _upsert(self._ensure()).values(
-            source=self.source, day=day, calls=0, cost=0.0, exhausted=True
-        )
-        with self._ensure().begin() as conn:
+
+        def close_day(conn: Connection) -> None:
+            insert = upsert(conn, CALL_BUDGET).values(
+                source=self.source, day=day, calls=0, cost=0.0, exhausted=True
+            )
             conn.execute(
                 insert.on_conflict_do_update(
                     index_elements=["source", "day"], set_={"exhausted": True}
                 )
             )
+
+        self._transact(close_day)
 
     def remaining(self) -> int | None:
         return self.report().remaining
@@ -181,20 +136,10 @@ class CallBudget:
         query = sa.select(CALL_BUDGET.c.calls, CALL_BUDGET.c.cost, CALL_BUDGET.c.exhausted).where(
             (CALL_BUDGET.c.source == self.source) & (CALL_BUDGET.c.day == day)
         )
-        with self._ensure().connect() as conn:
-            row = conn.execute(query).first()
+        row = self._transact(lambda conn: conn.execute(query).first())
         calls, cost, exhausted = (row[0], row[1], bool(row[2])) if row else (0, 0.0, False)
         if exhausted:
             remaining: int | None = 0
         else:
             remaining = None if self.daily_limit is None else max(0, self.daily_limit - calls)
         return BudgetReport(self.source, day, calls, cost, self.daily_limit, remaining, exhausted)
-
-
-def _upsert(engine: Engine) -> Any:
-    """The dialect's INSERT … ON CONFLICT construct (SQLite and PostgreSQL share the API)."""
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(CALL_BUDGET)
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(CALL_BUDGET)
-    raise ValueError(f"call budgets need SQLite or PostgreSQL, not {engine.dialect.name}")

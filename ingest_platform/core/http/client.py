@@ -27,7 +27,7 @@ from ingest_platform.core.http.errors import (
     SourceError,
     SourceUnavailable,
 )
-from ingest_platform.core.http.limits import RateLimiter
+from ingest_platform.core.http.limits import SlidingWindowLimiter
 from ingest_platform.core.http.redaction import Redactor, install_urllib3_filter, redact_url
 from ingest_platform.core.http.retry import RetryPolicy, parse_retry_after, retry_call
 
@@ -71,7 +71,7 @@ class HttpClient:
         self,
         source: str,
         retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: SlidingWindowLimiter | None = None,
         budget: CallBudget | None = None,
         secrets: Iterable[str | None] = (),
         headers: Mapping[str, str] | None = None,
