@@ -111,8 +111,29 @@ def test_republishing_a_window_never_duplicates_a_row(engine):
     )
     rows = table_rows(engine)
     assert len(rows) == 7 + 1  # 07-09 now holds AAPL only
-    assert rows.query("date == '2024-07-09'")["close"].tolist() == [50.0]
-    assert rows.query("date == '2024-07-08'")["symbol"].tolist() == ["AAPL", "EURUSD", "MSFT"]
+    assert rows.loc[rows["date"] == pd.Timestamp("2024-07-09"), "close"].tolist() == [50.0]
+    day = rows.loc[rows["date"] == pd.Timestamp("2024-07-08"), "symbol"]
+    assert day.tolist() == ["AAPL", "EURUSD", "MSFT"]
+
+
+def test_three_years_published_twice_hold_one_row_per_symbol_and_date(engine):
+    """The whole backfill range as one window, twice (a re-run of a three-year backfill)."""
+    days = [d.strftime("%Y-%m-%d") for d in pd.bdate_range("2023-01-02", "2025-12-31")]
+    symbols = [f"S{i:03d}" for i in range(40)] + ["EURUSD"]
+    frame = bars(days, symbols)
+    window = Window("date", days[0], days[-1])
+    publish(engine, MARKET_BARS, frame, window)
+    again = publish(engine, MARKET_BARS, frame, window)
+    assert again.deleted == again.inserted == len(days) * len(symbols) == 783 * 41
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT count(*) FROM market_bars")).scalar_one()
+        repeated = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT symbol, date FROM market_bars "
+                "GROUP BY symbol, date HAVING count(*) > 1) AS repeated"
+            )
+        ).scalar_one()
+    assert (total, repeated) == (783 * 41, 0)
 
 
 def test_rows_outside_the_window_are_refused_and_nothing_changes(engine):
