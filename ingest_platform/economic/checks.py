@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.economic import rules
+from ingest_platform.economic import due
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS, ECONOMIC_RELEASE_CALENDAR
 from ingest_platform.quality.coverage import coverage_by_key, indicator_coverage
 from ingest_platform.quality.factory import (
@@ -40,19 +40,7 @@ def _load(lake: ParquetLake, window: CheckWindow) -> dict[str, pd.DataFrame]:
     )
     if rows.empty:
         raise ChecksCouldNotRun(f"economic_indicators: no rows in {window.describe()}")
-    mappings = VARIABLE_MAPPINGS.read(lake)
-    economic = mappings[mappings["source"].isin(["fred", "worldbank"])]
-    frequencies = dict(zip(economic["variable"], economic["frequency"], strict=True))
-    declared = economic[economic["knowledge_basis"] == "publication_lag"]
-    lags = dict(zip(declared["variable"], declared["lag_days"].astype(int), strict=True))
-    calendar = (
-        ECONOMIC_RELEASE_CALENDAR.read(lake, columns=["series_id", "date"])
-        if lake.has_partition(ECONOMIC_RELEASE_CALENDAR.name)
-        else pd.DataFrame(columns=["series_id", "date"])
-    )
-    series_to_variable = dict(zip(economic["series_id"], economic["variable"], strict=True))
-    calendar = calendar.assign(variable=calendar["series_id"].map(series_to_variable)).dropna()
-    expected = rules.expected_publications(rows, frequencies, calendar, window.now, lags)
+    expected = due.expected_publications(lake, rows, window.now)
     return {"rows": rows, "expected": expected}
 
 

@@ -22,8 +22,8 @@ from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.http import CallBudget
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.partitions import closed_partition_keys
-from ingest_platform.economic import rules as economic_rules
-from ingest_platform.economic.schema import ECONOMIC_INDICATORS, ECONOMIC_RELEASE_CALENDAR
+from ingest_platform.economic import due as economic_due
+from ingest_platform.economic.schema import ECONOMIC_INDICATORS
 from ingest_platform.market.schema import MARKET_BARS, YAHOO_DAILY_BARS
 from ingest_platform.publish import state
 from ingest_platform.publish.catalogue import DATASETS
@@ -117,20 +117,7 @@ def _bar_coverage(lake: ParquetLake, dataset: Dataset, frame: pd.DataFrame) -> d
 
 
 def _economic_coverage(lake: ParquetLake, frame: pd.DataFrame, now: dt.datetime) -> dict[str, Any]:
-    mappings = VARIABLE_MAPPINGS.read(lake)
-    frequencies = dict(zip(mappings["variable"], mappings["frequency"], strict=True))
-    declared = mappings[mappings["knowledge_basis"] == "publication_lag"]
-    lags = dict(zip(declared["variable"], declared["lag_days"].astype(int), strict=True))
-    calendar = (
-        ECONOMIC_RELEASE_CALENDAR.read(lake, columns=["series_id", "date"])
-        if lake.has_partition(ECONOMIC_RELEASE_CALENDAR.name)
-        else pd.DataFrame(columns=["series_id", "date"])
-    )
-    variable_of = dict(zip(mappings["series_id"], mappings["variable"], strict=True))
-    calendar = calendar.assign(variable=calendar["series_id"].map(variable_of)).dropna()
-    due = economic_rules.expected_publications(
-        frame, frequencies, calendar, pd.Timestamp(now), lags
-    )
+    due = economic_due.expected_publications(lake, frame, pd.Timestamp(now))
     table = coverage_by_key(frame, due[["variable", "date"]], key="variable")
     return coverage_table(table, "variable")
 
