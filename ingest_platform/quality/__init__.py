@@ -6,7 +6,8 @@ frames come in as arguments, never from a domain module.
 
 Checks (each ``(frames..., thresholds) -> Finding``):
 
-- `coverage`: ``bar_coverage``, ``indicator_coverage``, ``stream_coverage``, ``coverage``;
+- `coverage`: ``bar_coverage``, ``indicator_coverage``, ``stream_coverage`` (days),
+  ``stream_minute_coverage`` (minutes of each day), ``coverage``;
   ``coverage_by_key`` (the per-key table metadata.json reuses);
 - `staleness`: ``bar_staleness``, ``indicator_staleness`` (and their ``*_by_*`` tables);
   `stream_staleness`: ``stream_staleness``;

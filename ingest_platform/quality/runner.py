@@ -10,6 +10,12 @@ severity, so the exit code comes from the check evaluations, never from the run'
 - 2: a check failed at that level;
 - 1: the checks could not run (a bad selection, an empty lake, a broken config); the reason
   is printed on one line.
+
+Without ``--select`` the runner checks what there is to check (`scope_checks`): an asset whose
+partitions do not include ``--partition``/``--partition-range`` (a day asked of a monthly
+dataset) or whose dataset has nothing in the lake (a deployment that never streams) is left
+out, and one line names it. With ``--select`` nothing is left out silently: an asset without
+that partition is a usage error (exit 1), an empty one reports "could not run".
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from dagster import (
 )
 from dagster._core.events import DagsterEventType
 
+from ingest_platform.core import settings
+from ingest_platform.core.lake import ParquetLake
 from ingest_platform.quality.factory import COULD_NOT_RUN
 
 JOB_NAME = "ingest_platform_checks"
@@ -109,6 +117,64 @@ def select_checks(defs: Definitions, selection: str | None) -> list[AssetCheckKe
         shown = ", ".join(sorted(a.to_user_string() for a in assets)[:5])
         raise CannotRun(f"no asset checks on the selected assets ({shown})")
     return sorted(keys, key=str)
+
+
+def _has_partitions(partitions_def: Any, start: str, end: str) -> bool:
+    """Whether both ends of the window are keys of `partitions_def` (Dagster's own test: a
+    monthly definition has 2025-03-01, not 2025-03-14, though the strings sort together)."""
+    try:
+        return bool(
+            partitions_def.has_partition_key(start) and partitions_def.has_partition_key(end)
+        )
+    except Exception:  # keys it cannot tell without an instance (dynamic): let the check say
+        return True
+
+
+def _in_lake(lake: ParquetLake, asset: str, partitioned: bool) -> bool:
+    return bool(lake.partition_keys(asset)) if partitioned else lake.has_partition(asset)
+
+
+def scope_checks(
+    defs: Definitions,
+    keys: Sequence[AssetCheckKey],
+    selection: str | None,
+    start: str | None,
+    end: str | None,
+    lake: ParquetLake,
+    out: TextIO,
+) -> list[AssetCheckKey]:
+    """The checks worth running for the window: see the module docstring.
+
+    Partition keys are only comparable within one partitions definition, so the window is
+    matched against each asset's own definition, never as strings across grains.
+    """
+    graph = defs.resolve_asset_graph()
+    window = start if start == end else f"{start}...{end}"
+    assets = sorted({k.asset_key for k in keys}, key=lambda a: a.to_user_string())
+    outside, empty = [], []
+    for asset in assets:
+        partitions_def = graph.get(asset).partitions_def
+        name = asset.to_user_string()
+        if start and end and partitions_def and not _has_partitions(partitions_def, start, end):
+            if selection:
+                raise CannotRun(
+                    f"--select {selection!r}: {name} has no partition {window} "
+                    f"({type(partitions_def).__name__}, keys like "
+                    f"{partitions_def.get_first_partition_key()}); narrow --select"
+                )
+            outside.append(asset)
+        elif not selection and not _in_lake(lake, name, partitions_def is not None):
+            empty.append(asset)
+    if outside:
+        names = ", ".join(a.to_user_string() for a in outside)
+        print(f"skipped {names}: {window} is not one of their partitions", file=out)
+    if empty:
+        names = ", ".join(a.to_user_string() for a in empty)
+        print(f"skipped {names}: nothing in the lake to check", file=out)
+    kept = [k for k in keys if k.asset_key not in {*outside, *empty}]
+    if not kept:
+        raise CannotRun("nothing to check: every asset with checks was skipped")
+    return kept
 
 
 def _evaluation(event: Any) -> Evaluation:
@@ -239,6 +305,12 @@ def write_json(path: Path, evaluations: Sequence[Evaluation], run_id: str) -> No
     path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
+def _lake(defs: Definitions) -> ParquetLake:
+    """The code location's lake (the one the checks read), else the configured one."""
+    lake = (defs.resources or {}).get("lake")
+    return lake if isinstance(lake, ParquetLake) else ParquetLake(root=settings.lake_root())
+
+
 def main(
     defs: Definitions,
     instance: DagsterInstance,
@@ -248,12 +320,15 @@ def main(
     fail_on: str,
     junit_xml: str | None,
     json_path: str | None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
-    """Run, print, write the reports; return the exit code."""
+    """Run, print, write the reports; return the exit code. `out` defaults to the
+    ``sys.stdout`` of the call, not of the import (a test's capture replaces it)."""
+    out = out or sys.stdout
     try:
         start, end = parse_range(partition, partition_range)
         keys = select_checks(defs, select)
+        keys = scope_checks(defs, keys, select, start, end, _lake(defs), out)
         evaluations, run_id = run_checks(defs, keys, start, end, instance, out)
     except CannotRun as exc:
         print(f"ingest-platform check: cannot run: {exc}", file=sys.stderr)

@@ -207,8 +207,10 @@ def test_the_ci_runner_exits_0_2_and_1_and_writes_junit(resources, sandbox, home
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_asset" in err[0]
 
-    assert cli(["check", "--select", "market_bars", "--partition", "2020-01-02"]) == 1
+    assert cli(["check", "--select", "market_bars", "--partition", "2024-01-02"]) == 1
     assert "no partition in the lake" in capsys.readouterr().err
+    assert cli(["check", "--select", "market_bars", "--partition", "2020-01-02"]) == 1
+    assert "market_bars has no partition 2020-01-02" in capsys.readouterr().err
 
     # bad options are "could not run" too, never 2, which means a check failed
     bad_options = (
@@ -220,3 +222,33 @@ def test_the_ci_runner_exits_0_2_and_1_and_writes_junit(resources, sandbox, home
         with pytest.raises(SystemExit) as exited:
             cli(["check", *bad])
         assert exited.value.code == 1, bad
+
+
+def test_without_select_the_runner_checks_what_the_lake_holds_for_the_key(resources, capsys):
+    """The CI lake has market data but no minute bars (today's stream day is still open), no
+    economic data here either: no --select checks the rest and exits 0, naming the skipped."""
+    assert backfill(resources).success
+    code = cli(["check"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    skipped = next(line for line in out.splitlines() if "nothing in the lake" in line)
+    assert "kraken_book_minute_bars" in skipped and "economic_indicators" in skipped
+    assert "market_bars:cross_source_drift" in out
+
+    # a day is not a key of the monthly economic_indicators: skipped, not "could not run"
+    code = cli(["check", "--partition", END])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (line,) = [line for line in out.splitlines() if "not one of their partitions" in line]
+    assert line == (  # the stream's days start in 2026
+        f"skipped economic_indicators, kraken_book_minute_bars: {END} is not one of their "
+        "partitions"
+    )
+
+    # asked for by name, an asset without that partition is a usage error naming both
+    assert cli(["check", "--select", "economic_indicators", "--partition", END]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "economic_indicators" in err[0] and END in err[0]
+    # and asked for by name, checks over nothing in the lake could not run
+    assert cli(["check", "--select", "kraken_book_minute_bars"]) == 1
+    assert "could not run" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""The Kraken stream's Definitions: the stream job and its sensor, the minute bars and their
-daily schedule."""
+"""The Kraken stream's Definitions: the stream job and its sensor, the minute bars, their
+checks and their daily schedule."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ingest_platform.streaming.kraken.assets import (
     kraken_book_minute_bars,
     kraken_order_book_stream,
 )
+from ingest_platform.streaming.kraken.checks import STREAM_CHECKS
 from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.resources import stream_resources
 from ingest_platform.streaming.kraken.schedules import (
@@ -24,6 +25,7 @@ def stream_definitions() -> Definitions:
     sandbox = settings.sandbox_kraken_url() is not None
     return Definitions(
         assets=[kraken_order_book_stream, kraken_book_minute_bars],
+        asset_checks=STREAM_CHECKS,
         jobs=[kraken_stream_job, kraken_book_minute_bars_job],
         sensors=[kraken_stream_sensor],
         schedules=[kraken_book_minute_bars_daily],
