@@ -7,7 +7,7 @@ frames come in as arguments, never from a domain module.
 Checks (each ``(frames..., thresholds) -> Finding``):
 
 - `coverage`: ``bar_coverage``, ``indicator_coverage``, ``stream_coverage`` (days),
-  ``stream_minute_coverage`` (minutes of each day), ``coverage``;
+  ``coverage``; `stream_coverage`: ``stream_minute_coverage`` (minutes of each day);
   ``coverage_by_key`` (the per-key table metadata.json reuses);
 - `staleness`: ``bar_staleness``, ``indicator_staleness`` (and their ``*_by_*`` tables);
   `stream_staleness`: ``stream_staleness``;

@@ -24,9 +24,9 @@ import pandas as pd
 from dagster import AssetChecksDefinition
 
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.quality.coverage import stream_minute_coverage
 from ingest_platform.quality.factory import CheckInputs, CheckWindow, QualityCheck, quality_checks
 from ingest_platform.quality.finding import Finding
+from ingest_platform.quality.stream_coverage import stream_minute_coverage
 from ingest_platform.quality.stream_staleness import stream_staleness
 from ingest_platform.quality.thresholds import CoverageThresholds, StreamStalenessThresholds
 from ingest_platform.streaming.kraken.config import StreamConfig
