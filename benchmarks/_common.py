@@ -126,9 +126,12 @@ class Home:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def fresh_home(base: Path, env: dict[str, str], instance: str, batch: int = 500) -> Home:
-    path = base / f"home-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
+def fresh_home(
+    base: Path, env: dict[str, str], instance: str, batch: int = 500, path: Path | None = None
+) -> Home:
+    """A new DAGSTER_HOME under `base` (or at `path`, which may hold one from an earlier run)."""
+    path = path or base / f"home-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True, exist_ok=True)
     (path / "quiet.yaml").write_text(QUIET)
     run_env = {**env, "DAGSTER_HOME": str(path), "INGEST_PLATFORM_DATA_DIR": str(path / "data")}
     if instance == "sqlite":
@@ -147,12 +150,14 @@ def fresh_home(base: Path, env: dict[str, str], instance: str, batch: int = 500)
     return Home(path, run_env, database)
 
 
-def materialize_cmd(home: Home, target: list[str], select: str, partition_range: str) -> list[str]:
-    """``dagster asset materialize`` of `select` over `partition_range` ("first...last")."""
-    return [
-        *(str(BIN / "dagster"), "asset", "materialize", *target, "--select", select),
-        *("--partition-range", partition_range, "-c", str(home.path / "quiet.yaml")),
-    ]
+def materialize_cmd(
+    home: Home, target: list[str], select: str, partition_range: str | None = None
+) -> list[str]:
+    """``dagster asset materialize`` of `select` (over `partition_range`, "first...last")."""
+    cmd = [str(BIN / "dagster"), "asset", "materialize", *target, "--select", select]
+    if partition_range:
+        cmd += ["--partition-range", partition_range]
+    return [*cmd, "-c", str(home.path / "quiet.yaml")]
 
 
 @dataclass

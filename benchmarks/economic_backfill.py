@@ -38,7 +38,6 @@ import tempfile
 from pathlib import Path
 
 from _common import (  # the script's folder is on sys.path
-    BIN,
     ROOT,
     Variant,
     fresh_home,
@@ -138,8 +137,8 @@ def main() -> None:
         env["INGEST_PLATFORM_SANDBOX_URL"] = url
         # instruments and variable_mappings once (untimed): every timed run starts from them.
         setup = fresh_home(base, env, "sqlite")
-        cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "ingest_platform.definitions"]
-        timed([*cmd, "--select", SETUP, "-c", str(setup.path / "quiet.yaml")], setup.env, base)
+        target = ["-m", "ingest_platform.definitions"]
+        timed(materialize_cmd(setup, target, SETUP), setup.env, base)
         seeds = {name: setup.lake / name for name in SETUP.split(",")}
         mappings = get_mappings(setup.lake)
         bare_args = [url, env["FRED_API_KEY"], args.start, str(setup.lake / "variable_mappings")]
