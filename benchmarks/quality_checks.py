@@ -109,9 +109,11 @@ def build_frames() -> dict[str, Any]:
     sim = MarketSimulator(seed=7, as_of="2026-11-20")
     instruments = load_instruments(settings.reference_dir())
     symbols = sorted(instruments["symbol"])
-    fx = set(instruments.loc[instruments["asset_class"] == "fx", "symbol"])
-    listed = [s for s in symbols if s not in fx]
-    av_sample = sorted({*listed[::5], *SPLITS, "AAPL"} - fx)
+    # Alpha Vantage's TIME_SERIES_DAILY serves equities and ETFs only (not FX, commodities or
+    # indexes, which the universe now holds too).
+    stocks = set(instruments.loc[instruments["asset_class"].isin(["equity", "etf"]), "symbol"])
+    listed = [s for s in symbols if s in stocks]
+    av_sample = sorted({*listed[::5], *SPLITS, "AAPL"} & stocks)
     polygon_sample = sorted({*symbols[2::5], "MSFT", "EURUSD"})
     mappings = pd.DataFrame(
         {
