@@ -26,27 +26,33 @@ are stated in, requests per source and rows written (which must match between ``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from _common import (  # the script's folder is on sys.path
+    BIN,
+    ROOT,
+    Home,
+    Variant,
+    fresh_home,
+    get,
+    load_note,
+    materialize_cmd,
+    print_table,
+    start_sandbox,
+    stop_sandbox,
+    timed,
+)
+
 AS_OF = "2026-11-20"
 ASSETS = (
     "yahoo_daily_bars,corporate_actions,alpha_vantage_daily_bars,polygon_daily_bars,market_bars"
 )
-QUIET = "loggers:\n  console:\n    config:\n      log_level: WARNING\n"
-PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
+#: The keys the sandbox's Alpha Vantage and Polygon accept (any non-empty key).
+SOURCE_KEYS = {"ALPHA_VANTAGE_API_KEY": "bench-av-key-0001", "POLYGON_API_KEY": "bench-pg-key-0001"}
 
 BARE_SCRIPT = r"""
 import sys, datetime as dt
@@ -63,139 +69,22 @@ frame.to_parquet(out)
 print(len(frame.stack(level=1, future_stack=True).dropna(how="all")))
 """
 
-_MEASURE = (
-    "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
-    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
-    "sys.stderr.write(f'\\nPEAK_RSS_KB={peak}\\n'); "
-    "sys.exit(code)"
-)
-
-
-def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
-    """Run `cmd`; return wall seconds, peak RSS (MB) of the largest process in its tree, stdout.
-
-    A fresh launcher process runs the command so its RUSAGE_CHILDREN covers only this run.
-    """
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *cmd], env=env, cwd=cwd, capture_output=True, text=True
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}")
-    peak_kb = int(proc.stderr.rsplit("PEAK_RSS_KB=", 1)[1].split()[0])
-    return wall, peak_kb / 1024, proc.stdout
-
-
-def _get(url: str, method: str = "GET"):
-    request = urllib.request.Request(url, method=method)
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
-def _start_sandbox(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [
-            str(BIN / "ingest-platform"),
-            *("sandbox", "--http-port", "0", "--kraken-port", "0", "--as-of", AS_OF),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip().startswith("export INGEST_PLATFORM_SANDBOX_URL="):
-            return proc, line.strip().split("=", 1)[1]
-    raise SystemExit("sandbox did not start")
-
-
-def _postgres_database() -> str:
-    """A fresh, empty database on the local server (dropped by `_drop_database`)."""
-    import psycopg2
-
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(dbname="postgres", **PG)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return name
-
-
-def _drop_database(name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(dbname="postgres", **PG)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
-
-
-@dataclass
-class Home:
-    """A fresh DAGSTER_HOME (and lake) for one timed run, on one kind of instance."""
-
-    path: Path
-    env: dict[str, str]
-    database: str | None = None
-
-    def close(self) -> None:
-        if self.database:
-            _drop_database(self.database)
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def _fresh_home(base: Path, env: dict[str, str], instance: str, batch: int) -> Home:
-    path = base / f"home-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    (path / "quiet.yaml").write_text(QUIET)
-    run_env = {**env, "DAGSTER_HOME": str(path), "INGEST_PLATFORM_DATA_DIR": str(path / "data")}
-    if instance == "sqlite":
-        shutil.copy(ROOT / "dagster.yaml", path / "dagster.yaml")
-        return Home(path, run_env)
-    database = _postgres_database()
-    shutil.copy(ROOT / "deploy" / "dagster-postgres.yaml", path / "dagster.yaml")
-    run_env.update(
-        DAGSTER_PG_HOST=PG["host"],
-        DAGSTER_PG_PORT=PG["port"],
-        DAGSTER_PG_USER=PG["user"],
-        DAGSTER_PG_PASSWORD="",
-        DAGSTER_PG_DB=database,
-        DAGSTER_EVENT_BATCH_SIZE=str(batch),
-    )
-    return Home(path, run_env, database)
-
-
-@dataclass
-class Variant:
-    name: str
-    instance: str | None  # None: no Dagster instance (the bare script)
-    walls: list[float] = field(default_factory=list)
-    rss: list[float] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
-    requests: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.instance})" if self.instance else self.name
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.walls)
-
 
 def _materialize(home: Home, target: list[str], args, pythonpath: str | None) -> tuple:
     env = dict(home.env)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    cmd = [str(BIN / "dagster"), "asset", "materialize", *target, "--select", ASSETS]
-    cmd += ["--partition-range", f"{args.start}...{args.end}", "-c", str(home.path / "quiet.yaml")]
-    return _timed(cmd, env, home.path)
+    cmd = materialize_cmd(home, target, ASSETS, f"{args.start}...{args.end}")
+    return timed(cmd, env, home.path)[:3]
+
+
+def backfill_lake(home: Home, start: str, end: str) -> float:
+    """instruments, then the five market assets over start..end, into `home`'s lake through the
+    same CLI path as ``ours`` (the untimed setup other benchmarks start from); wall seconds."""
+    target = ["-m", "ingest_platform.definitions"]
+    wall = timed(materialize_cmd(home, target, "instruments"), home.env, home.path)[0]
+    cmd = materialize_cmd(home, target, ASSETS, f"{start}...{end}")
+    return wall + timed(cmd, home.env, home.path)[0]
 
 
 def _lake_rows(home: Home) -> dict[str, int]:
@@ -234,19 +123,15 @@ def main() -> None:
         variants.append(Variant("bare", None))
 
     base = Path(tempfile.mkdtemp(prefix="market-backfill-"))
-    env = {
-        **os.environ,
-        "ALPHA_VANTAGE_API_KEY": "bench-av-key-0001",
-        "POLYGON_API_KEY": "bench-pg-key-0001",
-    }
+    env = {**os.environ, **SOURCE_KEYS}
     env.pop("DAGSTER_EVENT_BATCH_SIZE", None)
-    sandbox, url = _start_sandbox(env)
+    sandbox, url = start_sandbox(env, AS_OF)
     try:
         env["INGEST_PLATFORM_SANDBOX_URL"] = url
         # The universe, once, and a warm-up fetch so no timed run pays for the sandbox's
         # series generation.
-        setup = _fresh_home(base, env, "sqlite", args.batch)
-        _timed(
+        setup = fresh_home(base, env, "sqlite", args.batch)
+        timed(
             [
                 str(BIN / "dagster"),
                 *("asset", "materialize", "-m", "ingest_platform.definitions"),
@@ -258,7 +143,7 @@ def main() -> None:
         instruments = base / "instruments.parquet"
         shutil.copy(setup.path / "data" / "lake" / "instruments" / "all.parquet", instruments)
         bare_args = [url, args.start, args.end]
-        _timed(
+        timed(
             [
                 *(sys.executable, "-c", BARE_SCRIPT, *bare_args),
                 *(str(base / "warm.parquet"), str(base / "yf-warm"), str(instruments)),
@@ -271,7 +156,7 @@ def main() -> None:
                 if variant.name == "bare":
                     out = base / f"bare-{round_no}"
                     out.mkdir()
-                    wall, rss, stdout = _timed(
+                    wall, rss, stdout, _ = timed(
                         [
                             *(sys.executable, "-c", BARE_SCRIPT, *bare_args),
                             *(str(out / "bars.parquet"), str(out / "yf"), str(instruments)),
@@ -283,12 +168,12 @@ def main() -> None:
                     shutil.rmtree(out, ignore_errors=True)
                 else:
                     assert variant.instance is not None
-                    home = _fresh_home(base, env, variant.instance, args.batch)
+                    home = fresh_home(base, env, variant.instance, args.batch)
                     try:
                         lake = home.path / "data" / "lake" / "instruments"
                         lake.mkdir(parents=True)
                         shutil.copy(instruments, lake / "all.parquet")
-                        _get(f"{url}/_sandbox/counters", "DELETE")
+                        get(f"{url}/_sandbox/counters", "DELETE")
                         if variant.name == "floor":
                             target = ["-f", str(ROOT / "benchmarks" / "dagster_floor_defs.py")]
                         else:
@@ -297,15 +182,14 @@ def main() -> None:
                         wall, rss, _ = _materialize(home, target, args, pythonpath)
                         if variant.name != "floor":
                             variant.rows = _lake_rows(home)
-                            variant.requests = _get(f"{url}/_sandbox/counters")
+                            variant.requests = get(f"{url}/_sandbox/counters")
                     finally:
                         home.close()
                 variant.walls.append(wall)
                 variant.rss.append(rss)
                 print(f"round {round_no + 1}: {variant.label:<20} {wall:7.1f} s", flush=True)
     finally:
-        sandbox.terminate()
-        sandbox.wait(10)
+        stop_sandbox(sandbox)
         shutil.rmtree(base, ignore_errors=True)
     _report(args, variants)
 
@@ -320,14 +204,9 @@ def _report(args, variants: list[Variant]) -> None:
     )
     print(
         f"\nBackfill {args.start}...{args.end}: {partitions} daily partitions, 5 assets, "
-        f"{os.cpu_count()} cores, {args.repeat} interleaved rounds (medians)"
+        f"{os.cpu_count()} cores, {args.repeat} interleaved rounds (medians); {load_note()}"
     )
-    print(f"{'run':<22}{'median s':>10}{'min s':>8}{'max s':>8}{'peak RSS MB':>13}")
-    for v in variants:
-        print(
-            f"{v.label:<22}{v.median:>10.1f}{min(v.walls):>8.1f}{max(v.walls):>8.1f}"
-            f"{max(v.rss):>13.0f}"
-        )
+    print_table(variants)
     by = {(v.name, v.instance): v for v in variants}
     bare = by.get(("bare", None))
     for instance in {v.instance for v in variants if v.instance}:

@@ -18,22 +18,46 @@ B. **naive**: a Qlib-style health check over the same bars (Qlib's scripts/check
    per instrument, required columns, nulls, |pct_change| above 0.5 in a price or 3 in volume).
 
 It also prints how many alarms each raises on this data, which has real splits and dividends
-but no fault other than the simulator's injected drifts. Timings are never asserted.
+but no fault other than the simulator's injected drifts.
 
-    .venv/bin/python benchmarks/quality_checks.py              # 5 rounds
-    .venv/bin/python benchmarks/quality_checks.py --repeat 9
+End to end (``--part cli``; issue 10): a lake holding a clean three-year sandbox backfill of the
+full universe (2023-01-02..2025-12-31), built once, untimed, through market_backfill.py's CLI
+path (instruments, then the five market assets, on a SQLite instance, the sandbox as of
+2026-11-20 without injected drifts, the clock pinned to 2026-01-01 14:00 UTC as above). Then,
+interleaved A B A B … in fresh processes on that instance:
+
+C. **ingest-platform check** ``--select group:market --partition-range
+   2023-01-02...2025-12-31``: every market check (yahoo_daily_bars' and market_bars') over the
+   three years, as CI runs it;
+D. **floor**: a checks-only job over the same check keys with empty bodies
+   (`check_floor_defs.py`), executed in process against the same instance: Dagster's own cost.
+
+It prints both medians, the ratio (goal: at most 1.5x the floor), the exit code of
+``ingest-platform check`` on that clean lake (must be 0) and its table. Timings are never
+asserted.
+
+    .venv/bin/python benchmarks/quality_checks.py              # both parts: 5 + 3 rounds
+    .venv/bin/python benchmarks/quality_checks.py --part functions --repeat 9
+    .venv/bin/python benchmarks/quality_checks.py --part cli --cli-repeat 5
+    .venv/bin/python benchmarks/quality_checks.py --part cli --keep /tmp/qc-lake  # reuse a lake
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _common import BIN, fresh_home, load_note, start_sandbox, stop_sandbox, timed
+from market_backfill import AS_OF, SOURCE_KEYS, backfill_lake
 
 from ingest_platform.core import settings
 from ingest_platform.quality.anomalies import bar_anomalies, bar_anomaly_rows
@@ -85,9 +109,11 @@ def build_frames() -> dict[str, Any]:
     sim = MarketSimulator(seed=7, as_of="2026-11-20")
     instruments = load_instruments(settings.reference_dir())
     symbols = sorted(instruments["symbol"])
-    fx = set(instruments.loc[instruments["asset_class"] == "fx", "symbol"])
-    listed = [s for s in symbols if s not in fx]
-    av_sample = sorted({*listed[::5], *SPLITS, "AAPL"} - fx)
+    # Alpha Vantage's TIME_SERIES_DAILY serves equities and ETFs only (not FX, commodities or
+    # indexes, which the universe now holds too).
+    stocks = set(instruments.loc[instruments["asset_class"].isin(["equity", "etf"]), "symbol"])
+    listed = [s for s in symbols if s in stocks]
+    av_sample = sorted({*listed[::5], *SPLITS, "AAPL"} & stocks)
     polygon_sample = sorted({*symbols[2::5], "MSFT", "EURUSD"})
     mappings = pd.DataFrame(
         {
@@ -163,6 +189,74 @@ def naive(f: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(alarms, columns=["symbol", "date", "problem"])
 
 
+CHECK_SELECT = "group:market"
+FLOOR_SCRIPT = r"""
+import sys
+from dagster import DagsterInstance
+sys.path.insert(0, sys.argv[1])
+from check_floor_defs import JOB_NAME, defs
+with DagsterInstance.get() as instance:
+    result = defs.resolve_job_def(JOB_NAME).execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+    )
+sys.exit(0 if result.success else 1)
+"""
+
+
+def end_to_end(repeat: int, keep: str | None) -> None:
+    """`ingest-platform check` on a clean three-year lake beside Dagster's floor. With `keep`,
+    the instance and lake are built there once and reused by later invocations."""
+    base = Path(tempfile.mkdtemp(prefix="quality-checks-"))
+    env = {**os.environ, **SOURCE_KEYS, settings.NOW_ENV: NOW.isoformat()}
+    env.pop("DAGSTER_EVENT_BATCH_SIZE", None)
+    try:
+        home = fresh_home(base, env, "sqlite", path=Path(keep).resolve() if keep else None)
+        built = 0.0
+        if not (home.lake / "market_bars").is_dir():
+            sandbox, url = start_sandbox(env, AS_OF)
+            try:
+                home.env[settings.SANDBOX_URL_ENV] = url
+                built = backfill_lake(home, START, END)
+            finally:
+                stop_sandbox(sandbox)  # the checks read the lake only
+        how = f"built in {built:.0f} s (untimed)" if built else f"reused from {home.path}"
+        print(f"lake {how}: {START}..{END} through the market assets")
+        ours_cmd = [
+            *(str(BIN / "ingest-platform"), "check", "--select", CHECK_SELECT),
+            *("--partition-range", f"{START}...{END}", "--json", str(base / "findings.json")),
+        ]
+        floor_cmd = [sys.executable, "-c", FLOOR_SCRIPT, str(Path(__file__).resolve().parent)]
+        walls: dict[str, list[float]] = {"ingest-platform check": [], "floor": []}
+        codes: list[int] = []
+        output = ""
+        for round_ in range(1, repeat + 1):
+            wall, _, output, code = timed(ours_cmd, home.env, home.path, check=False)
+            walls["ingest-platform check"].append(wall)
+            codes.append(code)
+            floor_wall = timed(floor_cmd, home.env, home.path)[0]
+            walls["floor"].append(floor_wall)
+            print(f"round {round_}: check {wall:.1f} s (exit {code})   floor {floor_wall:.1f} s")
+        ours_s = statistics.median(walls["ingest-platform check"])
+        floor_s = statistics.median(walls["floor"])
+        print(
+            f"\ningest-platform check over {START}...{END} ({CHECK_SELECT}), {repeat} "
+            f"interleaved rounds, SQLite instance, {os.cpu_count()} cores; {load_note()}"
+        )
+        print(f"  {'run':<24}{'median s':>9}{'min s':>8}{'max s':>8}")
+        for name, values in walls.items():
+            print(
+                f"  {name:<24}{statistics.median(values):>9.1f}{min(values):>8.1f}"
+                f"{max(values):>8.1f}"
+            )
+        verdict = "met" if ours_s <= 1.5 * floor_s else "NOT met"
+        print(f"  check / floor = {ours_s / floor_s:.2f} (goal <= 1.5: {verdict})")
+        print(f"  exit codes of ingest-platform check on the clean lake: {codes}")
+        print("\n" + output.strip())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _pin_to_one_core() -> str:
     if not hasattr(os, "sched_setaffinity"):
         return "not pinned (no sched_setaffinity)"
@@ -175,7 +269,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="rounds of A B (default 5)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one core")
+    parser.add_argument("--part", choices=("functions", "cli", "all"), default="all")
+    parser.add_argument("--cli-repeat", type=int, default=3, help="rounds of C D (default 3)")
+    parser.add_argument("--keep", default=None, help="build the lake here once and reuse it")
     args = parser.parse_args()
+    if args.part in ("cli", "all"):
+        end_to_end(
+            args.cli_repeat, args.keep
+        )  # before pinning: its processes would inherit the pin
+        if args.part == "cli":
+            return
+        print()
     pinned = "not pinned" if args.no_pin else _pin_to_one_core()
 
     started = time.perf_counter()
