@@ -11,6 +11,7 @@ from dagster import (
     Definitions,
     MaterializeResult,
     asset,
+    in_process_executor,
     multi_asset_check,
 )
 
@@ -46,4 +47,9 @@ def economic_indicators_quality(context):
         yield AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=True)
 
 
-defs = Definitions(assets=[economic_indicators], asset_checks=[economic_indicators_quality])
+# The same executor as the code location (in process).
+defs = Definitions(
+    assets=[economic_indicators],
+    asset_checks=[economic_indicators_quality],
+    executor=in_process_executor,
+)
