@@ -11,9 +11,9 @@ blocking check that emitted a failed result, so a check that raised (unreadable 
 emits a failed ERROR result marked ``could_not_run`` instead of nothing; the CI runner reads
 that mark to tell "the data is bad" (exit 2) from "the checks could not run" (exit 1).
 
-Which partitions a check looks at (its `CheckWindow`): the run's own partitions when it runs
-with a materialization; the ``start``/``end`` of its run config when the CI runner asks; else
-the newest partitions present in the lake.
+Which partitions a check looks at (its `CheckWindow`): the ``start``/``end`` of its run config
+when given (the CI runner's range); else the run's own partitions when it runs with a
+materialization; else the newest partitions present in the lake.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -110,7 +110,7 @@ def resolve_window(
     dataset: Dataset,
     lake: ParquetLake,
 ) -> CheckWindow:
-    """The run's partitions, else the configured range, else the newest partitions present."""
+    """The configured range, else the run's partitions, else the newest partitions present."""
     now = settings.now()
     if not dataset.partitioned:
         return CheckWindow((), now)
