@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from ingest_platform.core.lake import ParquetLake
+from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, throwaway_database
 
 #: The checkout this test suite belongs to.
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -86,36 +85,11 @@ def lake(tmp_path) -> ParquetLake:
     return ParquetLake(root=str(tmp_path / "lake"))
 
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-
-
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
-    """A throwaway database on the local server (127.0.0.1:5432), dropped afterwards.
-
-    Fails, never skips, when the server is down: CI starts it, and a skipped PostgreSQL test
-    would prove nothing.
-    """
-    name = f"ingest_platform_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT} ({exc}). Start it with: "
-            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-        )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
+    """A throwaway database for one test (see `throwaway_database`)."""
+    with throwaway_database() as name:
         yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from ingest_platform.reference.assets import instruments
 from ingest_platform.reference.resources import ReferenceFiles
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
-from ingest_platform_tests.conftest import PG_HOST, PG_PORT, PG_USER
+from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER
 
 LIMIT = 2  # Polygon requests per second, for both runs together
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "JNJ", "IBM", "XOM", "JPM", "KO", "SPY", "QQQ"]

@@ -14,8 +14,7 @@ from dagster import DagsterInstance, DagsterRunStatus, materialize
 
 from ingest_platform.core import settings
 from ingest_platform.reference.assets import ReferenceFiles, instruments
-
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"  # as conftest.postgres_database
+from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER
 
 
 def _resources(lake):

@@ -36,14 +36,12 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg2
 import pytest
 import requests
 import yaml
@@ -67,9 +65,9 @@ from ingest_platform.sandbox import Sandbox
 from ingest_platform.streaming.kraken.heartbeat import load_heartbeat
 from ingest_platform.streaming.kraken.job import JOB_NAME as STREAM_JOB
 from ingest_platform.streaming.kraken.log import list_segments, read_kind, temporary_files
+from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, throwaway_database
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 LOCATION, REPOSITORY = "ingest_platform", "__repository__"
 MARKET_SCHEDULE = "market_bars_daily"
 STREAM_SENSOR = "kraken_stream_sensor"
@@ -115,34 +113,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _admin_connection():
-    try:
-        conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT} ({exc}). Start it with: "
-            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-        )
-    conn.autocommit = True
-    return conn
-
-
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     """A fresh database for this module, dropped (connections first) at the end."""
-    name = f"ingest_platform_lifecycle_{uuid.uuid4().hex[:10]}"
-    admin = _admin_connection()
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with throwaway_database("ingest_platform_lifecycle") as name:
         yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 def _small_reference(target: Path) -> Path:
