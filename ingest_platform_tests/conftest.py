@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +19,21 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 
 def shared_fixtures_dir() -> Path:
     """The team's shared fixtures (a real Kraken capture): ``../shared/fixtures`` beside the
-    checkout (or beside one of its parent folders), or $INGEST_PLATFORM_SHARED_FIXTURES.
+    checkout (or beside one of its parent folders), beside the checkout a local clone was made
+    from (``git clone . /tmp/fresh``), or $INGEST_PLATFORM_SHARED_FIXTURES.
 
     Tests may read them; the package never needs them at run time.
     """
+    origin = subprocess.run(
+        ["git", "-C", str(CHECKOUT), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    homes = [CHECKOUT, *([Path(origin)] if origin and Path(origin).is_dir() else [])]
     candidates = [
         os.environ.get("INGEST_PLATFORM_SHARED_FIXTURES"),
-        *(folder / "shared" / "fixtures" for folder in CHECKOUT.parents),
+        *(folder / "shared" / "fixtures" for home in homes for folder in home.parents),
     ]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
