@@ -135,9 +135,11 @@ def _rebase_yahoo(
         instrument = by_symbol.get(split.symbol)
         if instrument is None:
             continue
-        rebasing, error = rebase.refetch_primary(
+        rebasing, error, write = rebase.refetch_primary(
             YAHOO_DAILY_BARS, lake, instrument, pd.Series(split._asdict()), fetch
         )
+        if write is not None:
+            record_partitions(context, write)
         if error:
             failed[split.symbol] = error
             context.log.error(
@@ -214,7 +216,9 @@ def _secondary(
     rebased: list[dict] = []
     if dataset is POLYGON_DAILY_BARS:  # split-adjusted as of its fetch (see market.rebase)
         for split in rebase.splits_in(lake, sorted(context.partition_keys)).itertuples(index=False):
-            done, _ = rebase.rebase_stored(dataset, lake, pd.DataFrame([split._asdict()]))
+            done, write = rebase.rebase_stored(dataset, lake, pd.DataFrame([split._asdict()]))
+            if write is not None:
+                record_partitions(context, write)
             rebased += [r.as_row() for r in done]
     after = resource.budget().report()
     record_run(
@@ -307,6 +311,7 @@ def market_bars(
     # A split recorded in this range puts the symbol's older partitions on a new basis too:
     # they are rebuilt from the (rebased) sources.
     rebuilt = []
+    reasons: dict[str, str] = {}
     for split in rebase.splits_in(lake, keys).itertuples(index=False):
         if split.symbol not in symbols:
             continue
@@ -316,10 +321,11 @@ def market_bars(
             more, more_existing, _ = _consolidate(lake, older, {split.symbol})
             contents.update(more)
             existing.update(more_existing)
+            reasons.update(dict.fromkeys(older, rebase.rebase_reason(split.symbol, split.value)))
             rebuilt.append({"symbol": split.symbol, "partitions_rebuilt": len(older)})
     # Validated as merged partitions by the one write path: the conformed content is
     # re-checked, not trusted because its sources passed.
-    write = MARKET_BARS.write(lake, contents, existing)
+    write = MARKET_BARS.write(lake, contents, existing, reasons=reasons)
     # Expected: the symbols this run rebuilds (the rest of the partition is left as it was).
     expected = rules.expected_by_partition(instruments, list(write.partitions))
     per_partition = partition_metadata(write, expected)

@@ -57,7 +57,7 @@ def new_splits(fetched: pd.DataFrame, lake: ParquetLake) -> pd.DataFrame:
     splits = fetched[fetched["action"] == "split"] if len(fetched) else fetched
     if splits.empty:
         return splits
-    keys = sorted({d.strftime("%Y-%m-%d") for d in splits["date"]})
+    keys = sorted(set(CORPORATE_ACTIONS.partition_keys_of(splits["date"])))
     known = CORPORATE_ACTIONS.read(lake, keys, columns=["symbol", "date", "action"])
     known = known[known["action"] == "split"]
     seen = pd.MultiIndex.from_frame(known[["symbol", "date"]]) if len(known) else None
@@ -78,15 +78,16 @@ def stale_keys(
 ) -> list[str]:
     """The partitions holding rows of `symbol` dated before `ex_date` that were fetched before
     its session opened: the rows on the old basis (rows fetched since are already adjusted)."""
-    before = ex_date.strftime("%Y-%m-%d")
-    keys = [k for k in lake.partition_keys(dataset.name) if k < before]
+    scheme = dataset.scheme
+    ex_key = scheme.key_of(ex_date)
+    keys = [k for k in lake.partition_keys(dataset.name) if k < ex_key]
     if not keys:
         return []
     frame = lake.read(dataset.name, keys, columns=["symbol", "date", "ingested_at"])
     stale = (frame["symbol"] == symbol) & (
         pd.to_datetime(frame["ingested_at"], utc=True) < _opened(ex_date)
     )
-    return sorted({d.strftime("%Y-%m-%d") for d in frame.loc[stale, "date"]})
+    return sorted(set(scheme.keys_of(frame.loc[stale, "date"])))
 
 
 def _opened(ex_date: pd.Timestamp) -> pd.Timestamp:
@@ -96,22 +97,28 @@ def _opened(ex_date: pd.Timestamp) -> pd.Timestamp:
     )
 
 
+def rebase_reason(symbol: str, ratio: float) -> str:
+    """What a partition rewritten for a split says on its materialization."""
+    return f"rebased_for_split: {symbol} {ratio:g}:1"
+
+
 def refetch_primary(
     dataset: Dataset,
     lake: ParquetLake,
     instrument: Instrument,
     split: pd.Series,
     fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
-) -> tuple[Rebasing | None, str | None]:
+) -> tuple[Rebasing | None, str | None, DatasetWrite | None]:
     """Fetch `instrument`'s stored range on the old basis again (one request) and rewrite its
-    rows; returns the rebasing, or why it could not be done (the old rows then stay, named)."""
+    rows; returns the rebasing and the write (whose partitions the caller records), or why it
+    could not be done (the old rows then stay, named)."""
     stale = stale_keys(dataset, lake, instrument.symbol, split["date"])
     if not stale:
-        return None, None
+        return None, None, None
     keys = [k for k in lake.partition_keys(dataset.name) if stale[0] <= k <= stale[-1]]
     result = fetch([instrument], pd.Timestamp(keys[0]).date(), pd.Timestamp(keys[-1]).date())
     if instrument.symbol in result.failures:
-        return None, result.failures[instrument.symbol].detail
+        return None, result.failures[instrument.symbol].detail, None
     bars = result.bars
     bars = bars[rules.on_calendar(bars, [instrument], keys)] if len(bars) else bars
     valid = rules.quarantine_invalid(bars.reset_index(drop=True), DailyBars).valid
@@ -120,10 +127,12 @@ def refetch_primary(
     contents = {
         key: rules.merge_partition(existing.get(key), fresh[key], refresh=True) for key in keys
     }
-    write = dataset.write(lake, contents, existing)
-    return Rebasing(
+    reason = rebase_reason(instrument.symbol, float(split["value"]))
+    write = dataset.write(lake, contents, existing, reasons=dict.fromkeys(keys, reason))
+    rebasing = Rebasing(
         instrument.symbol, split["date"], float(split["value"]), len(bars), write.rewritten
-    ), None
+    )
+    return rebasing, None, write
 
 
 def rebase_stored(
@@ -134,6 +143,7 @@ def rebase_stored(
     done: list[Rebasing] = []
     contents: dict[str, pd.DataFrame] = {}
     existing: dict[str, pd.DataFrame] = {}
+    reasons: dict[str, str] = {}
     for split in splits.itertuples(index=False):
         keys = stale_keys(dataset, lake, split.symbol, split.date)
         if not keys:
@@ -147,11 +157,13 @@ def rebase_stored(
                 contents[key] = rebased
                 rows += changed
                 partitions += 1
+                reason = rebase_reason(split.symbol, float(split.value))
+                reasons[key] = f"{reasons[key]}; {reason}" if key in reasons else reason
         if rows:
             done.append(Rebasing(split.symbol, split.date, float(split.value), rows, partitions))
     if not contents:
         return done, None
-    return done, dataset.write(lake, contents, existing)
+    return done, dataset.write(lake, contents, existing, reasons=reasons)
 
 
 def split_adjust_stale(
