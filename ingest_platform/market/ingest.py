@@ -161,7 +161,7 @@ def ingest_bars(
         keep = rules.on_calendar(fetched, plan.instruments, keys)
         off_calendar = int((~keep).sum())
         fetched = fetched[keep]
-        final = rules.settled(fetched, plan.instruments, now)
+        final = rules.settled(fetched, plan.instruments, now, result.stamps)
         unsettled = int((~final).sum())
         fetched = fetched[final]
     writable = settled_days(keys, expected, instruments, now)
