@@ -27,6 +27,7 @@ from dagster import (
     sensor,
 )
 
+from ingest_platform.core import settings
 from ingest_platform.core.http import Redactor
 from ingest_platform.operations.alerts import FIRING, RESOLVED, Alert, Message
 from ingest_platform.operations.check_incidents import failing_blocking_checks
@@ -205,7 +206,10 @@ def blocking_check_alerts(context: SensorEvaluationContext, alerts: AlertChannel
 )
 def freshness_alerts(context: SensorEvaluationContext, alerts: AlertChannels):
     def compute(book: Book, now: float, redact: Redactor) -> list[Message]:
-        stale = stale_datasets(context.instance, DATASETS, now, alerts.run_link)
+        # Judged at the platform's clock, as `ingest-platform status` judges it (pinned by
+        # $INGEST_PLATFORM_NOW in simulations against the sandbox).
+        judged_at = settings.now().timestamp()
+        stale = stale_datasets(context.instance, DATASETS, judged_at, alerts.run_link)
         return reconcile(book, _redacted(stale, redact), now)
 
     return _tick(context, alerts.notifier(), compute)
