@@ -9,8 +9,10 @@ secret itself.
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +28,41 @@ from ingest_platform.operations.alerts import Message, first_line, secret_spelli
 WEBHOOK = "webhook"
 EMAIL = "email"
 SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+class _ScrubSecrets(logging.Filter):
+    """urllib3 logs every request line at DEBUG ("POST /services/T0/B0/token"): a webhook URL's
+    path is its secret, so the alert channels' secrets are scrubbed from those lines too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+        self.redact = Redactor()
+
+    def add(self, secrets: Sequence[str]) -> None:
+        if not set(secrets) <= self.secrets:
+            self.secrets |= set(secrets)
+            self.redact = Redactor(sorted(self.secrets))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        record.msg = self.redact(str(record.msg))
+        return True
+
+
+_scrub = _ScrubSecrets()
+_scrub_lock = threading.Lock()
+
+
+def scrub_request_logs(secrets: Sequence[str]) -> None:
+    """Keep ``secrets`` out of urllib3's request log lines (process-wide, idempotent)."""
+    with _scrub_lock:
+        _scrub.add([s for s in secrets if s])
+        logger = logging.getLogger("urllib3.connectionpool")
+        if _scrub not in logger.filters:
+            logger.addFilter(_scrub)
 
 
 class DeliveryError(Exception):
@@ -132,6 +169,7 @@ class Notifier:
     ) -> None:
         self.channels = list(channels)
         self.redact = redact
+        scrub_request_logs([s for c in self.channels for s in c.secrets()])
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.deadline = time.monotonic() + budget
