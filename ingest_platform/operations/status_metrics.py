@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.operations.metrics import MetricSpec, metric_name
+from ingest_platform.core.metrics import MetricSpec, metric_name
 from ingest_platform.publish import state as instance_state
 from ingest_platform.publish.status import Status, collect
 from ingest_platform.streaming.kraken.status import ConnectionState

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest_platform.operations.metrics import BUS_METRICS, STREAM_METRICS, known_metric_names
+from ingest_platform.core.metrics import BUS_METRICS, STREAM_METRICS, known_metric_names
 from ingest_platform.operations.status_metrics import STATUS_METRICS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -1,11 +1,12 @@
 """Prometheus naming, registries and the ``/metrics`` server, shared by every exporter.
 
 Two things export metrics: ``ingest-platform status --format prometheus`` (a snapshot of the
-instance and the lake for the node exporter's textfile collector, `status_metrics`) and, to come,
-the Kraken stream process itself (a live ``/metrics`` endpoint). Both name their metrics here, so
-the Grafana dashboard and the alert rules in ``deploy/`` can be checked against one list
-(`KNOWN_METRICS`), and the stream gets its counters from `stream_metrics` rather than inventing
-names of its own.
+instance and the lake for the node exporter's textfile collector, `operations.status_metrics`)
+and, to come, the Kraken stream process itself (a live ``/metrics`` endpoint). Both name their
+metrics with these conventions, the stream's names are agreed here (`STREAM_METRICS`,
+`BUS_METRICS`, registered by `stream_metrics`), and the Grafana dashboard and the alert rules in
+``deploy/`` are checked against them. It lives in ``core`` (names only, no domain import) so that
+the stream and the operations domain can both import it without a cycle between them.
 
 Conventions (Prometheus' own): every name starts with ``ingest_platform_``; units are base units
 spelled out as a suffix (``_seconds``, ``_timestamp_seconds``); counters end in ``_total``

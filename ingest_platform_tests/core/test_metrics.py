@@ -6,7 +6,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest_platform.operations.metrics import (
+from ingest_platform.core.metrics import (
     BUS_METRICS,
     STREAM_METRICS,
     known_metric_names,
