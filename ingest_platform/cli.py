@@ -170,7 +170,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not isinstance(lake, ParquetLake):
         lake = ParquetLake(root=settings.lake_root())
     with DagsterInstance.get() as instance:
-        return status.main(defs, instance, lake, json_out=args.json, out=sys.stdout)
+        if args.format == "prometheus":
+            from ingest_platform.operations import status_metrics
+
+            return status_metrics.main(defs, instance, lake, out=sys.stdout, output=args.output)
+        json_out = args.json or args.format == "json"
+        return status.main(defs, instance, lake, json_out=json_out, out=sys.stdout)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -316,6 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
         "dataset is stale beyond its freshness policy, else 0.",
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument(
+        "--format",
+        choices=("table", "json", "prometheus"),
+        default="table",
+        help="prometheus: the Prometheus text format, for the node exporter's textfile "
+        "collector (exit 0 whenever it was produced: the problems are in the metrics)",
+    )
+    status.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="with --format prometheus: write this *.prom file atomically instead of printing",
+    )
     status.set_defaults(func=_cmd_status)
 
     kraken_replay = commands.add_parser(

@@ -12,6 +12,7 @@ from dagster import Definitions
 from ingest_platform.core.definitions import core_definitions
 from ingest_platform.economic.definitions import economic_definitions
 from ingest_platform.market.definitions import market_definitions
+from ingest_platform.operations.definitions import operations_definitions
 from ingest_platform.publish.definitions import publish_definitions
 from ingest_platform.reference.definitions import reference_definitions
 from ingest_platform.registry.definitions import registry_definitions
@@ -36,7 +37,7 @@ def build_definitions() -> Definitions:
     )
     # Publishing describes the other domains, their checks included: it is assembled last.
     checks = domains.resolve_asset_graph().asset_check_keys
-    return Definitions.merge(domains, publish_definitions(sorted(checks)))
+    return Definitions.merge(domains, publish_definitions(sorted(checks)), operations_definitions())
 
 
 defs = build_definitions()

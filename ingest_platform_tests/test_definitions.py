@@ -290,6 +290,45 @@ def test_the_warehouse_automation_sensor_publishes_after_updates_unless_a_check_
         assert held.total_requested == 0
 
 
+def test_the_alert_sensors_evaluate_and_say_that_no_channel_is_configured(defs):
+    """The five alert sensors of the code location, ticked on an instance with a failed run:
+    with no channel in the environment each sends nothing and says so (their deliveries are
+    tested against local receivers in ingest_platform_tests/operations/)."""
+    from dagster import job, op
+
+    from ingest_platform.operations.resources import NO_CHANNEL
+
+    @op
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    @job
+    def broken_job() -> None:
+        broken()
+
+    with DagsterInstance.ephemeral() as instance:
+        failure = defs.resolve_sensor_def("run_failure_alerts")
+        resources = needed(failure, defs)
+        first = failure.evaluate_tick(build_sensor_context(instance=instance, resources=resources))
+        failed = broken_job.execute_in_process(instance=instance, raise_on_error=False)
+        tick = failure.evaluate_tick(
+            build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+        )
+        assert NO_CHANNEL in tick.skip_message and failed.run_id in tick.skip_message
+        for name in ("run_recovery_alerts", "blocking_check_alerts", "freshness_alerts",
+                     "kraken_stream_alerts"):  # fmt: skip
+            sensor = defs.resolve_sensor_def(name)
+            assert sensor.default_status.value == "RUNNING"
+            context = build_sensor_context(
+                instance=instance,
+                resources=needed(sensor, defs),
+                repository_def=defs.get_repository_def(),
+            )
+            result = sensor.evaluate_tick(context)
+            assert NO_CHANNEL in result.skip_message, name
+            assert not result.run_requests and result.cursor is None
+
+
 SENSOR_TESTS = {
     "kraken_stream_sensor": test_the_stream_sensor_launches_the_stream_on_an_empty_instance,
     "dataset_metadata_after_backfill": (
@@ -297,5 +336,15 @@ SENSOR_TESTS = {
     ),
     "warehouse_automation": (
         test_the_warehouse_automation_sensor_publishes_after_updates_unless_a_check_fails
+    ),
+    **dict.fromkeys(
+        (
+            "run_failure_alerts",
+            "run_recovery_alerts",
+            "blocking_check_alerts",
+            "freshness_alerts",
+            "kraken_stream_alerts",
+        ),
+        test_the_alert_sensors_evaluate_and_say_that_no_channel_is_configured,
     ),
 }

@@ -8,6 +8,12 @@ environment, endpoints from the sandbox's environment), on an instance of its ow
 parsing stage fails quoting it. Then every file under ``tmp_path`` (lake, budgets, yfinance
 cache, Dagster's event and run storage, compute logs, the Kraken stream log), every event of
 every run and every log line is searched for each key, raw and URL-encoded.
+
+The alert sensors run too, with a webhook whose URL carries its token (as a Slack incoming
+webhook's does) and an SMTP password, both from the environment: every payload the local
+receivers got is searched for the keys and for those two secrets, and so is everything written
+(sensor cursors and run tags are in the instance's storage), including the record of a delivery
+that failed.
 """
 
 from __future__ import annotations
@@ -17,15 +23,25 @@ import logging
 from urllib.parse import quote, quote_plus
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, build_sensor_context, materialize
 
 from ingest_platform.core import settings
 from ingest_platform.definitions import build_definitions
 from ingest_platform.economic.assets import economic_indicators, economic_release_calendar
 from ingest_platform.market.assets import MARKET_ASSETS
+from ingest_platform.operations import resources as alert_env
 from ingest_platform.reference.assets import instruments
 from ingest_platform.registry.assets import variable_mappings
 from ingest_platform.sandbox import Sandbox
+from ingest_platform_tests.operations.receivers import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    WEBHOOK_TOKEN,
+    mailbox,
+    webhook,
+)
+
+__all__ = ["mailbox", "webhook"]  # the local alert receivers
 
 # URL-unsafe on purpose: each must be caught in its percent-encoded spellings too.
 KEYS = {
@@ -43,10 +59,21 @@ def spellings(secret: str) -> set[str]:
 
 
 @pytest.fixture
-def platform(tmp_path, monkeypatch):
-    """The sandbox (HTTP + Kraken) and the environment a deployment pointed at it would have."""
+def platform(tmp_path, monkeypatch, webhook, mailbox):
+    """The sandbox (HTTP + Kraken) and the environment a deployment pointed at it would have,
+    alert channels included."""
+    alerts = {
+        alert_env.WEBHOOK_URL_ENV: webhook.url,
+        alert_env.SMTP_HOST_ENV: "127.0.0.1",
+        alert_env.SMTP_PORT_ENV: str(mailbox.port),
+        alert_env.SMTP_SECURITY_ENV: "none",
+        alert_env.SMTP_USER_ENV: SMTP_USER,
+        alert_env.SMTP_PASSWORD_ENV: SMTP_PASSWORD,
+        alert_env.EMAIL_TO_ENV: "oncall@example.test",
+        alert_env.WEBSERVER_URL_ENV: "http://dagster.example.test",
+    }
     with Sandbox(seed=7, as_of="2025-12-31") as sandbox:
-        for name, value in {**sandbox.env(), **KEYS}.items():
+        for name, value in {**sandbox.env(), **KEYS, **alerts}.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("INGEST_PLATFORM_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.delenv("INGEST_PLATFORM_LAKE_ROOT", raising=False)
@@ -134,7 +161,9 @@ def _run_everything(instance: DagsterInstance) -> list[str]:
             "2025-10-01",
             "2025-12-01",
             {
-                "ops": {"economic_indicators": {"config": {"max_failure_rate": 1.0}}},
+                # No failure tolerated: the blocking fetch_failure_rate check fails at ERROR
+                # quoting the (echoed) keys' errors, the run fails, and both are alerted.
+                "ops": {"economic_indicators": {"config": {"max_failure_rate": 0.0}}},
                 "resources": {
                     "fred": {"config": {**FAST, "api_key": {"env": "FRED_API_KEY"}}},
                     "worldbank": {"config": FAST},
@@ -163,19 +192,57 @@ def _events_text(instance: DagsterInstance, run_ids: list[str]) -> str:
     )
 
 
-def test_a_full_fault_run_writes_no_key_anywhere(platform, tmp_path, caplog):
+def _tick_alerts(instance: DagsterInstance, before: dict[str, str | None]) -> list[str]:
+    """Every alert sensor of the code location, ticked as the daemon would; returns what the
+    ticks said."""
+    defs = build_definitions()
+    said = []
+    for sensor in defs.sensors or []:
+        if not sensor.name.endswith("_alerts"):
+            continue
+        context = build_sensor_context(
+            instance=instance,
+            cursor=before.get(sensor.name),
+            resources={k: defs.resources[k] for k in sensor.required_resource_keys},
+            repository_def=None
+            if sensor.name == "run_failure_alerts"
+            else defs.get_repository_def(),
+        )
+        result = sensor.evaluate_tick(context)
+        before[sensor.name] = result.cursor
+        said.append(result.skip_message or "")
+    return said
+
+
+def test_a_full_fault_run_writes_no_key_anywhere(platform, tmp_path, caplog, webhook, mailbox):
     caplog.set_level(logging.DEBUG)
     _program_faults(platform)
     home = tmp_path / "dagster_home"
     home.mkdir()
     with DagsterInstance.local_temp(tempdir=str(home)) as instance:
+        cursors: dict[str, str | None] = {}
+        _tick_alerts(instance, cursors)  # the run failure sensor starts watching
         run_ids = _run_everything(instance)
         events = _events_text(instance, run_ids)
+        webhook.statuses = [500, 500, 500]  # the first alert's webhook delivery fails
+        said = _tick_alerts(instance, cursors)
+        said += _tick_alerts(instance, cursors)  # retries what failed
+
+    texts = webhook.texts()
+    assert any(t.startswith("[FIRING] run of __ephemeral_asset_job__ failed") for t in texts)
+    assert any("blocking check fetch_failure_rate on economic_indicators" in t for t in texts)
+    assert mailbox.messages and "FAILED" in "\n".join(said)  # a delivery failed, recorded
+    payloads = b"\n".join([*webhook.raw, *mailbox.raw])
+    channel_secrets = {"webhook token": WEBHOOK_TOKEN, "smtp password": SMTP_PASSWORD}
+    for name, secret in {**KEYS, **channel_secrets}.items():
+        for spelling in spellings(secret):
+            assert spelling.encode() not in payloads, (name, spelling)
+            assert spelling not in "\n".join(said), (name, spelling)
 
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" and "stream" in p.parts for p in written)
     assert any(p.name.endswith(".db") for p in written)  # Dagster's own storage
-    for name, key in KEYS.items():
+    for name, key in {**KEYS, **channel_secrets}.items():
         for spelling in spellings(key):
             assert spelling not in events, (name, spelling)
             assert spelling not in caplog.text, (name, spelling)

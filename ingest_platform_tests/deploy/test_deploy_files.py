@@ -27,6 +27,7 @@ from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes.config_class import class_from_code_pointer
 
+from ingest_platform.operations.resources import ALERT_SECRET_ENV_VARS
 from ingest_platform.streaming.kraken.job import RUN_TAGS, kraken_stream_job
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -106,11 +107,15 @@ def _walk(node: Any):
 
 
 def test_helm_values_hold_no_secret_values(values):
-    secrets = API_KEY_ENV_VARS | {
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "DAGSTER_PG_PASSWORD",
-    }
+    secrets = (
+        API_KEY_ENV_VARS
+        | set(ALERT_SECRET_ENV_VARS)
+        | {
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "DAGSTER_PG_PASSWORD",
+        }
+    )
     for node in _walk(values):
         if isinstance(node, str):
             assert node.split("=", 1)[0] not in secrets, node  # envVars "NAME=value"
@@ -163,6 +168,7 @@ def _instance_config_from_values(values: dict[str, Any]) -> dict[str, Any]:
                     for m in launcher["volumeMounts"]
                 ],
                 "fail_pod_on_run_failure": launcher["failPodOnRunFailure"],
+                "labels": launcher["labels"],
                 "run_k8s_config": {
                     "pod_spec_config": {
                         "security_context": launcher["runK8sConfig"]["podSpecConfig"][
