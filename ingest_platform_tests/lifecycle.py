@@ -110,12 +110,17 @@ class Platform:
         self.seed = seed
         self.monkeypatch = monkeypatch
         self.reference = small_reference(root / "reference", keep)
+        # A project folder as the CLI expects one: the repository's instance config (SQLite
+        # under data/dagster, paths relative to it), the data folder, the working directory.
+        shutil.copy(CHECKOUT / "dagster.yaml", root / "dagster.yaml")
+        monkeypatch.setenv("DAGSTER_HOME", str(root))
+        monkeypatch.chdir(root)
         monkeypatch.setenv("INGEST_PLATFORM_DATA_DIR", str(root / "data"))
+        monkeypatch.delenv("INGEST_PLATFORM_LAKE_ROOT", raising=False)
         monkeypatch.setenv("INGEST_PLATFORM_REFERENCE_DIR", str(self.reference))
         for key in ("ALPHA_VANTAGE_API_KEY", "POLYGON_API_KEY", "FRED_API_KEY"):
             monkeypatch.setenv(key, f"lifecycle-{key.lower()}")
-        (root / "dagster").mkdir(parents=True, exist_ok=True)
-        self.instance = DagsterInstance.local_temp(str(root / "dagster"))
+        self.instance = DagsterInstance.get()
         self.sandbox: SandboxHTTPServer | None = None
         self.clock = pd.Timestamp(clock)
         self.set_clock(clock)
@@ -242,6 +247,11 @@ class Platform:
     def audit(self) -> AuditReport:
         warehouse = (self.defs.resources or {})["warehouse"]
         return run_audit(self.lake, self.instance, warehouse.engine())
+
+    def lake_schema(self, name: str) -> Any:
+        from ingest_platform.publish.catalogue import DATASETS
+
+        return next(d for d in DATASETS if d.name == name).arrow_schema
 
     def warehouse_frame(self, table: str) -> pd.DataFrame:
         warehouse = (self.defs.resources or {})["warehouse"]

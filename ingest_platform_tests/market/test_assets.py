@@ -19,7 +19,6 @@ from dagster import DagsterInstance, EnvVar, materialize
 
 from ingest_platform.core import calendars, settings
 from ingest_platform.market.assets import MARKET_ASSETS
-from ingest_platform.market.checks import MARKET_CHECKS
 from ingest_platform.market.resources import AlphaVantage, Polygon, YahooFinance
 from ingest_platform.reference.assets import instruments
 from ingest_platform.reference.resources import ReferenceFiles
@@ -543,65 +542,6 @@ def test_a_session_is_stored_only_once_it_has_closed_and_settled(resources, lake
     monkeypatch.setenv(settings.NOW_ENV, "2024-07-11T01:00:00-04:00")
     assert run_range(resources, day, day).success
     assert set(lake.read("market_bars", [day])["symbol"]) == set(SYMBOLS)
-
-
-def test_checks_after_an_early_evening_run_expect_only_settled_sessions(resources, monkeypatch):
-    """A run from the UI at 21:00 UTC in summer (NYSE settled, FX not yet) drops the FX bars, and
-    its checks agree: the FX session of that day is not expected yet, so nothing is missing."""
-    monkeypatch.setenv(settings.NOW_ENV, "2024-07-10T17:00:00-04:00")
-    result = materialize(
-        [*MARKET_ASSETS, *MARKET_CHECKS],
-        resources=resources,
-        tags={
-            "dagster/asset_partition_range_start": "2024-07-08",
-            "dagster/asset_partition_range_end": "2024-07-10",
-        },
-        run_config={
-            "ops": {
-                **{
-                    op: {"config": {"symbols": SYMBOLS}}
-                    for op in ("yahoo_daily_bars", "alpha_vantage_daily_bars", "polygon_daily_bars")
-                },
-                "market_bars": {"config": {"symbols": SYMBOLS}},
-            }
-        },
-        raise_on_error=False,
-    )
-    assert result.success
-    assert run_meta(result, "yahoo_daily_bars")["unsettled_rows_dropped"] == 2  # EURUSD, USDJPY
-    checks = {
-        f"{e.asset_key.to_user_string()}:{e.check_name}": e
-        for e in result.get_asset_check_evaluations()
-    }
-    for key in (
-        "yahoo_daily_bars:bar_coverage",
-        "market_bars:bar_coverage",
-        "market_bars:quality_score",
-        "market_bars:partitions_present",
-    ):
-        assert checks[key].passed, (key, checks[key].description)
-
-
-def test_a_provider_stamp_before_the_close_keeps_a_bar_out_whatever_the_clock(
-    resources, sandbox, lake, monkeypatch
-):
-    """A stale cached answer made at 14:07 arrives after the close and settle: the provider's own
-    stamp (Alpha Vantage's Last Refreshed, Yahoo's last regular trade before the session's end)
-    says its last bar is that session so far, so it is not stored as the day's bar."""
-    monkeypatch.setenv(settings.NOW_ENV, "2024-07-10T22:00:00-04:00")  # everything settled
-    for endpoint in ("yahoo.chart", "alpha_vantage.query"):
-        sandbox.faults.add("intraday", endpoint=endpoint, at="14:07:03")
-    equities = ["AAPL", "MSFT", "NVDA"]
-    result = run_range(resources, "2024-07-08", "2024-07-10", symbols=equities)
-    assert result.success
-    for dataset in ("yahoo_daily_bars", "alpha_vantage_daily_bars"):
-        stored = lake.read(dataset)
-        assert stored["date"].max() == pd.Timestamp("2024-07-09"), dataset
-        assert run_meta(result, dataset)["unsettled_rows_dropped"] > 0, dataset
-    # The same answer made after the close is stored: it was the stamp, not the clock.
-    sandbox.faults.clear()
-    assert run_range(resources, "2024-07-10", "2024-07-10", symbols=equities).success
-    assert set(lake.read("yahoo_daily_bars", ["2024-07-10"])["symbol"]) == set(equities)
 
 
 def test_a_stale_source_in_a_multi_day_run_is_named(resources, sandbox, lake):
