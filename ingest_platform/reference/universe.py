@@ -15,17 +15,14 @@ import pandas as pd
 
 from ingest_platform.core import calendars
 from ingest_platform.core.metadata import shortlist
+from ingest_platform.reference.errors import ReferenceDataError
+from ingest_platform.reference.membership_files import CONSTITUENTS_FILE
 
-CONSTITUENTS_FILE = "sp500_constituents.csv"
 ETFS_FILE = "etfs.csv"
 FX_FILE = "fx_pairs.csv"
 INDICES_FILE = "indices.csv"
 COMMODITIES_FILE = "commodities.csv"
 ASSET_CLASSES = ("equity", "etf", "fx", "index", "commodity")
-
-
-class ReferenceDataError(ValueError):
-    """A reference file is missing or malformed; the message names the file."""
 
 
 #: What a canonical symbol may contain: BRK.B, ^GSPC, CL=F, EURUSD. A slash (BRK/B) or a space
