@@ -142,7 +142,8 @@ def reconcile(
     walking back from today.
     """
     today = today or dt.date.today()
-    late = [c.where for c in [*changes, *renames] if c.date > today]
+    dated: list[MembershipChange | SymbolChange] = [*changes, *renames]
+    late = [c.where for c in dated if c.date > today]
     if late:
         raise MembershipFileError(f"{shortlist(late)}: dated after today's list ({today})")
     members = {s: _Instrument([_Spell(s, name)]) for s, name in current.items()}
@@ -151,7 +152,7 @@ def reconcile(
     days = _by_day(changes, renames)
     for day in sorted(days, reverse=True):
         removals, additions, tickers = days[day]
-        lines = [x.where for x in (*removals, *additions, *tickers)]
+        lines = [x.where for x in removals + additions] + [r.where for r in tickers]
         _count(day, len(members), lines, "on")
         for c in additions:
             assert c.added is not None
@@ -182,9 +183,7 @@ def reconcile(
                 raise MembershipFileError(f"{r.where}: {r.old} -> {r.new} on {day}, but {problem}")
             newer = inst.earliest
             newer.added, newer.added_via, newer.added_reason = day, "rename", r.note
-            inst.spells.append(
-                _Spell(r.old, newer.security, removed=day, removed_via="rename")
-            )
+            inst.spells.append(_Spell(r.old, newer.security, removed=day, removed_via="rename"))
             inst.earliest.removed_reason = r.note
             members[r.old] = inst
             last_seen[r.old] = last_seen[r.new] = r.where

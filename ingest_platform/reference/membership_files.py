@@ -5,9 +5,10 @@ Both are versioned inputs in ``data/reference/`` (provenance in its README):
 - ``sp500_membership_changes.csv``: Wikipedia's "Selected changes" table in one row per change,
   oldest first: ``date, added_ticker, added_security, removed_ticker, removed_security,
   reason``. Either side may be blank (a spin-off adds without removing).
-- ``symbol_changes.csv``: ``date, old_symbol, new_symbol, security, note, source``. A ticker change of
-  one company: the instrument keeps its id. The changes table often shows a rename as the new
-  ticker added and the old one removed on the same day; such a row is read as the rename.
+- ``symbol_changes.csv``: ``date, old_symbol, new_symbol, security, note, source``. A ticker
+  change of one company: the instrument keeps its id. The changes table often shows a rename as
+  the new ticker added and the old one removed on the same day; such a row is read as the
+  rename.
 
 Reading refuses anything malformed with the file and line named, and loses nothing: a bad file
 is never partly read. Consistency across rows (who is a member when) is `membership`'s job.
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -110,7 +112,7 @@ def _ticker(text: str, where: str, column: str) -> str | None:
 
 
 def _in_order(dates: list[tuple[dt.date, str]]) -> None:
-    for (before, _), (after, where) in zip(dates, dates[1:], strict=False):
+    for (before, _), (after, where) in pairwise(dates):
         if after < before:
             raise MembershipFileError(
                 f"{where}: date {after} is out of order (the line before is dated {before}); "
@@ -202,3 +204,55 @@ def changes_frame(changes: Iterable[MembershipChange]) -> pd.DataFrame:
         ],
         columns=CHANGE_COLUMNS,
     )
+
+
+def refresh_changes(
+    shipped: Sequence[MembershipChange], page: pd.DataFrame, path: Path
+) -> tuple[list[MembershipChange], list[str]]:
+    """The shipped changes merged with the page's (`CHANGE_COLUMNS`, any order), and the diff.
+
+    A page row replaces the shipped row of the same day, added and removed tickers (its
+    securities and reason win); a shipped row the page lacks is kept (the page's table is
+    "selected": rows from other sources must not vanish on a refresh); rows before
+    `HISTORY_START` are left out. Lines are renumbered as `path` will hold them.
+    """
+    fetched = {}
+    for i, row in enumerate(page[CHANGE_COLUMNS].to_dict("records"), start=1):
+        if dt.date.fromisoformat(row["date"]) < HISTORY_START:
+            continue
+        clean = {c: str(v).strip() for c, v in row.items()}
+        change = parse_change(clean, f"changes table row {i}")
+        fetched[(change.date, change.added, change.removed)] = change
+    known = {(c.date, c.added, c.removed): c for c in shipped}
+    merged = {**known, **fetched}
+    ordered = sorted(merged.values(), key=lambda c: c.date)  # stable: page order within a day
+    lines = [f"+ {_describe(c)}" for k, c in fetched.items() if k not in known]
+    lines += [
+        f"~ {_describe(c)}: security or reason updated"
+        for k, c in fetched.items()
+        if k in known and _content(known[k]) != _content(c)
+    ]
+    lines += [
+        f"= {_describe(c)}: kept, not on the page" for k, c in known.items() if k not in fetched
+    ]
+    renumbered = [
+        MembershipChange(c.date, c.added, c.added_security, c.removed, c.removed_security,
+                         c.reason, f"{path.name}:{i + 2}")
+        for i, c in enumerate(ordered)
+    ]  # fmt: skip
+    return renumbered, lines
+
+
+def _describe(c: MembershipChange) -> str:
+    return f"{c.date} +{c.added or '-'} -{c.removed or '-'}"
+
+
+def _content(c: MembershipChange) -> tuple[str, str, str]:
+    return (c.added_security, c.removed_security, c.reason)
+
+
+def write_changes(changes: Iterable[MembershipChange], path: Path) -> None:
+    """Write the changes file atomically: a half-written history would break every run."""
+    temp = path.with_name(f".{path.name}.tmp")
+    changes_frame(changes).to_csv(temp, index=False, lineterminator="\n")
+    temp.replace(path)
