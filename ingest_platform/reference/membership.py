@@ -121,8 +121,10 @@ def _by_day(
     return dict(days)
 
 
-def _count(day: dt.date, members: int, lines: Iterable[str], when: str) -> None:
-    low, high = COUNT_BAND
+def _count(
+    day: dt.date, members: int, lines: Iterable[str], when: str, band: tuple[int, int]
+) -> None:
+    low, high = band
     if not low <= members <= high:
         raise MembershipFileError(
             f"{shortlist(sorted(set(lines)))}: {members} members {when} {day}, outside "
@@ -135,8 +137,10 @@ def reconcile(
     changes: Sequence[MembershipChange],
     renames: Sequence[SymbolChange] = (),
     today: dt.date | None = None,
+    band: tuple[int, int] = COUNT_BAND,
 ) -> MembershipHistory:
     """The history behind today's list: `current` maps each member's ticker to its security.
+    `band` bounds every day's member count (another index, or a test's small one).
 
     Raises `MembershipFileError` naming the file and line of the first inconsistency found,
     walking back from today.
@@ -153,7 +157,7 @@ def reconcile(
     for day in sorted(days, reverse=True):
         removals, additions, tickers = days[day]
         lines = [x.where for x in removals + additions] + [r.where for r in tickers]
-        _count(day, len(members), lines, "on")
+        _count(day, len(members), lines, "on", band)
         for c in additions:
             assert c.added is not None
             inst = members.pop(c.added, None)
@@ -209,7 +213,7 @@ def reconcile(
             )
             members[c.removed] = _Instrument([spell])
             last_seen[c.removed] = c.where
-        _count(day, len(members), lines, "before")
+        _count(day, len(members), lines, "before", band)
     return MembershipHistory(_intervals([*members.values(), *done]), HISTORY_START)
 
 
