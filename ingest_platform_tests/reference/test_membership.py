@@ -56,13 +56,15 @@ def test_removals_and_additions_take_effect_on_their_day(history):
     assert {"SIVB", "SBNY"} <= before and not {"SIVB", "SBNY"} & after
     assert {"PODD", "BG"} <= after and not {"PODD", "BG"} & before
     # A company that joined later is absent before its day; a removed one present before.
-    assert "TSLA" not in _symbols(history, "2020-12-18") and "TSLA" in _symbols(history, "2020-12-21")
+    assert "TSLA" not in _symbols(history, "2020-12-18") and "TSLA" in _symbols(
+        history, "2020-12-21"
+    )
     assert "AAL" in _symbols(history, "2024-09-20") and "AAL" not in _symbols(history, "2024-09-23")
 
 
 def test_every_day_since_2018_has_a_plausible_count_and_today_is_the_snapshot(history):
     counts = [len(history.members_on(d)) for d in pd.bdate_range("2018-01-02", "2026-06-30")]
-    assert 503 <= min(counts) and max(counts) <= 507
+    assert min(counts) >= 503 and max(counts) <= 507
     snapshot = pd.read_csv(settings.reference_dir() / universe.CONSTITUENTS_FILE, dtype=str)
     assert _symbols(history, "2026-06-30") == set(snapshot["symbol"])
     with pytest.raises(ValueError, match="before 2018-01-01"):
@@ -105,7 +107,10 @@ def _insert_at(date, row):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("2021-05-03,,,AAPL,Apple Inc.,", r"removes AAPL on 2021-05-03, but AAPL is still a member"),
+        (
+            "2021-05-03,,,AAPL,Apple Inc.,",
+            r"removes AAPL on 2021-05-03, but AAPL is still a member",
+        ),
         ("2021-05-03,,,,,", r"the row adds and removes nothing"),
         ("2021-05-03,brk/b,Berkshire,,,", r"added_ticker 'brk/b' is not a ticker"),
         ("2021-05-03,ZZZ,,,Gone Inc.,", r"removed_security 'Gone Inc.' has no ticker"),

@@ -404,6 +404,10 @@ class MarketSimulator:
             self._caches["history"] = cached
         return list(cached)
 
+    def constituents_symbols(self) -> frozenset[str]:
+        """The shipped snapshot's S&P 500 members (before any simulated change)."""
+        return self._universe().snapshot
+
     def constituents(self, skip_latest_changes: int = 0) -> list[Constituent]:
         """Wikipedia's constituents table: the snapshot with the applied changes, by symbol."""
         snapshot = self._universe().snapshot

@@ -156,14 +156,22 @@ REAL_PAGE = (
     '<th data-sort-type="date" rowspan="2">Effective Date</th>\n<th colspan="2">Added</th>\n'
     '<th colspan="2">Removed</th>\n<th rowspan="2">Reason</th></tr>\n'
     "<tr>\n<th>Ticker</th><th>Security</th><th>Ticker</th><th>Security</th></tr>\n"
-    '<tr><td rowspan="2">March 23, 2026</td><td>NEWC</td><td>' + _LINK.format(t="Newco")
-    + "</td><td>OLDC</td><td>" + _LINK.format(t="Oldco")
-    + "</td><td>Market capitalization change." + _NOTE.format(n=12) + "</td></tr>\n"
+    '<tr><td rowspan="2">March 23, 2026</td><td>NEWC</td><td>'
+    + _LINK.format(t="Newco")
+    + "</td><td>OLDC</td><td>"
+    + _LINK.format(t="Oldco")
+    + "</td><td>Market capitalization change."
+    + _NOTE.format(n=12)
+    + "</td></tr>\n"
     "<tr><td>ZZZ</td><td>" + _LINK.format(t="Zeta") + "</td><td></td><td></td>"
     "<td>S&amp;P 500 constituent Alpha spun off Zeta." + _NOTE.format(n=12) + "</td></tr>\n"
-    "<tr><td>June 9, 2022</td><td>META</td><td>" + _LINK.format(t="Meta Platforms")
-    + "</td><td>FB</td><td>" + _LINK.format(t="Facebook")
-    + "</td><td>Facebook changed its ticker to META." + _NOTE.format(n=52) + "</td></tr>\n"
+    "<tr><td>June 9, 2022</td><td>META</td><td>"
+    + _LINK.format(t="Meta Platforms")
+    + "</td><td>FB</td><td>"
+    + _LINK.format(t="Facebook")
+    + "</td><td>Facebook changed its ticker to META."
+    + _NOTE.format(n=52)
+    + "</td></tr>\n"
     "</tbody></table></body></html>"
 )
 
