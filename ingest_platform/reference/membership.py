@@ -44,9 +44,9 @@ from ingest_platform.reference.membership_files import (
 INDEX = "sp500"
 #: Ids name an instrument by its ticker on this day when it was already a member (never moves).
 ID_EPOCH = dt.date(2018, 1, 1)
-#: Members on any day since 2018 (S&P 500 counts share classes: GOOGL and GOOG, FOXA and FOX,
-#: NWSA and NWS). 2018-2026 stays within 500..506; a day outside 495..510 means a change is
-#: missing or recorded twice.
+#: Members on any day since 2018 (the S&P 500 counts share classes: GOOGL and GOOG, FOXA and
+#: FOX, NWSA and NWS). The shipped history has 503..507 every day; a day outside 495..510 means a
+#: change is missing or recorded twice.
 COUNT_BAND = (495, 510)
 
 
