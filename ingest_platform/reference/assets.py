@@ -54,7 +54,7 @@ def index_membership(reference_files: ReferenceFiles, lake: ParquetLake) -> Mate
     """The reviewed history, reconciled (refused with file and line when inconsistent)."""
     history = membership.load_history(Path(reference_files.directory))
     frame = history.intervals
-    today = history.members_on(dt.date.today())
+    today = frame[frame["removed"].isna()]  # the constituents snapshot's members
     return MaterializeResult(
         metadata={
             **_write(lake, INDEX_MEMBERSHIP, frame),

@@ -7,7 +7,6 @@ result and writes it to the lake, and every other dataset takes its symbols from
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,8 +138,8 @@ def load_instruments(directory: Path) -> pd.DataFrame:
     frames.append(former.drop(columns="_where"))
     frame = pd.concat(frames, ignore_index=True)
     frame["active"] = ~frame["active"].eq(False)  # only former members carry False
-    current_ids = history.instruments_since(dt.date.today())
-    ids = dict(zip(current_ids["symbol"], current_ids["instrument_id"], strict=True))
+    current = history.intervals[history.intervals["removed"].isna()]  # today's list
+    ids = dict(zip(current["symbol"], current["instrument_id"], strict=True))
     ids.update(zip(former["symbol"], former["instrument_id"], strict=True))
     frame["instrument_id"] = [
         ids.get(s) if cls == "equity" else membership.instrument_id(s, None)
