@@ -32,10 +32,11 @@ from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.lake import LakeError, ParquetLake
 from ingest_platform.core.metadata import shortlist
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS
+from ingest_platform.reference.schema import INDEX_MEMBERSHIP
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 from ingest_platform.variables.schema import VARIABLE_SERIES
 
-__all__ = ["DATASETS", "known_at", "read"]
+__all__ = ["DATASETS", "known_at", "read", "universe"]
 
 #: The datasets `read` knows, by name.
 DATASETS: dict[str, Dataset] = {d.name: d for d in (ECONOMIC_INDICATORS, VARIABLE_SERIES)}
@@ -124,3 +125,39 @@ def read(
     if end is not None:
         frame = frame[frame["date"] <= pd.Timestamp(end)]
     return known_at(frame, at)
+
+
+#: The indices `universe` knows: their name in `index_membership`.
+INDICES = ("sp500",)
+
+
+def universe(
+    index: str = "sp500",
+    as_of: dt.date | dt.datetime | pd.Timestamp | str | None = None,
+    *,
+    lake: ParquetLake | None = None,
+) -> pd.DataFrame:
+    """The members of `index` on `as_of` (default: today): ``instrument_id``, ``symbol`` (the
+    ticker in force that day), ``security`` and ``added`` (the day that ticker took effect),
+    sorted by symbol. A member that joined later is absent; one removed later is present.
+
+    A changes row takes effect before the open of its date, so on the day of a change the new
+    list applies. Reads `index_membership` from the lake; a date before the history's start
+    (2018-01-01) is refused rather than answered with today's list.
+    """
+    if index not in INDICES:
+        raise ValueError(f"asof.universe: unknown index {index!r}; known: {list(INDICES)}")
+    lake = lake or ParquetLake(root=settings.lake_root())
+    try:
+        intervals = INDEX_MEMBERSHIP.read(lake)
+    except LakeError as exc:
+        raise LakeError(f"{exc}; materialize the `index_membership` asset first") from exc
+    intervals = intervals[intervals["index"] == index]
+    at = _instant(as_of) if as_of is not None else settings.now()
+    day = pd.Timestamp(pd.Timestamp(at).tz_convert("UTC").date())  # both are UTC-aware
+    first = intervals["added"].min()
+    if pd.isna(first) or day < first:
+        raise ValueError(f"asof.universe: {index} membership is known from {first:%Y-%m-%d} on")
+    on = (intervals["added"] <= day) & (intervals["removed"].isna() | (intervals["removed"] > day))
+    members = intervals.loc[on, ["instrument_id", "symbol", "security", "added"]]
+    return members.sort_values("symbol", ignore_index=True)

@@ -119,21 +119,52 @@ def _cmd_refresh_constituents(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ingest_platform.core.http import HttpClient
-    from ingest_platform.reference import universe
-    from ingest_platform.reference.sources.wikipedia import fetch_constituents
+    from ingest_platform.reference import membership, membership_files, universe
+    from ingest_platform.reference.sources.wikipedia import (
+        fetch_page,
+        parse_changes,
+        parse_constituents,
+    )
 
-    path = settings.reference_dir() / universe.CONSTITUENTS_FILE
+    folder = settings.reference_dir()
+    path = folder / universe.CONSTITUENTS_FILE
+    changes_path = folder / membership_files.CHANGES_FILE
     current = pd.read_csv(path, dtype=str, keep_default_na=False)
-    fetched = fetch_constituents(HttpClient("wikipedia"), args.base_url)
-    new, diff = universe.refresh_constituents(current, fetched)
+    html = fetch_page(HttpClient("wikipedia"), args.base_url)
+    new, diff = universe.refresh_constituents(current, parse_constituents(html))
+    shipped = membership_files.load_changes(changes_path) if changes_path.exists() else []
+    changes, change_lines = membership_files.refresh_changes(
+        shipped, parse_changes(html), changes_path
+    )
     print(f"{len(current)} -> {len(new)} constituents ({args.base_url})")
     for line in diff.lines():
         print(f"  {line}")
-    if diff.changed and not args.dry_run:
+    print(f"{len(shipped)} -> {len(changes)} membership changes since {membership.HISTORY_START}")
+    for line in change_lines:
+        print(f"  {line}")
+    try:  # both files must tell one story before either is written
+        membership.reconcile(
+            dict(zip(new["symbol"], new["name"], strict=True)),
+            changes,
+            membership_files.load_symbol_changes(folder / membership_files.SYMBOL_CHANGES_FILE),
+        )
+    except membership_files.MembershipFileError as exc:
+        print(
+            f"ingest-platform refresh-constituents: refused, nothing written: {exc} (a ticker "
+            f"change belongs in {membership_files.SYMBOL_CHANGES_FILE})",
+            file=sys.stderr,
+        )
+        return 1
+    if args.dry_run:
+        return 0
+    if diff.changed:
         temp = path.with_name(f".{path.name}.tmp")
         new.to_csv(temp, index=False)
         temp.replace(path)  # atomic: a half-written snapshot would break every run
         print(f"wrote {path}; review and commit the diff")
+    if any(not line.startswith("=") for line in change_lines):
+        membership_files.write_changes(changes, changes_path)
+        print(f"wrote {changes_path}; review and commit the diff")
     return 0
 
 
@@ -259,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     refresh = commands.add_parser(
         "refresh-constituents",
-        help="update data/reference/sp500_constituents.csv from Wikipedia's constituents table",
+        help="update data/reference/sp500_constituents.csv and sp500_membership_changes.csv "
+        "from Wikipedia's constituents and changes tables (refused unless they reconcile)",
     )
     refresh.add_argument(
         "--base-url", default="https://en.wikipedia.org", help="or a sandbox's /wikipedia URL"

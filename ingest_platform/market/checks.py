@@ -40,6 +40,7 @@ from ingest_platform.quality.finding import Finding
 from ingest_platform.quality.flags import anomaly_finding
 from ingest_platform.quality.score import quality_score
 from ingest_platform.quality.staleness import bar_staleness, bar_staleness_by_symbol
+from ingest_platform.reference import universe
 from ingest_platform.reference.schema import INSTRUMENTS
 
 FAILURE_CHECK = "fetch_failure_rate"
@@ -112,7 +113,9 @@ def load_bars(dataset: Dataset) -> Callable[[ParquetLake, CheckWindow], dict[str
     def load(lake: ParquetLake, window: CheckWindow) -> dict[str, pd.DataFrame]:
         frames = {
             "bars": _with_lookback(dataset, lake, window),
-            "instruments": INSTRUMENTS.read(lake, columns=["symbol", "calendar"]),
+            "instruments": universe.traded(
+                INSTRUMENTS.read(lake, columns=["symbol", "calendar", "active"])
+            ),
             "actions": _with_lookback(CORPORATE_ACTIONS, lake, window),
         }
         if dataset is MARKET_BARS:

@@ -12,13 +12,19 @@ from ingest_platform.market.schema import (
     POLYGON_DAILY_BARS,
     YAHOO_DAILY_BARS,
 )
-from ingest_platform.reference.schema import EXCHANGE_HOLIDAYS, INSTRUMENTS, TRADING_SESSIONS
+from ingest_platform.reference.schema import (
+    EXCHANGE_HOLIDAYS,
+    INDEX_MEMBERSHIP,
+    INSTRUMENTS,
+    TRADING_SESSIONS,
+)
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
 from ingest_platform.variables.schema import VARIABLE_SERIES
 
 DATASETS: tuple[Dataset, ...] = (
     INSTRUMENTS,
+    INDEX_MEMBERSHIP,
     TRADING_SESSIONS,
     EXCHANGE_HOLIDAYS,
     YAHOO_DAILY_BARS,
@@ -41,6 +47,7 @@ PUBLISHED: tuple[Dataset, ...] = (
     VARIABLE_MAPPINGS,
     VARIABLE_SERIES,
     INSTRUMENTS,
+    INDEX_MEMBERSHIP,
     TRADING_SESSIONS,
     EXCHANGE_HOLIDAYS,
 )

@@ -29,6 +29,7 @@ from ingest_platform.publish import state
 from ingest_platform.publish.catalogue import DATASETS
 from ingest_platform.quality.coverage import coverage_by_key
 from ingest_platform.quality.expected import expected_sessions
+from ingest_platform.reference import universe
 from ingest_platform.reference.schema import INSTRUMENTS
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 
@@ -111,7 +112,7 @@ def coverage_table(table: pd.DataFrame, key: str) -> dict[str, Any]:
 def _bar_coverage(
     lake: ParquetLake, dataset: Dataset, frame: pd.DataFrame, now: dt.datetime
 ) -> dict[str, Any]:
-    instruments = INSTRUMENTS.read(lake, columns=["symbol", "calendar"])
+    instruments = universe.traded(INSTRUMENTS.read(lake, columns=["symbol", "calendar", "active"]))
     start, end = frame["date"].min(), frame["date"].max()
     expected = expected_sessions(instruments, start, end, settled_by=pd.Timestamp(now))
     return coverage_table(coverage_by_key(frame, expected, start=start, end=end), "symbol")

@@ -10,9 +10,14 @@ from ingest_platform.core import calendars
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.partitions import MARKET_START_DATE
-from ingest_platform.reference import universe
+from ingest_platform.reference import membership, universe
 from ingest_platform.reference.resources import ReferenceFiles
-from ingest_platform.reference.schema import EXCHANGE_HOLIDAYS, INSTRUMENTS, TRADING_SESSIONS
+from ingest_platform.reference.schema import (
+    EXCHANGE_HOLIDAYS,
+    INDEX_MEMBERSHIP,
+    INSTRUMENTS,
+    TRADING_SESSIONS,
+)
 
 
 def calendar_window(today: dt.date) -> tuple[dt.date, dt.date]:
@@ -27,18 +32,36 @@ def _write(lake: ParquetLake, dataset: Dataset, frame: pd.DataFrame) -> dict:
     return part.metadata()
 
 
-@asset(**INSTRUMENTS.asset_kwargs(code_version="1"))
+@asset(**INSTRUMENTS.asset_kwargs(code_version="2"))
 def instruments(reference_files: ReferenceFiles, lake: ParquetLake) -> MaterializeResult:
     frame = universe.load_instruments(Path(reference_files.directory))
-    counts = frame["asset_class"].value_counts().to_dict()
+    counts = universe.traded(frame)["asset_class"].value_counts().to_dict()
     return MaterializeResult(
         metadata={
             **_write(lake, INSTRUMENTS, frame),
+            "former_members": MetadataValue.int(int((~frame["active"]).sum())),
             **{
                 f"{cls}_count": MetadataValue.int(int(counts.get(cls, 0)))
                 for cls in universe.ASSET_CLASSES
             },
             "reference_dir": MetadataValue.path(reference_files.directory),
+        }
+    )
+
+
+@asset(**INDEX_MEMBERSHIP.asset_kwargs(code_version="1"))
+def index_membership(reference_files: ReferenceFiles, lake: ParquetLake) -> MaterializeResult:
+    """The reviewed history, reconciled (refused with file and line when inconsistent)."""
+    history = membership.load_history(Path(reference_files.directory))
+    frame = history.intervals
+    today = frame[frame["removed"].isna()]  # the constituents snapshot's members
+    return MaterializeResult(
+        metadata={
+            **_write(lake, INDEX_MEMBERSHIP, frame),
+            "members_today": MetadataValue.int(len(today)),
+            "instruments": MetadataValue.int(int(frame["instrument_id"].nunique())),
+            "ticker_changes": MetadataValue.int(int((frame["added_via"] == "rename").sum())),
+            "history_start": MetadataValue.text(history.start.isoformat()),
         }
     )
 
@@ -81,4 +104,4 @@ def exchange_holidays(lake: ParquetLake) -> MaterializeResult:
     )
 
 
-REFERENCE_ASSETS = [instruments, trading_sessions, exchange_holidays]
+REFERENCE_ASSETS = [instruments, index_membership, trading_sessions, exchange_holidays]

@@ -9,5 +9,6 @@ from ingest_platform.reference.schema import GROUP
 reference_job = define_asset_job(
     "reference_job",
     selection=AssetSelection.groups(GROUP),
-    description="Rebuild the instrument universe, trading sessions and exchange holidays.",
+    description="Rebuild the instrument universe, S&P 500 membership, trading sessions and "
+    "exchange holidays.",
 )

@@ -16,8 +16,16 @@ from ingest_platform.core.schema import DATE, UTC, DatasetModel
 class Instruments(DatasetModel):
     """The instrument universe: S&P 500 constituents, ETFs, FX pairs, indices and futures."""
 
+    instrument_id: Series[str] = pa.Field(
+        unique=True,
+        str_matches=r"^[A-Z0-9^][A-Z0-9.=^-]*@\d{4}-\d{2}-\d{2}$",
+        description="Stable id that survives ticker changes: SYMBOL@YYYY-MM-DD, the first ticker "
+        "and first day known (FB@2018-01-01 is Meta Platforms).",
+    )
     symbol: Series[str] = pa.Field(
-        unique=True, description="Canonical symbol (BRK.B, SPY, EURUSD, ^GSPC, CL=F)."
+        unique=True,
+        description="Canonical symbol in force today, or at removal for a former member "
+        "(BRK.B, SPY, EURUSD, ^GSPC, CL=F).",
     )
     yahoo_symbol: Series[str] = pa.Field(
         unique=True, description="Yahoo Finance ticker (BRK-B, EURUSD=X)."
@@ -34,8 +42,51 @@ class Instruments(DatasetModel):
     )
     calendar: Series[str] = pa.Field(description="exchange-calendars name of the trading calendar.")
     index_member: Series[str] = pa.Field(
-        nullable=True, description="Index the instrument belongs to (S&P 500)."
+        nullable=True, description="Index the instrument belongs to today (S&P 500)."
     )
+    active: Series[bool] = pa.Field(
+        description="In today's market universe (current S&P 500 members, ETFs, FX, indices, "
+        "futures); False for a former S&P 500 member kept for point-in-time history."
+    )
+
+
+class IndexMembership(DatasetModel):
+    """Index membership as intervals: one row per instrument and ticker in force."""
+
+    index: Series[str] = pa.Field(isin=["sp500"], description="Index (sp500: the S&P 500).")
+    instrument_id: Series[str] = pa.Field(description="The instrument's stable id.")
+    symbol: Series[str] = pa.Field(description="Ticker in force during the interval.")
+    security: Series[str] = pa.Field(nullable=True, description="Company name, where known.")
+    added: Series[pd.Timestamp] = pa.Field(
+        metadata=DATE,
+        description="First day of the interval (effective before the open); the history's "
+        "start (2018-01-01) when already a member then (added_via before_history).",
+    )
+    removed: Series[pd.Timestamp] = pa.Field(
+        nullable=True, metadata=DATE, description="First day no longer in force; null: current."
+    )
+    added_via: Series[str] = pa.Field(
+        isin=["addition", "rename", "before_history"],
+        description="addition (joined the index), rename (ticker change of a member) or "
+        "before_history (a member on 2018-01-01).",
+    )
+    removed_via: Series[str] = pa.Field(
+        nullable=True, isin=["removal", "rename"], description="removal, rename or null."
+    )
+    added_reason: Series[str] = pa.Field(
+        nullable=True, description="Reason given for the change that began the interval."
+    )
+    removed_reason: Series[str] = pa.Field(
+        nullable=True, description="Reason given for the change that ended it."
+    )
+
+    @pa.dataframe_check(description="removed is after added")
+    def ends_after_start(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["removed"].isna() | (df["removed"] > df["added"])
+
+    @pa.dataframe_check(description="(index, instrument_id, added) is unique")
+    def one_row_per_interval(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["index", "instrument_id", "added"]).any()
 
 
 class TradingSessions(DatasetModel):
@@ -90,7 +141,19 @@ INSTRUMENTS = Dataset(
     key=("symbol",),
     description="Every instrument the platform tracks: S&P 500 constituents (shipped snapshot), "
     "the ETF list, FX pairs, equity and volatility indices and front-month commodity futures, "
-    "with Yahoo symbols, sector, currency and trading calendar.",
+    "with Yahoo symbols, sector, currency and trading calendar; plus every former S&P 500 "
+    "member since the first market partition (active false), each with its stable id.",
+)
+
+INDEX_MEMBERSHIP = Dataset(
+    name="index_membership",
+    model=IndexMembership,
+    group=GROUP,
+    freshness=REFERENCE_FRESHNESS,
+    key=("index", "instrument_id", "added"),
+    description="S&P 500 membership since 2018-01-01 as intervals per instrument and ticker "
+    "(added inclusive, removed exclusive), replayed from the reviewed changes and symbol "
+    "changes back from today's list: the members on any day, with stable ids.",
 )
 
 TRADING_SESSIONS = Dataset(

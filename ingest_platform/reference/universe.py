@@ -15,17 +15,16 @@ import pandas as pd
 
 from ingest_platform.core import calendars
 from ingest_platform.core.metadata import shortlist
+from ingest_platform.core.partitions import MARKET_START_DATE
+from ingest_platform.reference import membership
+from ingest_platform.reference.errors import ReferenceDataError
+from ingest_platform.reference.membership_files import CHANGES_FILE, CONSTITUENTS_FILE
 
-CONSTITUENTS_FILE = "sp500_constituents.csv"
 ETFS_FILE = "etfs.csv"
 FX_FILE = "fx_pairs.csv"
 INDICES_FILE = "indices.csv"
 COMMODITIES_FILE = "commodities.csv"
 ASSET_CLASSES = ("equity", "etf", "fx", "index", "commodity")
-
-
-class ReferenceDataError(ValueError):
-    """A reference file is missing or malformed; the message names the file."""
 
 
 #: What a canonical symbol may contain: BRK.B, ^GSPC, CL=F, EURUSD. A slash (BRK/B) or a space
@@ -58,6 +57,10 @@ def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
 
 def load_instruments(directory: Path) -> pd.DataFrame:
     """All instruments from the snapshots, one row per symbol, in the `Instruments` shape.
+
+    Besides today's universe (``active``), every former S&P 500 member since the first market
+    partition is listed inactive, under its last ticker, so ids and calendars exist for the
+    history; `select` (what the market assets fetch) keeps to the active ones.
 
     Indices are computed from NYSE-listed prices and published on NYSE sessions (XNYS).
     Commodities are front-month CME Group futures (NYMEX, COMEX), which trade on CME Globex's
@@ -130,9 +133,24 @@ def load_instruments(directory: Path) -> pd.DataFrame:
             )
         ),
     ]
+    history = membership.load_history(directory)
+    former = _former_members(history)
+    frames.append(former.drop(columns="_where"))
     frame = pd.concat(frames, ignore_index=True)
+    frame["active"] = ~frame["active"].eq(False)  # only former members carry False
+    current = history.intervals[history.intervals["removed"].isna()]  # today's list
+    ids = dict(zip(current["symbol"], current["instrument_id"], strict=True))
+    ids.update(zip(former["symbol"], former["instrument_id"], strict=True))
+    frame["instrument_id"] = [
+        ids.get(s) if cls == "equity" else membership.instrument_id(s, None)
+        for s, cls in zip(frame["symbol"], frame["asset_class"], strict=True)
+    ]
+    unknown = frame.loc[frame["instrument_id"].isna(), "symbol"].tolist()
+    if unknown:  # reconcile guarantees this; a broken invariant must not ship null ids
+        raise ReferenceDataError(f"no membership history for constituent(s) {shortlist(unknown)}")
     where = pd.concat(
-        [f["_where"] for f in (equities, etfs, fx, indices, commodities)], ignore_index=True
+        [f["_where"] for f in (equities, etfs, fx, indices, commodities, former)],
+        ignore_index=True,
     )
     repeated = frame["symbol"].duplicated(keep=False)
     if repeated.any():
@@ -143,6 +161,36 @@ def load_instruments(directory: Path) -> pd.DataFrame:
             "appear once across the reference files"
         )
     return frame.sort_values(["asset_class", "symbol"], ignore_index=True)
+
+
+def _former_members(history: membership.MembershipHistory) -> pd.DataFrame:
+    """Former S&P 500 members since the first market partition, in the `Instruments` shape."""
+    last = history.instruments_since(MARKET_START_DATE)
+    gone = last[last["removed"].notna()]
+    return pd.DataFrame(
+        {
+            "symbol": gone["symbol"],
+            "yahoo_symbol": gone["symbol"].str.replace(".", "-", regex=False),
+            "name": gone["security"].fillna(gone["symbol"]),
+            "asset_class": "equity",
+            "gics_sector": None,
+            "isin": None,
+            "currency": "USD",
+            "calendar": calendars.PRIMARY_CALENDAR,
+            "index_member": None,
+            "active": False,
+            "instrument_id": gone["instrument_id"],
+            "_where": [f"{CHANGES_FILE} (removed {d:%Y-%m-%d})" for d in gone["removed"]],
+        }
+    ).reset_index(drop=True)
+
+
+def traded(instruments: pd.DataFrame) -> pd.DataFrame:
+    """Today's market universe: the active instruments (a frame without ``active``, as written
+    before former members were listed, is all active)."""
+    if "active" not in instruments.columns:
+        return instruments
+    return instruments[instruments["active"].astype(bool)].reset_index(drop=True)
 
 
 def select(
@@ -158,6 +206,7 @@ def select(
     unknown_classes = sorted(set(asset_classes) - set(ASSET_CLASSES))
     if unknown_classes:
         raise ReferenceDataError(f"unknown asset class(es) {unknown_classes}; use {ASSET_CLASSES}")
+    instruments = traded(instruments)  # former members wait for point-in-time ingest
     chosen = instruments[instruments["asset_class"].isin(asset_classes)]
     if symbols:
         unknown = sorted(set(symbols) - set(instruments["symbol"]))

@@ -121,7 +121,8 @@ def database() -> Iterator[str]:
 
 
 def _small_reference(target: Path) -> Path:
-    """data/reference with the equity, ETF and FX lists cut to their first few rows."""
+    """data/reference with the equity, ETF and FX lists cut to their first few rows, and no
+    S&P 500 history (a cut list cannot reconcile with it): header-only changes files."""
     shutil.copytree(CHECKOUT / "data" / "reference", target)
     for name, keep in (
         ("sp500_constituents.csv", EQUITIES),
@@ -130,6 +131,8 @@ def _small_reference(target: Path) -> Path:
     ):
         lines = (target / name).read_text().splitlines(keepends=True)
         (target / name).write_text("".join(lines[: keep + 1]))
+    for name in ("sp500_membership_changes.csv", "symbol_changes.csv"):
+        (target / name).write_text((target / name).read_text().splitlines(keepends=True)[0])
     return target
 
 

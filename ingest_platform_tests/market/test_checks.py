@@ -26,6 +26,7 @@ from ingest_platform.market.rules import rotating_sample
 from ingest_platform.market.sources.bars import Instrument
 from ingest_platform.reference.assets import instruments
 from ingest_platform.reference.resources import ReferenceFiles
+from ingest_platform.reference.universe import traded
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
@@ -98,7 +99,7 @@ def evaluations(result) -> dict[str, object]:
 
 
 def polygon_sample(resources, day: str) -> list[str]:
-    universe = Instrument.from_frame(resources["lake"].read("instruments"))
+    universe = Instrument.from_frame(traded(resources["lake"].read("instruments")))
     return [i.symbol for i in rotating_sample(universe, 25, dt.date.fromisoformat(day))]
 
 

@@ -25,6 +25,7 @@ from ingest_platform.core import calendars, settings
 from ingest_platform.definitions import build_definitions
 from ingest_platform.publish import metadata, status
 from ingest_platform.publish.catalogue import DATASETS
+from ingest_platform.reference.universe import traded
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
@@ -197,7 +198,7 @@ def test_coverage_is_the_share_of_expected_sessions_per_symbol(world):
     assert coverage["key"] == "symbol" and coverage["keys"] == bars["symbol"].nunique()
     assert coverage["min"] == 1.0 and coverage["below_0_9"] == 0
     # every universe symbol is expected: one the sources never served is named apart
-    universe = set(table(world.lake.root, "instruments")["symbol"])
+    universe = set(traded(table(world.lake.root, "instruments"))["symbol"])
     assert coverage["absent"] == len(universe - set(bars["symbol"]))
     assert set(coverage["absent_keys"]) == universe - set(bars["symbol"])
 

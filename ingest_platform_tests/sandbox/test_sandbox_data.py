@@ -206,7 +206,8 @@ def test_provider_tickers_resolve_to_the_instrument(market):
     assert market.resolve("polygon", "BRK.B").symbol == "BRK.B"
     assert market.resolve("alpha_vantage", "EURUSD") is None
     assert market.resolve("yahoo", "NOPE") is None
-    assert len(market.instruments) == 555  # 503 equities, 31 ETFs, 11 FX, 5 indices, 5 futures
+    # 503 equities, 31 ETFs, 11 FX, 5 indices, 5 futures, and 53 former S&P 500 members
+    assert len(market.instruments) == 608
 
 
 def test_indices_and_futures_trade_on_their_own_calendars(market):

@@ -583,6 +583,63 @@ def test_wikipedia_follows_constituent_changes_and_stale_serves_the_page_before_
     assert "ZZZZ" in before and "YYYY" not in before and "KO" in before
 
 
+def test_wikipedia_changes_table_is_the_shipped_history_in_the_real_markup(http, server, market):
+    from ingest_platform.reference import membership_files
+    from ingest_platform.reference.sources.wikipedia import parse_changes
+
+    response = _get(http, server, "wikipedia", "/wiki/List_of_S%26P_500_companies")
+    assert '<th colspan="2">Added</th>' in response.text  # the two-row header
+    assert '<sup class="mw-ref reference"' in response.text  # footnote marks after reasons
+    page = parse_changes(response.text)
+    shipped = membership_files.changes_frame(market.history_changes())
+    # Newest first on the page, oldest first in the file; the same rows, footnotes dropped.
+    assert page.iloc[::-1].reset_index(drop=True).equals(shipped)
+    svb = page[page["removed_ticker"] == "SIVB"].iloc[0]
+    assert svb["date"] == "2023-03-15" and svb["added_ticker"] == "PODD"
+
+
+def _former(market, answer):
+    return next(
+        i for i in market.instruments.values() if i.delisted == answer and i.asset_class == "equity"
+    )
+
+
+def test_yahoo_answers_former_members_as_it_does_delisted_and_still_listed_tickers(
+    http, server, market
+):
+    gone = _former(market, "not_found")
+    response = _chart(http, server, gone.yahoo_symbol, "2023-01-03", "2023-02-01")
+    assert response.status_code == 404
+    assert response.json()["chart"]["error"]["description"] == (
+        "No data found, symbol may be delisted"
+    )
+    empty = _former(market, "empty")
+    response = _chart(http, server, empty.yahoo_symbol, "2023-01-03", "2023-02-01")
+    assert response.status_code == 200
+    (result,) = response.json()["chart"]["result"]
+    assert "timestamp" not in result and result["indicators"]["quote"] == [{}]
+    # A former member that still trades (removed for its size) is served like any other.
+    kept = next(
+        i
+        for i in market.instruments.values()
+        if i.asset_class == "equity"
+        and i.delisted is None
+        and i.symbol not in market.constituents_symbols()
+    )
+    response = _chart(http, server, kept.yahoo_symbol, "2023-01-03", "2023-02-01")
+    assert (
+        response.status_code == 200
+        and len(response.json()["chart"]["result"][0]["timestamp"]) == 20
+    )
+
+
+def test_yahoo_serves_a_renamed_ticker_only_under_its_new_name(http, server):
+    old = _chart(http, server, "FB", "2021-01-04", "2021-02-01")
+    assert old.status_code == 404
+    new = _chart(http, server, "META", "2021-01-04", "2021-02-01")  # before the rename
+    assert new.status_code == 200 and len(new.json()["chart"]["result"][0]["timestamp"]) == 19
+
+
 # ---- faults --------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ingest_platform.core import calendars
 from ingest_platform.reference import universe
+from ingest_platform.sandbox.data._helpers import stable_hash
 from ingest_platform.sandbox.data.constituents import ConstituentChange
 
 #: Polygon's index tickers: ``I:`` plus the index's own ticker (Yahoo's ^GSPC is SPX).
@@ -21,6 +22,10 @@ POLYGON_INDEX_TICKERS = {
 }
 #: Quoted tick size of the front-month futures, as decimals (copper in 1/20 cent, gas 1/10).
 FUTURES_DECIMALS = {"HG=F": 4, "NG=F": 3}
+#: How Yahoo answers for a former S&P 500 member, by `stable_hash` of its symbol modulo 3: a
+#: 404 "No data found, symbol may be delisted", a 200 with an empty chart, or the full history
+#: (a company that left the index but still trades).
+DELISTED_ANSWERS = ("not_found", "empty", None)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class Instrument:
     calendar: str
     currency: str
     sector: str | None = None
+    #: A former S&P 500 member Yahoo has no data for: "not_found" (404) or "empty" (200, no
+    #: bars); None: served in full.
+    delisted: str | None = None
 
     @property
     def is_fx(self) -> bool:
@@ -77,6 +85,7 @@ class _Universe:
             r.symbol: Instrument(
                 r.symbol, r.yahoo_symbol, r.name, r.asset_class, r.calendar, r.currency,
                 r.gics_sector if isinstance(r.gics_sector, str) else None,
+                None if r.active else DELISTED_ANSWERS[stable_hash("delisted", r.symbol) % 3],
             )
             for r in frame.itertuples(index=False)
         }  # fmt: skip
@@ -95,5 +104,7 @@ class _Universe:
             instruments=found,
             by_yahoo={i.yahoo_symbol.upper(): i for i in found.values()},
             by_polygon={i.polygon_ticker.upper(): i for i in found.values() if i.polygon_ticker},
-            snapshot=frozenset(frame.loc[frame["asset_class"] == "equity", "symbol"]),
+            snapshot=frozenset(
+                frame.loc[(frame["asset_class"] == "equity") & frame["active"], "symbol"]
+            ),
         )

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ingest_platform.core import settings
+from ingest_platform.reference import membership_files
 from ingest_platform.sandbox.data._helpers import as_date, daily_draws
 from ingest_platform.sandbox.data.constituents import (
     Constituent,
@@ -392,6 +393,20 @@ class MarketSimulator:
         """Constituent changes effective up to as_of, oldest first, minus the latest few."""
         effective = [c for c in self.changes if c.effective <= self.today]
         return effective[: max(len(effective) - skip_latest, 0)]
+
+    def history_changes(self) -> list[membership_files.MembershipChange]:
+        """The shipped S&P 500 history (``sp500_membership_changes.csv``), oldest first: what the
+        page's changes table lists below the simulated changes."""
+        cached = self._caches.get("history")
+        if cached is None:
+            directory = Path(self.reference_dir or settings.reference_dir())
+            cached = membership_files.load_changes(directory / membership_files.CHANGES_FILE)
+            self._caches["history"] = cached
+        return list(cached)
+
+    def constituents_symbols(self) -> frozenset[str]:
+        """The shipped snapshot's S&P 500 members (before any simulated change)."""
+        return self._universe().snapshot
 
     def constituents(self, skip_latest_changes: int = 0) -> list[Constituent]:
         """Wikipedia's constituents table: the snapshot with the applied changes, by symbol."""

@@ -4,16 +4,19 @@ The page keeps Wikipedia's markup where parsers look: ``<table class="wikitable 
 id="constituents">``, the header Symbol | Security | GICS Sector | GICS Sub-Industry |
 Headquarters Location | Date added | CIK | Founded, and symbol cells linking to the exchange
 quote page. Which values come from the shipped snapshot and which are derived is documented on
-`ingest_platform.sandbox.data.Constituent`. ``stale`` serves the page as it was before the
-latest N constituent changes.
+`ingest_platform.sandbox.data.Constituent`. The changes table lists the simulated changes,
+then the shipped history (``data/reference/sp500_membership_changes.csv``), newest first, in
+the real table's markup: a two-row header, linked securities, footnote marks after reasons.
+``stale`` serves the page as it was before the latest N constituent changes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from html import escape
 from urllib.parse import quote
 
-from ingest_platform.sandbox.data import Constituent
+from ingest_platform.sandbox.data import Constituent, stable_hash
 from ingest_platform.sandbox.providers import (
     Provider,
     Request,
@@ -93,26 +96,73 @@ class WikipediaProvider(Provider):
         return text_response(_page("List of S&P 500 companies", table), 200, _HTML)
 
     def _changes_table(self, skip_latest: int) -> str:
-        """Selected changes, newest first, in Wikipedia's two-level header layout."""
+        """Selected changes, newest first, in Wikipedia's markup: the simulated changes, then the
+        shipped history (``data/reference/sp500_membership_changes.csv``)."""
         rows = []
         for change in reversed(self.market.applied_changes(skip_latest)):
             added = self.market.instruments.get(change.added) if change.added else None
             removed = self.market.instruments.get(change.removed) if change.removed else None
-            cells = [
-                change.effective.strftime("%B %-d, %Y"),
-                change.added or "",
-                added.name if added else "",
-                change.removed or "",
-                removed.name if removed else "",
-                change.reason,
-            ]
-            rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+            rows.append(
+                _change_row(
+                    change.effective,
+                    change.added or "",
+                    added.name if added else "",
+                    change.removed or "",
+                    removed.name if removed else "",
+                    change.reason,
+                )
+            )
+        for c in reversed(self.market.history_changes()):
+            rows.append(
+                _change_row(
+                    c.date,
+                    c.added or "",
+                    c.added_security,
+                    c.removed or "",
+                    c.removed_security,
+                    c.reason,
+                )
+            )
         return (
             '<h2 id="Selected_changes_to_the_list_of_S&amp;P_500_components">Selected changes'
-            '</h2>\n<table class="wikitable sortable" id="changes">\n<tbody>\n'
-            '<tr><th rowspan="2">Effective Date</th><th colspan="2">Added</th>'
-            '<th colspan="2">Removed</th><th rowspan="2">Reason</th></tr>\n'
-            "<tr><th>Ticker</th><th>Security</th><th>Ticker</th><th>Security</th></tr>\n"
+            " to the list of S&amp;P 500 components</h2>\n"
+            '<table class="wikitable sortable" id="changes">\n<tbody><tr>\n'
+            '<th data-sort-type="date" rowspan="2">Effective Date</th>\n'
+            '<th colspan="2">Added</th>\n<th colspan="2">Removed</th>\n'
+            '<th rowspan="2">Reason</th></tr>\n'
+            "<tr>\n<th>Ticker</th><th>Security</th><th>Ticker</th><th>Security</th></tr>\n"
             + "\n".join(rows)
-            + "\n</tbody>\n</table>"
+            + "\n</tbody></table>"
         )
+
+
+def _security(name: str) -> str:
+    if not name:
+        return "<td></td>"
+    title = escape(name)
+    return (
+        f'<td><a rel="mw:WikiLink" href="//en.wikipedia.org/wiki/{quote(name.replace(" ", "_"))}"'
+        f' title="{title}">{title}</a></td>'
+    )
+
+
+def _change_row(
+    day: dt.date, added: str, added_name: str, removed: str, removed_name: str, reason: str
+) -> str:
+    """One row as the real page writes it: plain tickers, linked securities, and the reason
+    followed by a footnote mark (``[n]``) that readers must not take for text."""
+    note = stable_hash("wikipedia-note", day.isoformat()) % 200 + 1
+    footnote = (
+        f'<sup class="mw-ref reference" id="cite_ref-{note}"><a href="#cite_note-{note}">'
+        f'<span class="mw-reflink-text"><span class="cite-bracket">[</span>{note}'
+        '<span class="cite-bracket">]</span></span></a></sup>'
+    )
+    cells = [
+        f"<td>{day.strftime('%B %-d, %Y')}</td>",
+        f"<td>{escape(added)}</td>",
+        _security(added_name),
+        f"<td>{escape(removed)}</td>",
+        _security(removed_name),
+        f"<td>{escape(reason)}{footnote if reason else ''}</td>",
+    ]
+    return "<tr>\n" + "".join(cells) + "</tr>"

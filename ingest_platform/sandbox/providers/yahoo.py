@@ -179,8 +179,10 @@ class YahooProvider(Provider):
 
     def _chart(self, request: Request, symbol: str, shape: Shape) -> Response:
         inst = self.market.resolve("yahoo", symbol)
-        if inst is None:
+        if inst is None or inst.delisted == "not_found":
             return json_response({"chart": {"result": None, "error": _NOT_FOUND}}, 404)
+        if inst.delisted == "empty":
+            return json_response({"chart": {"result": [_empty_chart(inst)], "error": None}})
         interval = request.param("interval", "1d")
         if interval != "1d":
             return _chart_error(
@@ -346,6 +348,26 @@ class YahooProvider(Provider):
             if i is not None
         ]
         return json_response({"quoteResponse": {"result": quotes, "error": None}})
+
+
+def _empty_chart(inst: Instrument) -> dict:
+    """What Yahoo answers (200) for some delisted tickers: metadata without a single bar, which
+    yfinance reports as "possibly delisted; no price data found"."""
+    meta = {
+        "currency": inst.currency,
+        "symbol": inst.yahoo_symbol,
+        "exchangeName": "NYQ",
+        "fullExchangeName": "NYSE",
+        "instrumentType": QUOTE_TYPES[inst.asset_class],
+        "firstTradeDate": None,
+        "gmtoffset": -18000,
+        "timezone": "EST",
+        "exchangeTimezoneName": "America/New_York",
+        "dataGranularity": "1d",
+        "range": "",
+        "validRanges": VALID_RANGES,
+    }
+    return {"meta": meta, "indicators": {"quote": [{}], "adjclose": [{}]}}
 
 
 def _exchange(inst: Instrument) -> tuple[str, str]:
