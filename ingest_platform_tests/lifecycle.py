@@ -49,13 +49,17 @@ FOLLOWERS = {
 
 
 def small_reference(target: Path, keep: Mapping[str, Iterable[str]]) -> Path:
-    """data/reference with each listed file cut to the given symbols (others emptied)."""
+    """data/reference with each listed file cut to the given symbols (others emptied), and no
+    S&P 500 history (a cut list cannot reconcile with it): header-only changes files."""
     shutil.copytree(CHECKOUT / "data" / "reference", target)
     for name in ("sp500_constituents.csv", "etfs.csv", "fx_pairs.csv", "indices.csv",
                  "commodities.csv"):  # fmt: skip
         frame = pd.read_csv(target / name, dtype=str, keep_default_na=False)
         wanted = set(keep.get(name, ()))
         frame[frame["symbol"].isin(wanted)].to_csv(target / name, index=False)
+    for name in ("sp500_membership_changes.csv", "symbol_changes.csv"):
+        if (target / name).exists():
+            (target / name).write_text((target / name).read_text().splitlines(keepends=True)[0])
     return target
 
 

@@ -245,4 +245,6 @@ Lifecycle.TestCase.settings = settings(
     suppress_health_check=list(HealthCheck),
     print_blob=True,
 )
-test_lifecycle = Lifecycle.TestCase
+#: Each step is a Dagster run or a few: give the whole sequence of examples its own time
+#: budget instead of the suite's 300 s per test.
+test_lifecycle = pytest.mark.timeout(max(900, EXAMPLES * STEPS * 20))(Lifecycle.TestCase)
