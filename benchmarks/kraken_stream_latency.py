@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from ingest_platform.streaming.kraken.config import StreamConfig
-from ingest_platform.streaming.kraken.connection import open_stream
-from ingest_platform.streaming.kraken.log import read_kind
-from ingest_platform.streaming.kraken.stats import LatencyWindow
+from ingest_platform.streaming.kraken.io.connection import open_stream
+from ingest_platform.streaming.kraken.log.segments import read_kind
+from ingest_platform.streaming.kraken.protocol.stats import LatencyWindow
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/EUR")
 #: Messages per sandbox round and pair: one book update, plus a trade and an OHLC bar on the

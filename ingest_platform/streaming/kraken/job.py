@@ -33,10 +33,10 @@ from pydantic import Field
 
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
 from ingest_platform.streaming.kraken.config import stream_url
-from ingest_platform.streaming.kraken.connection import open_stream
+from ingest_platform.streaming.kraken.io.connection import open_stream
+from ingest_platform.streaming.kraken.io.runner import StreamRunner
+from ingest_platform.streaming.kraken.io.status import StreamResult
 from ingest_platform.streaming.kraken.resources import KrakenStream
-from ingest_platform.streaming.kraken.runner import StreamRunner
-from ingest_platform.streaming.kraken.status import StreamResult
 
 JOB_NAME = "kraken_stream_job"
 RUN_TAGS = {

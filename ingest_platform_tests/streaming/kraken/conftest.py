@@ -33,7 +33,7 @@ from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
 from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.heartbeat import HEARTBEAT_FILE
-from ingest_platform.streaming.kraken.log_writer import StreamLog
+from ingest_platform.streaming.kraken.log.writer import StreamLog
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform_tests.core.s3_server import s3_bucket, s3_server
 

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from ingest_platform.streaming.kraken.halts import Halt
+from ingest_platform.streaming.kraken.protocol.halts import Halt
 
 
 class ConnectionState(enum.Enum):

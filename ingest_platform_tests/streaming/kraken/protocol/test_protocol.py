@@ -14,10 +14,10 @@ import random
 import pytest
 
 from ingest_platform.sandbox.kraken_market import DEFAULT_PAIRS, instrument_snapshot_text
-from ingest_platform.streaming.kraken.halts import HALT_LOG_PREFIX, HaltPolicy
-from ingest_platform.streaming.kraken.log import read_kind
-from ingest_platform.streaming.kraken.log_writer import StreamLog
-from ingest_platform.streaming.kraken.session import KrakenSession
+from ingest_platform.streaming.kraken.log.segments import read_kind
+from ingest_platform.streaming.kraken.log.writer import StreamLog
+from ingest_platform.streaming.kraken.protocol.halts import HALT_LOG_PREFIX, HaltPolicy
+from ingest_platform.streaming.kraken.protocol.protocol import KrakenSession
 
 SECOND_US = 1_000_000
 

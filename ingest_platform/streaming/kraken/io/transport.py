@@ -15,7 +15,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Opcode
 
-from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
+from ingest_platform.streaming.kraken.protocol.clock import SYSTEM_CLOCK, Clock
 
 _MAX_MESSAGE_BYTES = 32 * 2**20  # the full instrument snapshot is several MB on the real API
 

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from ingest_platform.streaming.kraken.book import KrakenBook
-from ingest_platform.streaming.kraken.halts import Halt
-from ingest_platform.streaming.kraken.rows import RecordSink, level_pairs, top_levels
-from ingest_platform.streaming.kraken.stats import StreamStats, SymbolStats
+from ingest_platform.streaming.kraken.protocol.halts import Halt
+from ingest_platform.streaming.kraken.protocol.rows import RecordSink, level_pairs, top_levels
+from ingest_platform.streaming.kraken.protocol.stats import StreamStats, SymbolStats
 
 _BOOK_ERRORS = (ValueError, TypeError, KeyError, AttributeError)
 

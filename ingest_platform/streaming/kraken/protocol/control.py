@@ -15,12 +15,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ingest_platform.streaming.kraken.books import BookState
 from ingest_platform.streaming.kraken.config import StreamConfig
-from ingest_platform.streaming.kraken.gaps import GapLedger
-from ingest_platform.streaming.kraken.liveness import Liveness
-from ingest_platform.streaming.kraken.stats import StreamStats
-from ingest_platform.streaming.kraken.subscriptions import Subscriptions
+from ingest_platform.streaming.kraken.protocol.books import BookState
+from ingest_platform.streaming.kraken.protocol.gaps import GapLedger
+from ingest_platform.streaming.kraken.protocol.liveness import Liveness
+from ingest_platform.streaming.kraken.protocol.stats import StreamStats
+from ingest_platform.streaming.kraken.protocol.subscriptions import Subscriptions
 
 logger = logging.getLogger(__name__)
 

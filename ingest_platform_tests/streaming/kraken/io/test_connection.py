@@ -1,7 +1,7 @@
 """The connection driver against the sandbox: streaming, reconnects, backoff, halts, shutdown.
 
 (Configuration is validated in `config`; the protocol rules are tested frame by frame, with a
-fake clock, in test_session.py.)
+fake clock, in protocol/test_protocol.py.)
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import random
 import pytest
 
 from ingest_platform.core.backoff import Backoff
-from ingest_platform.streaming.kraken.connection import open_stream
-from ingest_platform.streaming.kraken.halts import HALT_LOG_PREFIX
-from ingest_platform.streaming.kraken.log import read_kind
+from ingest_platform.streaming.kraken.io.connection import open_stream
+from ingest_platform.streaming.kraken.log.segments import read_kind
+from ingest_platform.streaming.kraken.protocol import protocol
+from ingest_platform.streaming.kraken.protocol.halts import HALT_LOG_PREFIX
 
 # ---- reconnect backoff --------------------------------------------------------------------------
 
@@ -165,7 +166,7 @@ def test_halts_after_too_many_mismatches(tmp_path, sandbox, fast_config, wait, c
             await wait(lambda: client.protocol.is_synced("BTC/USD") or task.done())
         return await asyncio.wait_for(task, 5)
 
-    with caplog.at_level(logging.ERROR, logger="ingest_platform.streaming.kraken.session"):
+    with caplog.at_level(logging.ERROR, logger=protocol.__name__):
         result = asyncio.run(scenario())
     assert result.outcome == "halted"
     assert result.halt.reason == "checksum_mismatch" and result.halt.mismatches == 3

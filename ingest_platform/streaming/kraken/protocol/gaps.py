@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest_platform.streaming.kraken.halts import MAX_DETAIL
-from ingest_platform.streaming.kraken.rows import RecordSink
-from ingest_platform.streaming.kraken.stats import StreamStats
+from ingest_platform.streaming.kraken.protocol.halts import MAX_DETAIL
+from ingest_platform.streaming.kraken.protocol.rows import RecordSink
+from ingest_platform.streaming.kraken.protocol.stats import StreamStats
 
 
 @dataclass
@@ -63,7 +63,7 @@ class GapLedger:
     def close(self, symbol: str, channel: str, end_us: int | None, resume_seq: int | None) -> None:
         """Close and log the gap, if one is open (``end_us`` None: open-ended at shutdown).
 
-        Raises `LogWriteError` from the sink: the caller decides what a lost gap row means.
+        Raises `SinkError` from the sink: the caller decides what a lost gap row means.
         """
         gap = self._open.pop((symbol, channel), None)
         if gap is None:

@@ -40,17 +40,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
-from ingest_platform.streaming.kraken.books import BookRouter, BookState
-from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
 from ingest_platform.streaming.kraken.config import StreamConfig
-from ingest_platform.streaming.kraken.control import Control
-from ingest_platform.streaming.kraken.gaps import GapLedger
-from ingest_platform.streaming.kraken.halts import Halt, HaltPolicy
-from ingest_platform.streaming.kraken.liveness import Liveness
-from ingest_platform.streaming.kraken.log_writer import LogWriteError
-from ingest_platform.streaming.kraken.rows import RecordSink
-from ingest_platform.streaming.kraken.stats import LatencyWindow, StreamStats
-from ingest_platform.streaming.kraken.subscriptions import Subscriptions
+from ingest_platform.streaming.kraken.protocol.books import BookRouter, BookState
+from ingest_platform.streaming.kraken.protocol.clock import SYSTEM_CLOCK, Clock
+from ingest_platform.streaming.kraken.protocol.control import Control
+from ingest_platform.streaming.kraken.protocol.gaps import GapLedger
+from ingest_platform.streaming.kraken.protocol.halts import Halt, HaltPolicy
+from ingest_platform.streaming.kraken.protocol.liveness import Liveness
+from ingest_platform.streaming.kraken.protocol.rows import RecordSink, SinkError
+from ingest_platform.streaming.kraken.protocol.stats import LatencyWindow, StreamStats
+from ingest_platform.streaming.kraken.protocol.subscriptions import Subscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +237,7 @@ class KrakenSession:
             else:
                 self.unknown(msg)
                 return
-        except LogWriteError as exc:
+        except SinkError as exc:
             self.halt_now("log_write_failed", str(exc))
             return
         except Exception as exc:  # a bug or a shape we never saw: count it, keep streaming
@@ -363,7 +362,7 @@ class KrakenSession:
     ) -> None:
         try:
             self.gaps.close(symbol, channel, end_us, resume_seq)
-        except LogWriteError as exc:
+        except SinkError as exc:
             logger.error("Kraken gap %s %s not logged: %s", symbol, channel, exc)
             self.halt_now("log_write_failed", str(exc))
 

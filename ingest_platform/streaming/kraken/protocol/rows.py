@@ -15,8 +15,16 @@ from typing import Any, Protocol
 from ingest_platform.streaming.kraken.book import KrakenBook
 
 
+class SinkError(RuntimeError):
+    """A sink could not keep what it was given: the stream can no longer promise a complete
+    record. The protocol halts on it (``log_write_failed``); sinks raise it or a subclass."""
+
+
 class RecordSink(Protocol):
-    """Where the session puts what it saw; each method returns the row's seq."""
+    """Where the session puts what it saw; each method returns the row's seq.
+
+    A method that cannot keep its row raises `SinkError`.
+    """
 
     @property
     def closed(self) -> bool: ...

@@ -30,14 +30,14 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ingest_platform.core.backoff import Backoff
-from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
 from ingest_platform.streaming.kraken.config import StreamConfig
-from ingest_platform.streaming.kraken.halts import Halt
 from ingest_platform.streaming.kraken.heartbeat import heartbeat_document, write_heartbeat
-from ingest_platform.streaming.kraken.log_writer import LogWriteError, StreamLog
-from ingest_platform.streaming.kraken.session import KrakenSession
-from ingest_platform.streaming.kraken.status import ConnectionState, StreamResult
-from ingest_platform.streaming.kraken.transport import StampedConnection, abort, open_websocket
+from ingest_platform.streaming.kraken.io.status import ConnectionState, StreamResult
+from ingest_platform.streaming.kraken.io.transport import StampedConnection, abort, open_websocket
+from ingest_platform.streaming.kraken.log.writer import LogWriteError, StreamLog
+from ingest_platform.streaming.kraken.protocol.clock import SYSTEM_CLOCK, Clock
+from ingest_platform.streaming.kraken.protocol.halts import Halt
+from ingest_platform.streaming.kraken.protocol.protocol import KrakenSession
 
 logger = logging.getLogger(__name__)
 
