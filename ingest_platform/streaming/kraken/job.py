@@ -98,18 +98,19 @@ def run_stream(
     that runs for days must yield. Returns the stream's result (``result = yield from ...``);
     raises `Failure` on a halt (after yielding the halted observation) and when the stream
     ended without ever getting a subscription acknowledged. The endpoint comes from the
-    environment (`stream_url`); the settings were validated when the resource was built.
+    environment (`stream_url`); the settings were validated when the resource was built, and
+    map onto the plain settings the connection takes (`StreamConfig.stream_settings`).
     """
-    config = stream
+    settings = stream.stream_settings()
     url = stream_url()
     root = stream.log_path()
     client = open_stream(
-        config, url, root, run_id=context.run_id, status_root=stream.heartbeat_path()
+        settings, url, root, run_id=context.run_id, status_root=stream.heartbeat_path()
     )
     runner = StreamRunner[StreamResult](client, duration=run_seconds, freeze_gc=stream.freeze_gc)
     context.log.info(
-        f"Kraken stream starting: {url} pairs={list(config.pairs)} depth={config.depth} "
-        f"log={root} session={client.session}"
+        f"Kraken stream starting: {url} pairs={list(stream.pairs)} depth={stream.depth} "
+        f"log={root} session={client.log_session}"
     )
     result: StreamResult | None = None
     halt_observed = False

@@ -1,196 +1,216 @@
-"""The session's requests and the exchange's answers: subscribe, resync, ping, their acks,
-and the instrument snapshot that starts the data subscriptions.
+"""Requests out, answers in: request ids, the subscriptions' state machines, and what each
+answer did to them.
 
-Every request gets a ``req_id`` and is remembered until answered, because an error ack may
-name neither channel nor symbol. Requests are queued as text frames in `Control.outgoing` for
-the connection driver to send; without a connection they go nowhere (a new connection starts
-over from ``instrument``). Acks move the `subscriptions` state machine; a resync is an
-unsubscribe whose ack triggers a resubscribe, so the book gets a fresh snapshot.
+Every request gets a ``req_id`` and is remembered until the connection ends, because an error
+ack may name neither channel nor symbol. Requests are queued as text frames in
+`Control.outgoing` for the driver to send; without a connection they go nowhere (a new
+connection starts over from ``instrument``). `Control.answer` reads one answer (an ack, an
+error or a pong), moves the `subscriptions` state machines and returns what happened as a
+value (`Answer`); what that means for the books and their gaps is the protocol's business. A
+resync is an unsubscribe whose ack asks for a resubscribe, so the book gets a fresh snapshot.
+`Control` also knows since when each book's snapshot is due (`awaiting`, which liveness
+times) and which books are resyncing.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
-from typing import Any, Protocol
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from ingest_platform.streaming.kraken.config import StreamConfig
-from ingest_platform.streaming.kraken.protocol.books import BookState
-from ingest_platform.streaming.kraken.protocol.gaps import GapLedger
-from ingest_platform.streaming.kraken.protocol.liveness import Liveness
-from ingest_platform.streaming.kraken.protocol.stats import StreamStats
-from ingest_platform.streaming.kraken.protocol.subscriptions import Subscriptions
-
-logger = logging.getLogger(__name__)
+from ingest_platform.streaming.kraken.protocol.settings import ProtocolSettings
+from ingest_platform.streaming.kraken.protocol.subscriptions import Key, Subscriptions
 
 Request = tuple[str, str, tuple[str, ...]]
 """What a request id was for: ``(method, channel, symbols)``."""
 
 
-class Trouble(Protocol):
-    """How control reports trouble to the session (which decides about halts)."""
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The answer to our ping ``req_id``."""
 
-    def critical(self, kind: str, detail: str) -> None: ...
+    req_id: int
 
-    def close_gap(
-        self, symbol: str, channel: str, end_us: int | None, resume_seq: int | None
-    ) -> None: ...
 
-    def halt_now(self, reason: str, detail: str) -> None: ...
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """A subscription was acknowledged; ``live`` when that made it ACTIVE (trade and ohlc: its
+    gap closes now; a book goes live only once its snapshot verifies)."""
 
-    def unknown(self, msg: Any) -> None: ...
+    channel: str
+    symbol: str
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadySubscribed:
+    """The exchange says the configured ``symbols`` were subscribed already: its view wins,
+    they are ACTIVE (a book resyncs, since nothing says its book is current)."""
+
+    channel: str
+    symbols: tuple[str, ...]
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An error ack. Configured ``symbols`` of a known ``channel`` are REJECTED with a retry
+    scheduled; ``symbols`` may name others, and ``channel`` may be unknown."""
+
+    channel: str | None
+    symbols: tuple[Any, ...]
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    """An unsubscribe was acknowledged (``success`` False: refused); ``resubscribe`` when it
+    ended a book's resync, which now needs its subscribe."""
+
+    symbol: Any
+    resubscribe: bool
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """Any other error answer; ``detail`` names the method and the error."""
+
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unrecognized:
+    """A message with a ``method`` that is none of the above."""
+
+
+Answer = (
+    Pong | Subscribed | AlreadySubscribed | Rejected | Unsubscribed | ServerError | Unrecognized
+)
+
+
+def _text(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))
 
 
 class Control:
-    """Requests out, answers in, for one session across its connections."""
+    """Request ids and frames out, acks in, for one protocol across its connections."""
 
-    def __init__(
-        self,
-        config: StreamConfig,
-        books: dict[str, BookState],
-        subscriptions: Subscriptions,
-        gaps: GapLedger,
-        liveness: Liveness,
-        stats: StreamStats,
-        trouble: Trouble,
-        mono_ns: Callable[[], int],
-        now_us: Callable[[], int],
-    ) -> None:
-        self.config = config
-        self.books = books
-        self.subscriptions = subscriptions
-        self.gaps = gaps
-        self.liveness = liveness
-        self.stats = stats
-        self.trouble = trouble
-        self._mono_ns = mono_ns
-        self._now_us = now_us
+    def __init__(self, settings: ProtocolSettings, rng: random.Random) -> None:
+        self.depth = settings.depth
+        self.ohlc_interval = settings.ohlc_interval
+        self.pairs = frozenset(settings.pairs)
+        self.subscriptions = Subscriptions(settings.backoff_base, settings.backoff_cap, rng)
         self.connected = False
         self.outgoing: list[str] = []
+        """Text frames to send, oldest first (one list for good: the driver may hold it)."""
         self._requests: dict[int, Request] = {}
         self._next_req_id = 1
+        self._since: dict[str, int | None] = dict.fromkeys(settings.pairs)
+        """Per configured book: monotonic ns since when its snapshot is due (None: none is)."""
+        self._resyncing: set[str] = set()
 
     def connection_made(self) -> None:
+        """Forget the last connection's requests and subscribe to ``instrument`` first."""
         self.connected = True
         self._requests.clear()
         self.outgoing.clear()
-        self.send(
+        self._send(
             {"method": "subscribe", "params": {"channel": "instrument", "snapshot": True}},
             ("subscribe", "instrument", ()),
         )
 
     def connection_lost(self) -> None:
+        """Nothing more goes out, and every subscription is gone with the connection."""
         self.connected = False
         self.outgoing.clear()
         self.subscriptions.clear()
+        self._since = dict.fromkeys(self._since)
+        self._resyncing.clear()
+
+    def awaiting(self) -> Iterable[tuple[str, int | None]]:
+        """``(symbol, monotonic ns since its snapshot is due or None)`` per configured book."""
+        return self._since.items()
+
+    def snapshot_verified(self, symbol: str) -> bool:
+        """A book's snapshot verified: nothing is due any more. False when the snapshot belongs
+        to a subscription being replaced (its resubscribe's snapshot is still to come)."""
+        self._resyncing.discard(symbol)
+        self._since[symbol] = None
+        return self.subscriptions.snapshot_verified(symbol)
+
+    def maintenance_over(self, now_ns: int) -> None:
+        """Snapshots held back by exchange maintenance are due afresh from ``now_ns``."""
+        for symbol, since in self._since.items():
+            if since is not None:
+                self._since[symbol] = now_ns
 
     # -- requests ----------------------------------------------------------------------------
 
-    def send(self, message: dict[str, Any], request: Request) -> int:
+    def _send(self, message: dict[str, Any], request: Request) -> int:
         req_id = self._next_req_id
         self._next_req_id += 1
         message["req_id"] = req_id
         self._requests[req_id] = request
         if self.connected:
-            self.outgoing.append(json.dumps(message, separators=(",", ":")))
+            self.outgoing.append(_text(message))
         return req_id
 
-    def ping(self, now_ns: int) -> None:
-        self.liveness.pings[self.send({"method": "ping"}, ("ping", "", ()))] = now_ns
+    def ping(self) -> int:
+        """Send an application ping; returns its ``req_id`` (the pong answers it)."""
+        return self._send({"method": "ping"}, ("ping", "", ()))
 
-    def subscribe(self, channel: str, symbols: list[str]) -> None:
+    def subscribe(self, channel: str, symbols: list[str], now_ns: int) -> None:
+        """Subscribe ``symbols`` to ``channel`` in one request (none without symbols or a
+        connection); a book's snapshot is due from ``now_ns``."""
         if not symbols or not self.connected:
             return
         params: dict[str, Any] = {"channel": channel, "symbol": symbols, "snapshot": True}
         if channel == "book":
-            params["depth"] = self.config.depth
+            params["depth"] = self.depth
         elif channel == "ohlc":
-            params["interval"] = self.config.ohlc_interval
-        now = self._mono_ns()
+            params["interval"] = self.ohlc_interval
         for symbol in symbols:
             self.subscriptions.requested(channel, symbol)
             if channel == "book":
-                self.books[symbol].awaiting_since = now
-        self.send({"method": "subscribe", "params": params}, ("subscribe", channel, tuple(symbols)))
+                self._since[symbol] = now_ns
+        self._send(
+            {"method": "subscribe", "params": params}, ("subscribe", channel, tuple(symbols))
+        )
 
-    def resync(self, symbol: str, reason: str, detail: str, start_us: int) -> None:
-        """Unsubscribe and resubscribe one book for a fresh snapshot; drop its updates meanwhile.
+    def resync(self, symbol: str, now_ns: int) -> bool:
+        """Start a book's resync with an unsubscribe (its ack resubscribes); False when none went
+        out (no connection, a snapshot already on its way, a retry scheduled, or this resync
+        already unsubscribing)."""
+        resyncing = symbol in self._resyncing
+        if not self.connected or not self.subscriptions.start_unsubscribe(symbol, resyncing):
+            return False
+        self._resyncing.add(symbol)
+        self._since[symbol] = now_ns
+        params = {"channel": "book", "symbol": [symbol], "depth": self.depth}
+        self._send({"method": "unsubscribe", "params": params}, ("unsubscribe", "book", (symbol,)))
+        return True
 
-        Opens the book's gap (or adds to the open one) so the log says why it restarted.
-        """
-        state = self.books[symbol]
-        self.gaps.open(symbol, "book", reason, start_us, state.last_seq, detail)
-        state.unsync()
-        state.stats.resyncs += 1
-        self.stats.resyncs += 1
-        if not self.connected or not self.subscriptions.start_unsubscribe(symbol, state.resyncing):
-            return  # no connection, a snapshot already on its way, or a retry scheduled
-        state.resyncing = True
-        state.awaiting_since = self._mono_ns()
-        params = {"channel": "book", "symbol": [symbol], "depth": self.config.depth}
-        self.send({"method": "unsubscribe", "params": params}, ("unsubscribe", "book", (symbol,)))
-        logger.info("Kraken %s: resync (%s)", symbol, reason)
-
-    def retry_due(self, now_ns: int) -> None:
-        for channel, symbol in self.subscriptions.due(now_ns):
-            self.subscribe(channel, [symbol])
+    def due(self, now_ns: int) -> list[Key]:
+        """Rejected subscriptions whose retry time has come."""
+        return self.subscriptions.due(now_ns)
 
     # -- answers -----------------------------------------------------------------------------
 
-    def on_instruments(self, msg: dict[str, Any], recv_us: int) -> None:
-        """The ``instrument`` channel: each pair's precisions, then the data subscriptions.
-
-        A book's checksum needs its pair's ``price_precision`` and ``qty_precision``, so the
-        data channels are subscribed only once the first instrument snapshot is in, and a
-        precision that changes resyncs that book. A configured pair the snapshot does not
-        list halts the stream: no retry can fix configuration.
-        """
-        trouble = self.trouble
-        data = msg.get("data")
-        pairs = data.get("pairs") if isinstance(data, dict) else None
-        if not isinstance(pairs, list):
-            trouble.critical("malformed_instrument", "instrument message without pairs")
-            return
-        listed: set[str] = set()
-        for pair in pairs:
-            symbol = pair.get("symbol") if isinstance(pair, dict) else None
-            state = self.books.get(symbol) if isinstance(symbol, str) else None
-            if state is None:
-                continue
-            listed.add(state.symbol)
-            pp, qp = pair.get("price_precision"), pair.get("qty_precision")
-            if type(pp) is not int or type(qp) is not int:
-                trouble.critical("malformed_instrument", f"{symbol}: precisions {pp!r}/{qp!r}")
-                continue
-            changed = state.precision is not None and state.precision != (pp, qp)
-            state.precision = (pp, qp)
-            if changed and state.synced:
-                self.resync(state.symbol, "precision_changed", f"now {pp}/{qp}", recv_us)
-        if msg.get("type") != "snapshot":
-            return
-        missing = [s for s in self.books if s not in listed]
-        if missing:
-            trouble.halt_now("unknown_pairs", f"the exchange does not list {missing}; fix pairs")
-            return
-        if not self.liveness.instruments_ready:
-            self.liveness.instruments_ready = True
-            for channel in self.config.channels:
-                self.subscribe(channel, list(self.books))
-
-    def on_answer(self, msg: dict[str, Any], recv_us: int) -> None:
-        """A message with a ``method``: an ack, an error, or a pong."""
+    def answer(self, msg: dict[str, Any], now_ns: int) -> Answer | None:
+        """What a message with a ``method`` says; None when it needs nothing (an ack of the
+        ``instrument`` subscription, a pong without a request id)."""
         method = msg.get("method")
         req_id = msg.get("req_id")
         if type(req_id) is not int:
             req_id = None
         if method == "pong":
-            if req_id is not None:
-                self._requests.pop(req_id, None)
-                rtt = self.liveness.pong(req_id, self._mono_ns())
-                if rtt is not None:
-                    self.stats.last_rtt_ms = rtt
-            return
+            if req_id is None:
+                return None
+            self._requests.pop(req_id, None)
+            return Pong(req_id)
         request = self._requests.get(req_id) if req_id is not None else None
         success = msg.get("success")
         result = msg.get("result")
@@ -198,60 +218,42 @@ class Control:
         channel = result.get("channel") or (request[1] if request else None)
         symbol = result.get("symbol") or msg.get("symbol")
         if method == "subscribe":
-            if success:
-                self._subscribed(channel, symbol, recv_us)
-            else:
-                self._rejected(channel, symbol, request, str(msg.get("error")))
-        elif method == "unsubscribe":
-            if (
+            if not success:
+                return self._rejected(channel, symbol, request, str(msg.get("error")), now_ns)
+            if channel is None or symbol is None:
+                return None  # the instrument ack
+            return Subscribed(channel, symbol, self.subscriptions.acked(channel, symbol))
+        if method == "unsubscribe":
+            resubscribe = (
                 channel == "book"
                 and isinstance(symbol, str)
-                and symbol in self.books
+                and symbol in self.pairs
                 and self.subscriptions.unsubscribed(symbol)
-            ):
-                self.subscribe("book", [symbol])
-            if not success:
-                self.stats.errors["unsubscribe_failed"] += 1
-        elif success is False or "error" in msg:
-            self.trouble.critical("server_error", f"{method}: {msg.get('error')}")
-        else:
-            self.trouble.unknown(msg)
-
-    def _subscribed(self, channel: str | None, symbol: str | None, recv_us: int) -> None:
-        if channel is None or symbol is None:
-            return  # the instrument ack
-        self.stats.subscriptions += 1
-        if self.subscriptions.acked(channel, symbol):
-            self.trouble.close_gap(symbol, channel, recv_us, None)
+            )
+            return Unsubscribed(symbol, resubscribe, bool(success))
+        if success is False or "error" in msg:
+            return ServerError(f"{method}: {msg.get('error')}")
+        return Unrecognized()
 
     def _rejected(
-        self, channel: str | None, symbol: str | None, request: Request | None, error: str
-    ) -> None:
-        symbols = [symbol] if symbol else list(request[2]) if request else []
-        now_us = self._now_us()
+        self,
+        channel: str | None,
+        symbol: Any,
+        request: Request | None,
+        error: str,
+        now_ns: int,
+    ) -> AlreadySubscribed | Rejected:
+        symbols = (symbol,) if symbol else request[2] if request else ()
         if "already subscribed" in error.lower() and channel is not None:
-            # Our state and the server's disagree: treat it as subscribed, and resync a book.
+            # Our state and the server's disagree: the server's view wins.
+            configured = tuple(s for s in symbols if s in self.pairs)
+            for sym in configured:
+                self.subscriptions.already_subscribed(channel, sym)
+            return AlreadySubscribed(channel, configured, error)
+        if channel is not None:
             for sym in symbols:
-                if sym in self.books:
-                    self.subscriptions.already_subscribed(channel, sym)
+                if sym in self.pairs:
+                    self.subscriptions.rejected(channel, sym, now_ns)
                     if channel == "book":
-                        self.resync(sym, "already_subscribed", error, now_us)
-                    else:
-                        self.trouble.close_gap(sym, channel, now_us, None)
-            return
-        self.stats.rejected_subscriptions += 1
-        logger.warning("Kraken rejected subscription %s %s: %s", channel, symbols, error)
-        self.trouble.critical("subscription_rejected", f"{channel} {symbols}: {error}")
-        if channel is None:
-            return
-        now_ns = self._mono_ns()
-        for sym in symbols:
-            if sym not in self.books:
-                continue
-            self.subscriptions.rejected(channel, sym, now_ns)
-            state = self.books[sym]
-            last = state.last_seq if channel == "book" else None
-            self.gaps.open(sym, channel, "subscription_rejected", now_us, last, error)
-            if channel == "book":
-                state.unsync()
-                state.awaiting_since = None  # no snapshot is coming until the retry
+                        self._since[sym] = None  # no snapshot is coming until the retry
+        return Rejected(channel, symbols, error)

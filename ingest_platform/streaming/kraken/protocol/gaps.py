@@ -1,19 +1,17 @@
 """The gap ledger: every interval in which a book (or a trade/ohlc feed) was not known complete.
 
 A gap opens on a disconnect, a resync, a malformed frame, exchange maintenance or a rejected
-subscription, and closes with the next verified snapshot (or ack); closing writes one ``gap``
-row to the log with reason, start, end and the book seqs around it. Replay and the minute bars
-rely on these rows: a book restarted without a recorded gap is an integrity error.
+subscription, and closes with the next verified snapshot (or ack); the protocol writes each
+closed gap as one ``gap`` row with reason, start, end and the book seqs around it. Replay and
+the minute bars rely on these rows: a book restarted without a recorded gap is an integrity
+error. The ledger only keeps the open gaps; it writes and counts nothing itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ingest_platform.streaming.kraken.protocol.halts import MAX_DETAIL
-from ingest_platform.streaming.kraken.protocol.rows import RecordSink
-from ingest_platform.streaming.kraken.protocol.stats import StreamStats
 
 
 @dataclass
@@ -23,16 +21,15 @@ class OpenGap:
     last_book_seq: int | None
     details: list[str] = field(default_factory=list)
 
+    def detail(self) -> str:
+        """What the gap row's ``detail`` says: every reason noted, bounded."""
+        return "; ".join(self.details)[:MAX_DETAIL]
+
 
 class GapLedger:
-    """Open gaps by (symbol, channel); closing one writes it to the sink and counts it."""
+    """Open gaps by (symbol, channel)."""
 
-    def __init__(
-        self, sink: RecordSink | None, stats: StreamStats, now_us: Callable[[], int]
-    ) -> None:
-        self.sink = sink
-        self.stats = stats
-        self._now_us = now_us
+    def __init__(self) -> None:
         self._open: dict[tuple[str, str], OpenGap] = {}
 
     def __len__(self) -> int:
@@ -60,30 +57,9 @@ class GapLedger:
         elif detail:
             gap.details.append(f"{reason}: {detail}")
 
-    def close(self, symbol: str, channel: str, end_us: int | None, resume_seq: int | None) -> None:
-        """Close and log the gap, if one is open (``end_us`` None: open-ended at shutdown).
-
-        Raises `SinkError` from the sink: the caller decides what a lost gap row means.
-        """
-        gap = self._open.pop((symbol, channel), None)
-        if gap is None:
-            return
-        self.stats.gaps += 1
-        if end_us is not None:
-            self.stats.gap_seconds += max(0, end_us - gap.start_us) / 1e6
-        sink = self.sink
-        if sink is not None and not sink.closed:
-            sink.gap(
-                end_us if end_us is not None else self._now_us(),
-                symbol,
-                channel,
-                gap.reason,
-                gap.start_us,
-                end_us,
-                gap.last_book_seq,
-                resume_seq,
-                "; ".join(gap.details)[:MAX_DETAIL],
-            )
+    def close(self, symbol: str, channel: str) -> OpenGap | None:
+        """The gap that was open (for the caller to write down), or None."""
+        return self._open.pop((symbol, channel), None)
 
     def note_all(self, detail: str) -> list[tuple[str, str]]:
         """Add a note to every open gap; return their keys (to close them open-ended)."""

@@ -51,7 +51,7 @@ def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config,
                 and client.protocol.stats.ohlc_bars > 5
                 and all(
                     client.protocol.stats.symbols[p].verified_since_snapshot > 20
-                    for p in config.pairs
+                    for p in config.protocol.pairs
                 )
             ),
             what="books verified, trades and bars",
@@ -73,7 +73,7 @@ def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config,
     assert read_kind(tmp_path, "book").num_rows == result.stats["book_messages"]
     assert read_kind(tmp_path, "book_top").num_rows > 0
     beat = heartbeat(tmp_path)
-    assert beat["state"] == "stopped" and beat["session"] == result.session
+    assert beat["state"] == "stopped" and beat["session"] == result.log_session
 
 
 def test_silence_and_missing_heartbeats_reconnect(tmp_path, sandbox, fast_config, wait):
@@ -111,10 +111,10 @@ def test_reconnects_with_backoff_while_the_server_is_down(tmp_path, sandbox, fas
             lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
         )
         server.restart(down_seconds=1.2, wait=False)
-        await wait(lambda: client.protocol.stats.connect_failures >= 3, what="refused connects")
+        await wait(lambda: client.stats.connect_failures >= 3, what="refused connects")
         assert client.backoff.attempt >= 3  # growing delays while refused
         assert client.backoff.ceiling() <= 0.2  # ... but capped
-        await wait(lambda: client.protocol.stats.connections == 2, timeout=10, what="reconnect")
+        await wait(lambda: client.stats.connections == 2, timeout=10, what="reconnect")
         await wait(
             lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
         )
