@@ -13,7 +13,7 @@ what it means for the connection (resubscribe, close a gap, halt) is the protoco
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,9 +93,6 @@ class Books:
             stats.symbols[symbol] = SymbolStats()
             self.states[symbol] = BookState(symbol, stats.symbols[symbol])
         self._seq = 0  # book row numbers when there is no sink
-
-    def __iter__(self) -> Iterator[BookState]:
-        return iter(self.states.values())
 
     @property
     def all_synced(self) -> bool:

@@ -96,7 +96,8 @@ def _text(message: dict[str, Any]) -> str:
 
 
 class Control:
-    """Request ids and frames out, acks in, for one protocol across its connections."""
+    """Request ids and frames out, acks in, for one protocol across its connections; and since
+    when each configured book's snapshot is due."""
 
     def __init__(self, settings: ProtocolSettings, rng: random.Random) -> None:
         self.depth = settings.depth
@@ -127,7 +128,8 @@ class Control:
         self.connected = False
         self.outgoing.clear()
         self.subscriptions.clear()
-        self._since = dict.fromkeys(self._since)
+        for symbol in self._since:
+            self._since[symbol] = None
         self._resyncing.clear()
 
     def awaiting(self) -> Iterable[tuple[str, int | None]]:
