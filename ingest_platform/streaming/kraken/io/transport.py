@@ -1,6 +1,6 @@
 """The socket end of the stream: opening a WebSocket whose frames carry their arrival time.
 
-``websockets`` options are chosen for a stream whose liveness the session judges itself
+``websockets`` options are chosen for a stream whose liveness the protocol judges itself
 (no library pings), whose instrument snapshot is several MB, and which must never block on a
 slow consumer for long (a bounded receive queue).
 """
@@ -63,7 +63,7 @@ async def open_websocket(url: str, connect_timeout: float, clock: Clock) -> Stam
     ws = await connect(
         url,
         open_timeout=connect_timeout,
-        ping_interval=None,  # liveness is the session's: heartbeats, silence, app-level ping
+        ping_interval=None,  # liveness is the protocol's: heartbeats, silence, app-level ping
         close_timeout=1,
         max_size=_MAX_MESSAGE_BYTES,
         max_queue=1024,
