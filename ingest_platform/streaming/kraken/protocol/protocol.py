@@ -343,21 +343,17 @@ class KrakenProtocol:
                     else:
                         self._close_gap(symbol, channel, now_us, None)
             case Rejected(channel, symbols, error):
-                self._rejected(channel, list(symbols), error)
+                # Critical; each configured pair has a gap until the retry `Control` scheduled.
+                now_us, listed = self._now_us(), list(symbols)
+                self.stats.rejected_subscriptions += 1
+                logger.warning("Kraken rejected subscription %s %s: %s", channel, listed, error)
+                self.critical("subscription_rejected", f"{channel} {listed}: {error}")
+                if channel is not None:
+                    self.books.subscription_rejected(channel, symbols, now_us, error)
             case ServerError(detail):
                 self.critical("server_error", detail)
             case _:
                 self._unknown(msg)
-
-    def _rejected(self, channel: str | None, symbols: list[Any], error: str) -> None:
-        """A refused subscription: critical, and each configured pair has a gap until the
-        retry `Control` scheduled succeeds (a refused book expects no snapshot meanwhile)."""
-        now_us = self._now_us()
-        self.stats.rejected_subscriptions += 1
-        logger.warning("Kraken rejected subscription %s %s: %s", channel, symbols, error)
-        self.critical("subscription_rejected", f"{channel} {symbols}: {error}")
-        if channel is not None:
-            self.books.subscription_rejected(channel, symbols, now_us, error)
 
     def _on_malformed(self, raw: str | bytes, exc: Exception) -> None:
         """A frame that is not JSON: whatever it was is lost, so affected books resync."""
