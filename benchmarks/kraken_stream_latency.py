@@ -39,10 +39,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from ingest_platform.streaming.kraken.config import StreamConfig
-from ingest_platform.streaming.kraken.connection import open_stream
-from ingest_platform.streaming.kraken.log import read_kind
-from ingest_platform.streaming.kraken.stats import LatencyWindow
+from ingest_platform.streaming.kraken.io.connection import open_stream
+from ingest_platform.streaming.kraken.io.settings import StreamSettings
+from ingest_platform.streaming.kraken.log.segments import read_kind
+from ingest_platform.streaming.kraken.protocol.settings import ProtocolSettings
+from ingest_platform.streaming.kraken.protocol.stats import LatencyWindow
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/EUR")
 #: Messages per sandbox round and pair: one book update, plus a trade and an OHLC bar on the
@@ -109,16 +110,16 @@ async def _wait(condition: Any, timeout: float, what: str) -> None:
 async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
     sandbox = SandboxProcess()
     try:
-        config = StreamConfig(
+        protocol_settings = ProtocolSettings(
             pairs=PAIRS,
             depth=10,
             max_silence=10,
             max_heartbeat_interval=10,
             snapshot_timeout=30,
-            report_interval=3600,
             latency_window=1 << 22,
         )
-        client = open_stream(config, sandbox.url, root)
+        settings = StreamSettings(protocol_settings, report_interval=3600)
+        client = open_stream(settings, sandbox.url, root)
         protocol = client.protocol
         task = asyncio.create_task(client.run())
         await _wait(
@@ -129,7 +130,7 @@ async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
         gc.freeze()  # as StreamRunner(freeze_gc=True) does in the Dagster op's process
         before = await asyncio.to_thread(sandbox.call, "counters")
         received_before = sum(protocol.stats.messages[c] for c in ("book", "trade", "ohlc"))
-        protocol.latency = LatencyWindow(config.latency_window)
+        protocol.latency = LatencyWindow(protocol_settings.latency_window)
         await asyncio.to_thread(sandbox.call, "rate", rate)
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)

@@ -91,7 +91,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def _cmd_kraken_replay(args: argparse.Namespace) -> int:
-    from ingest_platform.streaming.kraken import replay
+    from ingest_platform.streaming.kraken.log import replay
 
     root = args.root or replay.default_log_root()
     return replay.run_replay(root, args.days, args.symbols, as_json=args.json, out=sys.stdout)

@@ -29,8 +29,8 @@ from ingest_platform.definitions import build_definitions
 from ingest_platform.publish import status
 from ingest_platform.publish.catalogue import PUBLISHED
 from ingest_platform.sandbox import Sandbox
-from ingest_platform.streaming.kraken.log import KINDS, list_segments, read_kind
-from ingest_platform.streaming.kraken.replay import replay
+from ingest_platform.streaming.kraken.log.replay import replay
+from ingest_platform.streaming.kraken.log.segments import KINDS, list_segments, read_kind
 
 #: Keys the sandbox accepts; used only when the environment provides none.
 DEMO_KEYS = {

@@ -29,7 +29,7 @@ from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.metrics import MetricSpec, metric_name
 from ingest_platform.publish import state as instance_state
 from ingest_platform.publish.status import Status, collect
-from ingest_platform.streaming.kraken.status import ConnectionState
+from ingest_platform.streaming.kraken.io.status import ConnectionState
 
 FRESHNESS_STATES = ("fresh", "warn", "stale", "never", "no_policy", "unknown")
 #: The stream's connection states, plus ``unknown``: no heartbeat file, or one that is unreadable.

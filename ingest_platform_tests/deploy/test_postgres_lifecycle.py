@@ -64,7 +64,7 @@ from ingest_platform.reference.assets import ReferenceFiles, instruments
 from ingest_platform.sandbox import Sandbox
 from ingest_platform.streaming.kraken.heartbeat import load_heartbeat
 from ingest_platform.streaming.kraken.job import JOB_NAME as STREAM_JOB
-from ingest_platform.streaming.kraken.log import list_segments, read_kind, temporary_files
+from ingest_platform.streaming.kraken.log.segments import list_segments, read_kind, temporary_files
 from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, throwaway_database
 
 CHECKOUT = Path(__file__).resolve().parents[2]

@@ -22,8 +22,12 @@ from dagster import (
 
 from ingest_platform.core.dataset import OWNERS
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.streaming.kraken.log import LogReadError
-from ingest_platform.streaming.kraken.minute_bars import DayNotVerified, NoLogForDay, compact_day
+from ingest_platform.streaming.kraken.log.minute_bars import (
+    DayNotVerified,
+    NoLogForDay,
+    compact_day,
+)
+from ingest_platform.streaming.kraken.log.segments import LogReadError
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
 

@@ -33,10 +33,10 @@ from pydantic import Field
 
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
 from ingest_platform.streaming.kraken.config import stream_url
-from ingest_platform.streaming.kraken.connection import open_stream
+from ingest_platform.streaming.kraken.io.connection import open_stream
+from ingest_platform.streaming.kraken.io.runner import StreamRunner
+from ingest_platform.streaming.kraken.io.status import StreamResult
 from ingest_platform.streaming.kraken.resources import KrakenStream
-from ingest_platform.streaming.kraken.runner import StreamRunner
-from ingest_platform.streaming.kraken.status import StreamResult
 
 JOB_NAME = "kraken_stream_job"
 RUN_TAGS = {
@@ -98,18 +98,19 @@ def run_stream(
     that runs for days must yield. Returns the stream's result (``result = yield from ...``);
     raises `Failure` on a halt (after yielding the halted observation) and when the stream
     ended without ever getting a subscription acknowledged. The endpoint comes from the
-    environment (`stream_url`); the settings were validated when the resource was built.
+    environment (`stream_url`); the settings were validated when the resource was built, and
+    map onto the plain settings the connection takes (`StreamConfig.stream_settings`).
     """
-    config = stream
+    settings = stream.stream_settings()
     url = stream_url()
     root = stream.log_path()
     client = open_stream(
-        config, url, root, run_id=context.run_id, status_root=stream.heartbeat_path()
+        settings, url, root, run_id=context.run_id, status_root=stream.heartbeat_path()
     )
     runner = StreamRunner[StreamResult](client, duration=run_seconds, freeze_gc=stream.freeze_gc)
     context.log.info(
-        f"Kraken stream starting: {url} pairs={list(config.pairs)} depth={config.depth} "
-        f"log={root} session={client.session}"
+        f"Kraken stream starting: {url} pairs={list(stream.pairs)} depth={stream.depth} "
+        f"log={root} session={client.log_session}"
     )
     result: StreamResult | None = None
     halt_observed = False

@@ -23,7 +23,7 @@ from dagster import (
 
 from ingest_platform.core.partitions import stream_day_partitions
 from ingest_platform.streaming.kraken.assets import kraken_book_minute_bars
-from ingest_platform.streaming.kraken.replay import missing_days
+from ingest_platform.streaming.kraken.log.replay import missing_days
 from ingest_platform.streaming.kraken.resources import KrakenStream
 
 kraken_book_minute_bars_job = define_asset_job(

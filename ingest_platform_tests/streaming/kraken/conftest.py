@@ -10,6 +10,7 @@ has a deadline.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -31,9 +32,10 @@ from ingest_platform.sandbox.kraken_market import (
 )
 from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
 from ingest_platform.streaming.kraken.book import KrakenBook, parse_message
-from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.heartbeat import HEARTBEAT_FILE
-from ingest_platform.streaming.kraken.log_writer import StreamLog
+from ingest_platform.streaming.kraken.io.settings import StreamSettings
+from ingest_platform.streaming.kraken.log.writer import StreamLog
+from ingest_platform.streaming.kraken.protocol.settings import ProtocolSettings
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform_tests.core.s3_server import s3_bucket, s3_server
 
@@ -138,14 +140,27 @@ def sandbox() -> Iterator[Callable[..., KrakenSandboxServer]]:
         server.stop()
 
 
-@pytest.fixture
-def fast_config() -> Callable[..., StreamConfig]:
-    def make(**overrides: Any) -> StreamConfig:
-        values: dict[str, Any] = {"pairs": PAIRS, "depth": 10, **FAST}
-        values.update(overrides)
-        return StreamConfig(**values)
+def fast_settings(**overrides: Any) -> StreamSettings:
+    """`FAST` settings for two pairs at depth 10 with ``overrides``, each given by its flat
+    name (as in `StreamConfig`) and put where it belongs: the protocol's or the driver's."""
+    values: dict[str, Any] = {"pairs": PAIRS, "depth": 10, **FAST, **overrides}
+    protocol = {f.name for f in dataclasses.fields(ProtocolSettings)}
+    return StreamSettings(
+        ProtocolSettings(**{k: v for k, v in values.items() if k in protocol}),
+        **{k: v for k, v in values.items() if k not in protocol},
+    )
 
-    return make
+
+@pytest.fixture
+def fast_config() -> Callable[..., StreamSettings]:
+    """``make(**overrides)``: `fast_settings`, for the connection (``open_stream``)."""
+    return fast_settings
+
+
+@pytest.fixture
+def fast_protocol() -> Callable[..., ProtocolSettings]:
+    """``make(**overrides)``: the protocol's part of `fast_settings`."""
+    return lambda **overrides: fast_settings(**overrides).protocol
 
 
 def read_heartbeat(root: Any) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from ingest_platform.streaming.kraken.assets import (
     kraken_order_book_stream,
 )
 from ingest_platform.streaming.kraken.definitions import stream_definitions
-from ingest_platform.streaming.kraken.log_writer import StreamLog
+from ingest_platform.streaming.kraken.log.writer import StreamLog
 from ingest_platform.streaming.kraken.resources import KrakenStream
 
 DAY = "2026-11-02"

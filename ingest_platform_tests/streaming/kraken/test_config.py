@@ -1,6 +1,9 @@
-"""One settings model: `StreamConfig` validates, and the resource is that same model."""
+"""One settings model: `StreamConfig` validates, and the resource is that same model; at the
+edge it maps onto the plain settings the connection and the protocol take."""
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 import pytest
 from dagster import DagsterEventType
@@ -8,7 +11,9 @@ from pydantic import ValidationError
 
 from ingest_platform.core.settings import SANDBOX_KRAKEN_URL_ENV
 from ingest_platform.streaming.kraken.config import StreamConfig
+from ingest_platform.streaming.kraken.io.settings import StreamSettings
 from ingest_platform.streaming.kraken.job import kraken_stream_job
+from ingest_platform.streaming.kraken.protocol.settings import ProtocolSettings
 from ingest_platform.streaming.kraken.resources import KrakenStream
 
 
@@ -52,6 +57,21 @@ def test_the_resource_is_the_config_with_the_same_defaults():
     assert isinstance(resource, StreamConfig)
     assert resource.model_dump(include=set(StreamConfig.model_fields)) == config.model_dump()
     assert StreamConfig(pairs=("SOL/USD",)).pairs == ["SOL/USD"]
+
+
+def test_the_config_maps_onto_the_plain_settings_field_by_field():
+    """Every setting lands in the protocol's or the driver's settings, under its own name, and
+    both sides have the same defaults (the config reads them from the plain settings)."""
+    plain = {f.name for f in fields(ProtocolSettings)} | {f.name for f in fields(StreamSettings)}
+    assert set(StreamConfig.model_fields) == plain - {"protocol"}
+    assert StreamConfig().stream_settings() == StreamSettings()
+    resource = KrakenStream(
+        pairs=["SOL/USD"], depth=25, max_mismatches=2, connect_timeout=3.0, top_interval=0.0
+    )
+    settings = resource.stream_settings()
+    assert (settings.protocol.pairs, settings.protocol.depth) == (("SOL/USD",), 25)
+    assert settings.protocol.max_mismatches == 2
+    assert (settings.connect_timeout, settings.top_interval) == (3.0, 0.0)
 
 
 def test_a_run_config_override_is_validated_before_anything_connects(tmp_path):

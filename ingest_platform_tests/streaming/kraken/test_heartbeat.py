@@ -10,7 +10,7 @@ from ingest_platform.streaming.kraken.heartbeat import (
     parse_heartbeat,
     write_heartbeat,
 )
-from ingest_platform.streaming.kraken.log import temporary_files
+from ingest_platform.streaming.kraken.log.segments import temporary_files
 
 
 def test_the_heartbeat_file_is_replaced_atomically(tmp_path):

@@ -22,8 +22,8 @@ from ingest_platform.core.settings import SANDBOX_KRAKEN_URL_ENV, project_root
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
 from ingest_platform.streaming.kraken.definitions import stream_definitions
 from ingest_platform.streaming.kraken.job import kraken_stream_job, run_stream
-from ingest_platform.streaming.kraken.log import read_kind
-from ingest_platform.streaming.kraken.replay import replay
+from ingest_platform.streaming.kraken.log.replay import replay
+from ingest_platform.streaming.kraken.log.segments import read_kind
 
 
 def test_the_stream_job_runs_in_a_real_dagster_run(

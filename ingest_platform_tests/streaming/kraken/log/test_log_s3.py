@@ -22,16 +22,16 @@ from dagster import (
 
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.settings import STREAM_ROOT_ENV
-from ingest_platform.streaming.kraken import replay as replay_module
 from ingest_platform.streaming.kraken.assets import (
     kraken_book_minute_bars,
     kraken_order_book_stream,
 )
 from ingest_platform.streaming.kraken.heartbeat import write_heartbeat
 from ingest_platform.streaming.kraken.job import kraken_stream_job
-from ingest_platform.streaming.kraken.log import list_segments, read_kind, temporary_files
-from ingest_platform.streaming.kraken.log_writer import StreamLog
-from ingest_platform.streaming.kraken.replay import missing_days, replay
+from ingest_platform.streaming.kraken.log import replay as replay_module
+from ingest_platform.streaming.kraken.log.replay import missing_days, replay
+from ingest_platform.streaming.kraken.log.segments import list_segments, read_kind, temporary_files
+from ingest_platform.streaming.kraken.log.writer import StreamLog
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.sensor import kraken_stream_sensor
 from ingest_platform_tests.core.s3_server import Bucket, StallingProxy, aws_environment
@@ -126,7 +126,7 @@ def test_minute_bars_read_the_log_from_s3_and_write_the_lake_to_s3(
 _KILLED_WRITER = textwrap.dedent(
     """
     import sys
-    from ingest_platform.streaming.kraken.log_writer import StreamLog
+    from ingest_platform.streaming.kraken.log.writer import StreamLog
 
     with StreamLog(sys.argv[1], session="doomed", background=False) as log:
         for i in range(2000):

@@ -25,9 +25,9 @@ from ingest_platform.streaming.kraken.assets import (
 from ingest_platform.streaming.kraken.book import kraken_book_checksum
 from ingest_platform.streaming.kraken.definitions import stream_definitions
 from ingest_platform.streaming.kraken.job import kraken_stream_job
-from ingest_platform.streaming.kraken.log import read_kind
-from ingest_platform.streaming.kraken.log_writer import StreamLog
-from ingest_platform.streaming.kraken.minute_bars import compact_day
+from ingest_platform.streaming.kraken.log.minute_bars import compact_day
+from ingest_platform.streaming.kraken.log.segments import read_kind
+from ingest_platform.streaming.kraken.log.writer import StreamLog
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.schedules import kraken_book_minute_bars_daily
 from ingest_platform.streaming.kraken.schemas import KrakenBookMinuteBars

@@ -1,7 +1,7 @@
 """The connection driver against the sandbox: streaming, reconnects, backoff, halts, shutdown.
 
 (Configuration is validated in `config`; the protocol rules are tested frame by frame, with a
-fake clock, in test_session.py.)
+fake clock, in protocol/test_protocol.py.)
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import random
 import pytest
 
 from ingest_platform.core.backoff import Backoff
-from ingest_platform.streaming.kraken.connection import open_stream
-from ingest_platform.streaming.kraken.halts import HALT_LOG_PREFIX
-from ingest_platform.streaming.kraken.log import read_kind
+from ingest_platform.streaming.kraken.io.connection import open_stream
+from ingest_platform.streaming.kraken.log.segments import read_kind
+from ingest_platform.streaming.kraken.protocol import protocol
+from ingest_platform.streaming.kraken.protocol.halts import HALT_LOG_PREFIX
 
 # ---- reconnect backoff --------------------------------------------------------------------------
 
@@ -50,7 +51,7 @@ def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config,
                 and client.protocol.stats.ohlc_bars > 5
                 and all(
                     client.protocol.stats.symbols[p].verified_since_snapshot > 20
-                    for p in config.pairs
+                    for p in config.protocol.pairs
                 )
             ),
             what="books verified, trades and bars",
@@ -72,7 +73,7 @@ def test_streams_every_channel_and_stops_cleanly(tmp_path, sandbox, fast_config,
     assert read_kind(tmp_path, "book").num_rows == result.stats["book_messages"]
     assert read_kind(tmp_path, "book_top").num_rows > 0
     beat = heartbeat(tmp_path)
-    assert beat["state"] == "stopped" and beat["session"] == result.session
+    assert beat["state"] == "stopped" and beat["session"] == result.log_session
 
 
 def test_silence_and_missing_heartbeats_reconnect(tmp_path, sandbox, fast_config, wait):
@@ -110,10 +111,10 @@ def test_reconnects_with_backoff_while_the_server_is_down(tmp_path, sandbox, fas
             lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
         )
         server.restart(down_seconds=1.2, wait=False)
-        await wait(lambda: client.protocol.stats.connect_failures >= 3, what="refused connects")
+        await wait(lambda: client.stats.connect_failures >= 3, what="refused connects")
         assert client.backoff.attempt >= 3  # growing delays while refused
         assert client.backoff.ceiling() <= 0.2  # ... but capped
-        await wait(lambda: client.protocol.stats.connections == 2, timeout=10, what="reconnect")
+        await wait(lambda: client.stats.connections == 2, timeout=10, what="reconnect")
         await wait(
             lambda: client.protocol.is_synced("BTC/USD") and client.protocol.is_synced("ETH/USD")
         )
@@ -165,7 +166,7 @@ def test_halts_after_too_many_mismatches(tmp_path, sandbox, fast_config, wait, c
             await wait(lambda: client.protocol.is_synced("BTC/USD") or task.done())
         return await asyncio.wait_for(task, 5)
 
-    with caplog.at_level(logging.ERROR, logger="ingest_platform.streaming.kraken.session"):
+    with caplog.at_level(logging.ERROR, logger=protocol.__name__):
         result = asyncio.run(scenario())
     assert result.outcome == "halted"
     assert result.halt.reason == "checksum_mismatch" and result.halt.mismatches == 3

@@ -1,11 +1,12 @@
-"""The connection driver: owns the WebSocket, feeds the protocol session, reconnects.
+"""The connection driver: owns the WebSocket, drives the protocol over it, reconnects.
 
 `KrakenConnection.run` loops: **connect** (``CONNECTING``), then hand every received frame to
-the `KrakenSession` and send what it asks to (``SUBSCRIBING`` until every book has verified a
-snapshot, then ``STREAMING``), while a watchdog asks the session a few times a second whether
-the connection still looks alive. A failed connect or a lost connection waits out a full-jitter
-exponential delay (`ingest_platform.core.backoff.Backoff`, reset once every book verified
-again) in ``BACKOFF`` and connects again. A halt (``HALTED``) or a stop ends the loop.
+the `KrakenProtocol`, send its `data_to_send` and act on its `events_received`
+(``SUBSCRIBING`` until `BooksSynced`, then ``STREAMING``), while a watchdog asks the protocol a
+few times a second whether the connection still looks alive. A failed connect or a lost
+connection waits out a full-jitter exponential delay (`ingest_platform.core.backoff.Backoff`,
+reset once every book verified again) in ``BACKOFF`` and connects again. A halt (``HALTED``)
+or a stop ends the loop.
 
 Off the hot path, a periodic task rolls log segments by age, writes ``book_top`` rows, the
 heartbeat file (which the Dagster sensor reads) and statistics reports.
@@ -30,14 +31,19 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ingest_platform.core.backoff import Backoff
-from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
-from ingest_platform.streaming.kraken.config import StreamConfig
-from ingest_platform.streaming.kraken.halts import Halt
 from ingest_platform.streaming.kraken.heartbeat import heartbeat_document, write_heartbeat
-from ingest_platform.streaming.kraken.log_writer import LogWriteError, StreamLog
-from ingest_platform.streaming.kraken.session import KrakenSession
-from ingest_platform.streaming.kraken.status import ConnectionState, StreamResult
-from ingest_platform.streaming.kraken.transport import StampedConnection, abort, open_websocket
+from ingest_platform.streaming.kraken.io.settings import StreamSettings
+from ingest_platform.streaming.kraken.io.status import (
+    ConnectionState,
+    ConnectionStats,
+    StreamResult,
+)
+from ingest_platform.streaming.kraken.io.transport import StampedConnection, abort, open_websocket
+from ingest_platform.streaming.kraken.log.writer import LogWriteError, StreamLog
+from ingest_platform.streaming.kraken.protocol.clock import SYSTEM_CLOCK, Clock
+from ingest_platform.streaming.kraken.protocol.events import BooksSynced
+from ingest_platform.streaming.kraken.protocol.halts import Halt
+from ingest_platform.streaming.kraken.protocol.protocol import KrakenProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ class KrakenConnection:
 
     def __init__(
         self,
-        config: StreamConfig,
+        settings: StreamSettings,
         url: str,
         *,
         log: StreamLog | None = None,
@@ -64,7 +70,7 @@ class KrakenConnection:
     ) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ValueError(f"the Kraken stream URL must be ws:// or wss://, got {url!r}")
-        self.config = config
+        self.settings = settings
         self.url = url
         self.log = log
         self.status_root = Path(status_root) if status_root is not None else None
@@ -72,9 +78,9 @@ class KrakenConnection:
         self.on_report = on_report
         self.clock = clock
         rng = rng or random.Random()
-        self.protocol = KrakenSession(config, sink=log, clock=clock, rng=rng)
-        self.protocol.on_synced = self._on_synced
-        self.backoff = Backoff(config.backoff_base, config.backoff_cap, rng)
+        self.protocol = KrakenProtocol(settings.protocol, sink=log, clock=clock, rng=rng)
+        self.stats = ConnectionStats()
+        self.backoff = Backoff(settings.protocol.backoff_base, settings.protocol.backoff_cap, rng)
         self._state = ConnectionState.IDLE
         self._ws: StampedConnection | None = None
         self._outbox: asyncio.Queue[str] | None = None
@@ -96,8 +102,8 @@ class KrakenConnection:
         return self.protocol.halt
 
     @property
-    def session(self) -> str | None:
-        """The log's writer session id (one per stream start)."""
+    def log_session(self) -> str | None:
+        """The log's writer session id (one per stream start; every log row carries it)."""
         return self.log.session if self.log is not None else None
 
     def request_stop(self) -> None:
@@ -112,11 +118,11 @@ class KrakenConnection:
     def report(self) -> dict[str, Any]:
         """Statistics now, with latency percentiles and the state and halt, JSON-ready."""
         protocol = self.protocol
-        out = protocol.stats.snapshot(protocol.latency)
+        out = {**protocol.stats.snapshot(protocol.latency), **self.stats.snapshot()}
         out["state"] = self.state.value
-        out["session"] = self.session
+        out["session"] = self.log_session
         out["halt"] = protocol.halt.as_dict() if protocol.halt else None
-        out["open_gaps"] = len(protocol.gaps)
+        out["open_gaps"] = len(protocol.open_gaps())
         out["last_error"] = self._last_error
         if self.log is not None:
             out["log_rows"] = dict(self.log.stats.rows_written)
@@ -156,7 +162,7 @@ class KrakenConnection:
             outcome="halted" if halt is not None else "stopped",
             halt=halt,
             stats=self.report(),
-            session=self.session,
+            log_session=self.log_session,
             log_root=str(self.log.root) if self.log is not None else None,
             subscribed=self.protocol.stats.subscriptions > 0,
             last_error=self._last_error,
@@ -166,9 +172,9 @@ class KrakenConnection:
 
     async def _connect_once(self) -> None:
         self._state = ConnectionState.CONNECTING
-        stats = self.protocol.stats
+        stats = self.stats
         try:
-            ws = await open_websocket(self.url, self.config.connect_timeout, self.clock)
+            ws = await open_websocket(self.url, self.settings.connect_timeout, self.clock)
         except InvalidStatus as exc:
             stats.connect_failures += 1
             status = exc.response.status_code
@@ -196,13 +202,14 @@ class KrakenConnection:
             self._flush()
             arrivals = ws.arrivals
             receive = protocol.receive
+            outgoing, events = protocol.outgoing, protocol.events
             now_ns = self.clock.monotonic_ns
             if self._stop_requested:  # stopped while connecting
                 return
             while True:
                 raw = await ws.recv()
                 receive(raw, arrivals.popleft() if arrivals else now_ns())
-                if protocol.outgoing:
+                if outgoing or events:
                     self._flush()
                 if protocol.halt is not None or self._stop_requested:
                     break
@@ -226,11 +233,15 @@ class KrakenConnection:
             protocol.connection_lost(reason, stopping)
 
     def _flush(self) -> None:
+        """Queue the protocol's frames for the sender, and act on its events."""
         outbox = self._outbox
-        frames = self.protocol.take_outgoing()
+        frames = self.protocol.data_to_send()
         if outbox is not None:
             for text in frames:
                 outbox.put_nowait(text)
+        for event in self.protocol.events_received():
+            if isinstance(event, BooksSynced):
+                self._on_synced()
 
     async def _send_loop(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
         while True:
@@ -256,8 +267,8 @@ class KrakenConnection:
         self.backoff.reset()
 
     async def _watchdog(self, ws: StampedConnection) -> None:
-        cfg = self.config
-        tick = max(0.01, min(cfg.max_silence, cfg.max_heartbeat_interval, 1.0) / 5)
+        limits = self.settings.protocol
+        tick = max(0.01, min(limits.max_silence, limits.max_heartbeat_interval, 1.0) / 5)
         protocol = self.protocol
         while True:
             await asyncio.sleep(tick)
@@ -276,7 +287,7 @@ class KrakenConnection:
 
     async def _periodic(self) -> None:
         """Heartbeat file, segment age rolls, top-of-book rows and reports."""
-        cfg = self.config
+        cfg = self.settings
         tick = min(cfg.status_interval, 0.5)
         now_ns = self.clock.monotonic_ns
         next_status = next_report = next_top = now_ns()
@@ -319,7 +330,7 @@ class KrakenConnection:
     def heartbeat_payload(self) -> dict[str, Any]:
         """What the heartbeat file holds now (see `heartbeat`)."""
         protocol = self.protocol
-        stats = protocol.stats
+        stats = self.stats
         now_wall = self.clock.time_ns() / 1e9
         now_ns = self.clock.monotonic_ns()
 
@@ -330,15 +341,15 @@ class KrakenConnection:
         stats.last_heartbeat_at = wall(protocol.liveness.last_heartbeat_ns)
         return heartbeat_document(
             run_id=self.run_id,
-            session=self.session,
+            session=self.log_session,
             state=self.state.value,
             updated_at=now_wall,
-            started_at=stats.started_at,
+            started_at=protocol.stats.started_at,
             last_message_at=stats.last_message_at,
             last_heartbeat_at=stats.last_heartbeat_at,
             last_error=self._last_error,
             halt=protocol.halt.as_dict() if protocol.halt else None,
-            stats=stats.snapshot(),
+            stats={**protocol.stats.snapshot(), **stats.snapshot()},
         )
 
     def _write_status(self) -> None:
@@ -370,7 +381,7 @@ class KrakenConnection:
 
 
 def open_stream(
-    config: StreamConfig,
+    settings: StreamSettings,
     url: str,
     log_root: str | os.PathLike[str] | None,
     *,
@@ -386,8 +397,8 @@ def open_stream(
     log = (
         StreamLog(
             log_root,
-            max_rows=config.segment_max_rows,
-            max_seconds=config.segment_max_seconds,
+            max_rows=settings.segment_max_rows,
+            max_seconds=settings.segment_max_seconds,
             background=background_log,
             clock=clock,
         )
@@ -395,7 +406,7 @@ def open_stream(
         else None
     )
     return KrakenConnection(
-        config,
+        settings,
         url,
         log=log,
         status_root=status_root if status_root is not None else log_root,

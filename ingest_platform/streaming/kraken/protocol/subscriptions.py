@@ -48,7 +48,7 @@ class Subscription:
 
 
 class Subscriptions:
-    """The transitions above; the session sends the requests they imply."""
+    """The transitions above; `control.Control` sends the requests they imply."""
 
     def __init__(self, backoff_base: float, backoff_cap: float, rng: random.Random) -> None:
         self._base = backoff_base

@@ -1,9 +1,13 @@
-"""What the protocol session writes, and how: the `RecordSink` protocol and book levels as rows.
+"""What the protocol writes, and how: the `RecordSink` protocol, its `SinkError`, and book
+levels as rows.
 
-The session writes into a `RecordSink` (in production the `StreamLog`, which buffers rows and
-writes Parquet segments on its own thread), so it does no I/O itself and tests can hand it
-any sink. `top_levels` is shared by the session (writing ``book_top`` rows) and replay
-(checking them).
+The protocol writes every record (book items with their checksum verdict, trades, bars, gaps,
+periodic tops) into one `RecordSink`, so it does no I/O itself and tests can hand it any sink.
+In production that is the `StreamLog` (``log/``), which buffers rows and writes Parquet
+segments on its own thread. Another consumer of the verified records (a bus publisher) is one
+more class implementing `RecordSink`, put beside the log by the driver; the protocol does not
+change. `top_levels` is shared by the protocol (writing ``book_top`` rows) and replay (checking
+them).
 """
 
 from __future__ import annotations
@@ -15,8 +19,16 @@ from typing import Any, Protocol
 from ingest_platform.streaming.kraken.book import KrakenBook
 
 
+class SinkError(RuntimeError):
+    """A sink could not keep what it was given: the stream can no longer promise a complete
+    record. The protocol halts on it (``log_write_failed``); sinks raise it or a subclass."""
+
+
 class RecordSink(Protocol):
-    """Where the session puts what it saw; each method returns the row's seq."""
+    """Where the protocol puts what it saw; each method returns the row's seq.
+
+    A method that cannot keep its row raises `SinkError`.
+    """
 
     @property
     def closed(self) -> bool: ...

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from ingest_platform.streaming.kraken.log import read_kind
-from ingest_platform.streaming.kraken.replay import ReplayReport, missing_days, replay
+from ingest_platform.streaming.kraken.log.replay import ReplayReport, missing_days, replay
+from ingest_platform.streaming.kraken.log.segments import read_kind
 from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
 
 

@@ -31,8 +31,7 @@ from upath import UPath
 from ingest_platform.core import object_store
 from ingest_platform.core.durable import parquet_bytes, write_parquet_atomically
 from ingest_platform.core.object_store import Root
-from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
-from ingest_platform.streaming.kraken.log import (
+from ingest_platform.streaming.kraken.log.segments import (
     FORMAT_VERSION,
     KINDS,
     day_of,
@@ -40,11 +39,13 @@ from ingest_platform.streaming.kraken.log import (
     segment_name,
     sweep_temporary_files,
 )
+from ingest_platform.streaming.kraken.protocol.clock import SYSTEM_CLOCK, Clock
+from ingest_platform.streaming.kraken.protocol.rows import SinkError
 
 _DAY_US = 86_400_000_000
 
 
-class LogWriteError(RuntimeError):
+class LogWriteError(SinkError):
     """A segment could not be written: the stream can no longer promise a replayable log."""
 
 

@@ -1,6 +1,6 @@
 """When a connection counts as dead: the liveness limits, checked against an injected clock.
 
-A WebSocket can stay open long after the exchange stopped talking on it, so the session
+A WebSocket can stay open long after the exchange stopped talking on it, so the protocol
 judges the connection by what arrives, not by the socket: nothing at all for ``max_silence``,
 no heartbeat for ``max_heartbeat_interval`` (even while data flows), a ping unanswered for
 ``max_silence``, or a subscription without its snapshot for ``snapshot_timeout``. Snapshots
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ingest_platform.streaming.kraken.config import StreamConfig
+from ingest_platform.streaming.kraken.protocol.settings import ProtocolSettings
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,11 @@ class Breach:
 class Liveness:
     """One connection's freshness: last message, last heartbeat, pings in flight."""
 
-    def __init__(self, config: StreamConfig) -> None:
-        self.silence_ns = int(config.max_silence * 1e9)
-        self.heartbeat_ns = int(config.max_heartbeat_interval * 1e9)
-        self.snapshot_ns = int(config.snapshot_timeout * 1e9)
-        self.ping_ns = int(config.ping_interval * 1e9)
+    def __init__(self, settings: ProtocolSettings) -> None:
+        self.silence_ns = int(settings.max_silence * 1e9)
+        self.heartbeat_ns = int(settings.max_heartbeat_interval * 1e9)
+        self.snapshot_ns = int(settings.snapshot_timeout * 1e9)
+        self.ping_ns = int(settings.ping_interval * 1e9)
         self.connected_ns = 0
         self.last_message_ns = 0
         self.last_heartbeat_ns = 0

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from ingest_platform.sandbox.control import WS_FAULTS
-from ingest_platform.streaming.kraken.connection import open_stream
-from ingest_platform.streaming.kraken.log import read_kind
-from ingest_platform.streaming.kraken.replay import replay
+from ingest_platform.streaming.kraken.io.connection import open_stream
+from ingest_platform.streaming.kraken.log.replay import replay
+from ingest_platform.streaming.kraken.log.segments import read_kind
 
 REPEAT = 5
 PAIRS = ("BTC/USD", "ETH/USD")

@@ -13,13 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_platform.streaming.kraken.log import (
+from ingest_platform.streaming.kraken.log.segments import (
     list_segments,
     read_kind,
     sweep_temporary_files,
     temporary_files,
 )
-from ingest_platform.streaming.kraken.log_writer import LogWriteError, StreamLog
+from ingest_platform.streaming.kraken.log.writer import LogWriteError, StreamLog
 
 T0 = int(dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC).timestamp() * 1_000_000)
 
@@ -175,7 +175,7 @@ _KILLED_MID_WRITE = textwrap.dedent(
     """
     import io, sys, threading
     import pyarrow.parquet as pq
-    from ingest_platform.streaming.kraken.log_writer import StreamLog
+    from ingest_platform.streaming.kraken.log.writer import StreamLog
 
     real_write, writes = pq.write_table, []
 

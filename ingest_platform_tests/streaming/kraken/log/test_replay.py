@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest_platform import cli
-from ingest_platform.streaming.kraken.connection import open_stream
-from ingest_platform.streaming.kraken.log import list_segments, read_kind
-from ingest_platform.streaming.kraken.replay import replay
+from ingest_platform.streaming.kraken.io.connection import open_stream
+from ingest_platform.streaming.kraken.log.replay import replay
+from ingest_platform.streaming.kraken.log.segments import list_segments, read_kind
 
 MIDNIGHT = int(dt.datetime(2026, 11, 3, tzinfo=dt.UTC).timestamp() * 1_000_000)
 

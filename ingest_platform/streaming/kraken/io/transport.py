@@ -1,6 +1,6 @@
 """The socket end of the stream: opening a WebSocket whose frames carry their arrival time.
 
-``websockets`` options are chosen for a stream whose liveness the session judges itself
+``websockets`` options are chosen for a stream whose liveness the protocol judges itself
 (no library pings), whose instrument snapshot is several MB, and which must never block on a
 slow consumer for long (a bounded receive queue).
 """
@@ -15,7 +15,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Opcode
 
-from ingest_platform.streaming.kraken.clock import SYSTEM_CLOCK, Clock
+from ingest_platform.streaming.kraken.protocol.clock import SYSTEM_CLOCK, Clock
 
 _MAX_MESSAGE_BYTES = 32 * 2**20  # the full instrument snapshot is several MB on the real API
 
@@ -63,7 +63,7 @@ async def open_websocket(url: str, connect_timeout: float, clock: Clock) -> Stam
     ws = await connect(
         url,
         open_timeout=connect_timeout,
-        ping_interval=None,  # liveness is the session's: heartbeats, silence, app-level ping
+        ping_interval=None,  # liveness is the protocol's: heartbeats, silence, app-level ping
         close_timeout=1,
         max_size=_MAX_MESSAGE_BYTES,
         max_queue=1024,

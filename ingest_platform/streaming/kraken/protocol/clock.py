@@ -1,4 +1,4 @@
-"""Time, injected: the protocol session, the connection and the log read a `Clock`.
+"""Time, injected: the protocol, the connection and the log read a `Clock`.
 
 Two readings, because they answer different questions. ``monotonic_ns`` measures intervals
 (liveness limits, latency, retry times, segment age): it never jumps when the wall clock is

@@ -33,13 +33,13 @@ from typing import Any, TextIO
 from ingest_platform.core import settings
 from ingest_platform.core.object_store import Root, path_or_url
 from ingest_platform.streaming.kraken.book import KrakenBook
-from ingest_platform.streaming.kraken.log import (
+from ingest_platform.streaming.kraken.log.segments import (
     LogReadError,
     iter_batches,
     list_segments,
     read_kind,
 )
-from ingest_platform.streaming.kraken.rows import top_levels
+from ingest_platform.streaming.kraken.protocol.rows import top_levels
 
 _BOOK_COLUMNS = [
     "session",

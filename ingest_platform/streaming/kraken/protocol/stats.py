@@ -1,7 +1,7 @@
 """What the stream counts: per-symbol and stream counters, and the latency window.
 
 `StreamStats.snapshot` is the JSON-ready form that reports, the heartbeat file and
-`StreamResult` carry.
+`StreamResult` carry (with the connection's own counters beside it).
 """
 
 from __future__ import annotations
@@ -56,7 +56,11 @@ class SymbolStats:
 
 @dataclass
 class StreamStats:
-    """Counters the session keeps; `snapshot` turns them into a JSON-ready dict."""
+    """Counters the protocol keeps; `snapshot` turns them into a JSON-ready dict.
+
+    What only the driver knows (connection attempts, when the last message arrived in wall
+    time) it counts itself and adds to the reports (`io.connection.KrakenConnection.report`).
+    """
 
     started_at: float = field(default_factory=time.time)
     messages: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -64,8 +68,6 @@ class StreamStats:
     trades: int = 0
     ohlc_bars: int = 0
     heartbeats: int = 0
-    connections: int = 0
-    connect_failures: int = 0
     reconnects: int = 0
     resyncs: int = 0
     gaps: int = 0
@@ -80,8 +82,6 @@ class StreamStats:
     liveness_breaches: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     exchange_status: str | None = None
-    last_message_at: float | None = None
-    last_heartbeat_at: float | None = None
     last_rtt_ms: float | None = None
     symbols: dict[str, SymbolStats] = field(default_factory=dict)
 
@@ -94,8 +94,6 @@ class StreamStats:
             "trades": self.trades,
             "ohlc_bars": self.ohlc_bars,
             "heartbeats": self.heartbeats,
-            "connections": self.connections,
-            "connect_failures": self.connect_failures,
             "reconnects": self.reconnects,
             "resyncs": self.resyncs,
             "gaps": self.gaps,
@@ -109,8 +107,6 @@ class StreamStats:
             "liveness_breaches": dict(self.liveness_breaches),
             "errors": dict(self.errors),
             "exchange_status": self.exchange_status,
-            "last_message_at": self.last_message_at,
-            "last_heartbeat_at": self.last_heartbeat_at,
             "last_rtt_ms": self.last_rtt_ms,
             "symbols": {s: dict(vars(v)) for s, v in self.symbols.items()},
         }
