@@ -118,3 +118,23 @@ def test_a_provider_stamp_before_the_close_keeps_a_bar_out_whatever_the_clock(
         }
     finally:
         p.close()
+
+
+def test_a_split_inside_a_gap_before_the_range_is_still_seen(platform):
+    """History up to the Friday before NVDA's split; the daily runs of the split's week never
+    happened; someone backfills Wednesday and Thursday only. The split (Monday) is outside the
+    range, but the stored history must not stay on the old basis beside new-basis days."""
+    platform.reference_data()
+    assert platform.market("2024-05-20", "2024-06-07").success
+    platform.set_clock("2024-06-14T02:00:00+00:00")
+    assert platform.market("2024-06-12", "2024-06-13").success
+    truth = platform.truth.daily_bars("NVDA", "2024-05-20", "2024-06-13")["close"]
+    for dataset in ("yahoo_daily_bars", "market_bars"):
+        stored = platform.lake.read(dataset).query("symbol == 'NVDA'").set_index("date")["close"]
+        ratio = stored / truth.reindex(stored.index)
+        assert ratio.max() / ratio.min() == pytest.approx(1.0, rel=1e-9), (dataset, ratio)
+    actions = platform.lake.read("corporate_actions").query("symbol == 'NVDA'")
+    assert ("split", pd.Timestamp("2024-06-10")) in set(zip(actions["action"], actions["date"]))
+    platform.publish_tick()
+    report = platform.audit()
+    assert report.consistent, [d.line() for d in report.disagreements]
