@@ -134,7 +134,8 @@ def test_a_split_inside_a_gap_before_the_range_is_still_seen(platform):
         ratio = stored / truth.reindex(stored.index)
         assert ratio.max() / ratio.min() == pytest.approx(1.0, rel=1e-9), (dataset, ratio)
     actions = platform.lake.read("corporate_actions").query("symbol == 'NVDA'")
-    assert ("split", pd.Timestamp("2024-06-10")) in set(zip(actions["action"], actions["date"]))
+    pairs = set(zip(actions["action"], actions["date"], strict=True))
+    assert ("split", pd.Timestamp("2024-06-10")) in pairs
     platform.publish_tick()
     report = platform.audit()
     assert report.consistent, [d.line() for d in report.disagreements]
