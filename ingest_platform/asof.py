@@ -112,7 +112,7 @@ def read(
         raise ValueError(f"asof.read: unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
     lake = lake or ParquetLake(root=settings.lake_root())
     at = _instant(as_of) if as_of is not None else settings.now()
-    last_month = at.tz_localize(None).strftime("%Y-%m-01")
+    last_month = chosen.scheme.key_of(at)
     keys = [k for k in lake.partition_keys(chosen.name) if k <= last_month]
     frame = chosen.read(lake, keys)
     if variables is not None:

@@ -209,6 +209,34 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return status.main(defs, instance, lake, json_out=json_out, out=sys.stdout)
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from ingest_platform.core.lake import ParquetLake
+    from ingest_platform.definitions import build_definitions
+    from ingest_platform.publish import audit_command
+    from ingest_platform.publish.resources import Warehouse
+
+    use_project_instance()
+    defs = build_definitions()
+    resources = defs.resources or {}
+    lake = resources.get("lake")
+    if not isinstance(lake, ParquetLake):
+        lake = ParquetLake(root=settings.lake_root())
+    warehouse = resources.get("warehouse")
+    engine = warehouse.engine() if isinstance(warehouse, Warehouse) else None
+    with DagsterInstance.get() as instance:
+        return audit_command.main(
+            defs,
+            instance,
+            lake,
+            engine,
+            as_json=args.json,
+            fix=args.repair,
+            datasets=args.datasets or (),
+        )
+
+
 def _iso_date(text: str) -> str:
     """An argparse type: a YYYY-MM-DD date, or a one-line error naming the value."""
     try:
@@ -290,6 +318,31 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--junit-xml", default=None, help="write a JUnit XML report here")
     check.add_argument("--json", default=None, help="write the findings as JSON here")
     check.set_defaults(func=_cmd_check)
+
+    audit = commands.add_parser(
+        "audit",
+        usage_exit_code=1,  # publish.audit_command.EXIT_CANNOT_RUN
+        help="check that the lake, Dagster's history, the warehouse and metadata.json agree",
+        description="Recompute, for every dataset and partition, the lake's rows and content "
+        "hash and compare them with the latest Dagster materialization, the warehouse table "
+        "and metadata.json. Exit 0 when they agree, 2 when they do not (each disagreement "
+        "named: dataset, partition, which copies, the figures), 1 when the audit cannot run.",
+    )
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit.add_argument(
+        "--repair",
+        action="store_true",
+        help="run the materializations that bring the copies back in line (lake first, then "
+        "the warehouse and metadata.json), then audit again",
+    )
+    audit.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        metavar="NAME",
+        help="audit only this dataset (repeatable; default: every dataset)",
+    )
+    audit.set_defaults(func=_cmd_audit)
 
     status = commands.add_parser(
         "status",

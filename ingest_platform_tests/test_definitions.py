@@ -20,13 +20,8 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     AssetSelection,
-    DagsterEvent,
-    DagsterEventType,
     DagsterInstance,
-    DagsterRun,
-    DagsterRunStatus,
     ScheduleDefinition,
-    build_run_status_sensor_context,
     build_schedule_context,
     build_sensor_context,
     evaluate_automation_conditions,
@@ -189,47 +184,70 @@ def test_the_stream_sensor_launches_the_stream_on_an_empty_instance(defs):
     assert request.tags["dagster/max_runtime"] == "0" and request.tags["dagster/max_retries"] == "0"
 
 
-def _finished_run(instance, tags) -> tuple[DagsterRun, DagsterEvent]:
-    run = instance.create_run_for_job(
-        job_def=_noop_job(), run_id=None, tags=tags, status=DagsterRunStatus.SUCCESS
+def _tick(sensor, instance, defs, cursor=None):
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, repository_def=defs.get_repository_def()
     )
-    event = DagsterEvent(
-        event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name, message="done"
-    )
-    return run, event
+    return sensor.evaluate_tick(context)
 
 
-def _noop_job():
-    from dagster import job, op
-
-    @op
-    def nothing() -> None:
-        return None
-
-    @job(name="market_bars_job")
-    def market_bars_job() -> None:
-        nothing()
-
-    return market_bars_job
-
-
-def test_metadata_is_refreshed_after_a_backfill_run_and_not_after_others(defs):
-    sensor = defs.resolve_sensor_def("dataset_metadata_after_backfill")
+def test_metadata_is_described_again_whenever_a_dataset_is_newer_than_it(defs):
+    """However many runs land between two ticks, a dataset materialized after the last
+    metadata.json asks for a new one; nothing newer, no run."""
+    sensor = defs.resolve_sensor_def("dataset_metadata_after_updates")
     with DagsterInstance.ephemeral() as instance:
-        for tags, launches in (({"dagster/backfill": "abc"}, True), ({}, False)):
-            run, event = _finished_run(instance, tags)
-            context = build_run_status_sensor_context(
-                sensor_name=sensor.name,
-                dagster_event=event,
-                dagster_instance=instance,
-                dagster_run=run,
-                repository_def=defs.get_repository_def(),
+        assert "after the newest" in _tick(sensor, instance, defs).skip_message
+        instance.report_runless_asset_event(
+            AssetMaterialization("market_bars", partition="2024-07-09")
+        )
+        (request,) = _tick(sensor, instance, defs).run_requests
+        assert request.run_key.startswith("dataset_metadata_after:")
+        # metadata written, then another dataset lands before the next tick: still asked for
+        instance.report_runless_asset_event(AssetMaterialization("dataset_metadata"))
+        instance.report_runless_asset_event(
+            AssetMaterialization("variable_series", partition="2024-07-01")
+        )
+        (again,) = _tick(sensor, instance, defs).run_requests
+        assert again.run_key != request.run_key
+        instance.report_runless_asset_event(AssetMaterialization("dataset_metadata"))
+        assert "after the newest" in _tick(sensor, instance, defs).skip_message
+
+
+def test_variable_series_rebuilds_exactly_the_months_whose_inputs_changed(defs):
+    """Market days and stream days map to the UTC months their values become known in; an
+    unchanged re-run moves nothing; a registry change touches every month."""
+    sensor = defs.resolve_sensor_def("variable_series_after_updates")
+
+    def changed(asset, partition=None, rewritten=True):
+        return AssetMaterialization(asset, partition=partition, metadata={"rewritten": rewritten})
+
+    def ranges(result):
+        return sorted(
+            (
+                r.tags["dagster/asset_partition_range_start"],
+                r.tags["dagster/asset_partition_range_end"],
             )
-            result = sensor(context)
-            if launches:
-                assert result.run_key == f"dataset_metadata_after:{run.run_id}"
-            else:
-                assert "not part of a backfill" in result.skip_message
+            for r in result.run_requests
+        )
+
+    with DagsterInstance.ephemeral() as instance:
+        first = _tick(sensor, instance, defs)
+        assert "no input" in first.skip_message
+        for day in ("2024-03-12", "2024-03-13", "2024-05-31"):
+            instance.report_runless_asset_event(changed("market_bars", day))
+        instance.report_runless_asset_event(changed("market_bars", "2024-08-05", rewritten=False))
+        # A New York day ends at 04:00 UTC the next day; its close may be known the day after.
+        result = _tick(sensor, instance, defs, first.cursor)
+        assert ranges(result) == [("2024-03-01", "2024-03-01"), ("2024-05-01", "2024-06-01")]
+        unchanged = _tick(sensor, instance, defs, result.cursor)
+        assert unchanged.skip_message and not unchanged.run_requests
+        instance.report_runless_asset_event(changed("market_bars", "2024-08-05", rewritten=False))
+        quiet = _tick(sensor, instance, defs, unchanged.cursor)
+        assert "no content changed" in quiet.skip_message
+        instance.report_runless_asset_event(changed("variable_mappings"))
+        everything = _tick(sensor, instance, defs, quiet.cursor)
+        ((start, end),) = ranges(everything)
+        assert start == "2023-01-01" and end >= "2026-11-01"
 
 
 def test_the_warehouse_automation_sensor_publishes_after_updates_unless_a_check_fails(defs):
@@ -331,8 +349,11 @@ def test_the_alert_sensors_evaluate_and_say_that_no_channel_is_configured(defs):
 
 SENSOR_TESTS = {
     "kraken_stream_sensor": test_the_stream_sensor_launches_the_stream_on_an_empty_instance,
-    "dataset_metadata_after_backfill": (
-        test_metadata_is_refreshed_after_a_backfill_run_and_not_after_others
+    "dataset_metadata_after_updates": (
+        test_metadata_is_described_again_whenever_a_dataset_is_newer_than_it
+    ),
+    "variable_series_after_updates": (
+        test_variable_series_rebuilds_exactly_the_months_whose_inputs_changed
     ),
     "warehouse_automation": (
         test_the_warehouse_automation_sensor_publishes_after_updates_unless_a_check_fails

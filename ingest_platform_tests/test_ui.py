@@ -229,7 +229,13 @@ def test_materialize_one_partition_of_a_market_asset_and_read_its_checks(
     page.get_by_text("Success", exact=True).first.wait_for(timeout=30_000)
     # ... and each check's result on the asset's Checks tab
     page.goto(f"{url}/assets/yahoo_daily_bars?view=checks", wait_until="networkidle")
-    checks = ("bar_anomalies", "bar_coverage", "fetch_failure_rate", "source_duplicates")
+    checks = (
+        "bar_anomalies",
+        "bar_coverage",
+        "fetch_failure_rate",
+        "partitions_present",
+        "source_duplicates",
+    )
     for check in checks:
         page.get_by_text(check, exact=True).first.wait_for(timeout=30_000)
     page.get_by_text("Passed", exact=True).first.wait_for(timeout=30_000)

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 import pandera.errors as pandera_errors
@@ -24,6 +24,7 @@ import pandera.pandas as pa
 import pyarrow
 from dagster import (
     AssetExecutionContext,
+    AssetMaterialization,
     AssetSpec,
     BackfillPolicy,
     FreshnessPolicy,
@@ -32,13 +33,16 @@ from dagster import (
     TableSchema,
 )
 
-from ingest_platform.core import schema
+from ingest_platform.core import fingerprint, partitions, schema
 from ingest_platform.core.lake import UNPARTITIONED, LakeError, ParquetLake
+from ingest_platform.core.partitioning import PartitionScheme
 
 OWNERS = ("team:data-platform",)
+#: Materialization metadata: the partition's content hash (`core.fingerprint`).
+CONTENT_HASH = "content_hash"
+#: Materialization metadata: why a partition was rewritten.
+REWRITE_REASON = "rewrite_reason"
 KINDS = frozenset({"pandas", "parquet"})
-
-Grain = Literal["day", "month"]
 
 
 class DatasetValidationError(ValueError):
@@ -49,9 +53,10 @@ class DatasetValidationError(ValueError):
 class Dataset:
     """One dataset of the lake: its shape, partitioning and how its asset is presented.
 
-    `partition_column` and `grain` say which partition a row belongs to: a ``date`` column at
-    ``day`` grain maps to the ``YYYY-MM-DD`` key, at ``month`` grain to ``YYYY-MM-01``.
-    `key` is the natural key: unique within the dataset, and each partition's sort order.
+    `partitioning` says which partition a row belongs to and what a partition holds (one
+    `PartitionScheme` per family of datasets, shared by the write path, the checks, the
+    warehouse windows and the as-of reads). `key` is the natural key: unique within the
+    dataset, and each partition's sort order.
     """
 
     name: str
@@ -59,9 +64,7 @@ class Dataset:
     description: str
     group: str
     key: tuple[str, ...]
-    partitions_def: PartitionsDefinition | None = None
-    partition_column: str | None = None
-    grain: Grain | None = None
+    partitioning: PartitionScheme | None = None
     owners: tuple[str, ...] = OWNERS
     kinds: frozenset[str] = KINDS
     #: Fraction of expected observations the coverage check wants present (None: not checked).
@@ -72,22 +75,38 @@ class Dataset:
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        partitioned = self.partitions_def is not None
-        if partitioned != (self.partition_column is not None) or partitioned != (
-            self.grain is not None
-        ):
-            raise ValueError(
-                f"dataset {self.name}: partitions_def, partition_column and grain go together"
-            )
-        missing = [c for c in self.key if c not in self.model.to_schema().columns]
+        columns = self.model.to_schema().columns
+        missing = [c for c in self.key if c not in columns]
         if missing:
             raise ValueError(f"dataset {self.name}: key column(s) {missing} not in the model")
+        if self.partitioning is not None and self.partitioning.column not in columns:
+            raise ValueError(
+                f"dataset {self.name}: partition column {self.partitioning.column!r} "
+                f"({self.partitioning.name}) is not in the model"
+            )
 
     # ---- what the model gives ----------------------------------------------------------------
 
     @property
     def partitioned(self) -> bool:
-        return self.partitions_def is not None
+        return self.partitioning is not None
+
+    @property
+    def scheme(self) -> PartitionScheme:
+        """The partitioning, for a dataset known to be partitioned (else a clear error)."""
+        if self.partitioning is None:
+            raise ValueError(f"dataset {self.name} is not partitioned")
+        return self.partitioning
+
+    @property
+    def partitions_def(self) -> PartitionsDefinition | None:
+        """Dagster's definition of the partitioning (the same object for every dataset of a
+        scheme)."""
+        return None if self.partitioning is None else partitions.definition(self.partitioning)
+
+    @property
+    def partition_column(self) -> str | None:
+        return None if self.partitioning is None else self.partitioning.column
 
     @cached_property
     def arrow_schema(self) -> pyarrow.Schema:
@@ -151,59 +170,29 @@ class Dataset:
 
     # ---- partitions --------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def first_key(self) -> str | None:
-        """The first partition: it also holds whatever came before it (see `partition_keys_of`)."""
-        if self.partitions_def is None:
-            return None
-        return self.partitions_def.get_first_partition_key()
+        """The first partition: it also holds whatever came before it."""
+        return None if self.partitioning is None else self.partitioning.first_key
 
     def partition_keys_of(self, values: pd.Series) -> pd.Series:
-        """The partition key of each value of the partition column.
-
-        Values before the first partition belong to the first partition: a dataset keyed by
-        when things became known starts with what was already known at its start.
-        """
-        dates = pd.to_datetime(values)
-        if dates.dt.tz is not None:
-            dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-        if self.grain == "month":
-            keys = dates.dt.strftime("%Y-%m-01")
-        elif self.grain == "day":
-            keys = dates.dt.strftime("%Y-%m-%d")
-        else:
-            raise ValueError(f"dataset {self.name} is not partitioned")
-        first = self.first_key
-        return keys.where(keys >= first, first) if first else keys
+        """The partition key of each value of the partition column (`PartitionScheme.keys_of`)."""
+        return self.scheme.keys_of(values)
 
     def key_window(self, keys: Sequence[str]) -> tuple[pd.Timestamp, pd.Timestamp]:
         """The span of partition-column values partitions `keys` hold, inclusive at both ends
-        (naive; for a UTC timestamp column, in UTC)."""
-        if not keys:
-            raise ValueError(f"dataset {self.name}: no partition keys")
-        first, last = pd.Timestamp(min(keys)), pd.Timestamp(max(keys))
-        if min(keys) == self.first_key:
-            first = pd.Timestamp("1900-01-01")  # the first partition holds what came before
-        if self.grain == "month":
-            return first, last + pd.offsets.MonthBegin(1) - pd.Timedelta(1, "ns")
-        if self.grain == "day":
-            column = self.model.to_schema().columns[self.partition_column]
-            if (column.metadata or {}).get("logical_type") == "date":
-                return first, last  # a calendar date column: the days themselves
-            return first, last + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
-        raise ValueError(f"dataset {self.name} is not partitioned")
+        (`PartitionScheme.bounds`)."""
+        return self.scheme.bounds(keys)
 
     def split(self, frame: pd.DataFrame, keys: Iterable[str]) -> dict[str, pd.DataFrame]:
         """Rows per partition for `keys` (every key present, possibly empty); rows outside the
         keys are not returned. Each partition comes out in natural-key order."""
         wanted = list(keys)
-        if not self.partitioned:
-            raise ValueError(f"dataset {self.name} is not partitioned")
+        scheme = self.scheme
         if frame.empty:
             return {k: frame.iloc[0:0] for k in wanted}
-        assert self.partition_column is not None
         ordered = frame.sort_values(list(self.key), kind="stable")
-        by_key = dict(iter(ordered.groupby(self.partition_keys_of(ordered[self.partition_column]))))
+        by_key = dict(iter(ordered.groupby(scheme.keys_of(ordered[scheme.column]))))
         none = ordered.iloc[0:0]
         return {k: by_key.get(k, none).reset_index(drop=True) for k in wanted}
 
@@ -239,6 +228,27 @@ class Dataset:
             return {}
         return self.split(lake.read(self.name, present), present)
 
+    def content_state(self, lake: ParquetLake) -> tuple[dict[str, PartitionState], list[str]]:
+        """What the lake holds for this dataset, partition by partition: rows and content hash
+        (`core.fingerprint`), and the keys of unreadable (corrupt) files. One read of every
+        partition, one hashing pass: what `ingest-platform audit` and metadata.json compare."""
+        if not self.partitioned:
+            if not lake.has_partition(self.name):
+                return {}, []
+            try:
+                frame = lake.read(self.name)
+            except LakeError:
+                return {}, [UNPARTITIONED]
+            return {UNPARTITIONED: PartitionState.of(frame, self.arrow_schema)}, []
+        keys = lake.partition_keys(self.name)
+        frame, corrupt = lake.read_checked(self.name, keys)
+        state = {k: PartitionState(0, fingerprint.EMPTY) for k in keys if k not in corrupt}
+        if frame is not None and len(frame):
+            labels = self.scheme.keys_of(frame[self.scheme.column]).to_numpy()
+            hashes = fingerprint.partition_hashes(frame, labels, self.arrow_schema)
+            state.update({k: PartitionState(rows, h) for k, (rows, h) in hashes.items()})
+        return state, corrupt
+
     # ---- the write path ----------------------------------------------------------------------
 
     def write(
@@ -246,6 +256,7 @@ class Dataset:
         lake: ParquetLake,
         contents: Mapping[str, pd.DataFrame],
         existing: Mapping[str, pd.DataFrame] | None = None,
+        reasons: Mapping[str, str] | None = None,
     ) -> DatasetWrite:
         """Validate and atomically write each partition's *merged* content.
 
@@ -253,8 +264,13 @@ class Dataset:
         `existing` (what the lake held, as read before merging) lets an unchanged partition
         be skipped. Validation covers every partition that will be written, in one pass,
         before any is written: a failure writes nothing and names the rows and partitions.
+        `reasons` says why a partition is rewritten when the caller knows better than "new" or
+        "changed" (``rebased_for_split: NVDA 10:1``); it travels to the partition's
+        materialization. Every partition returned carries its content hash
+        (`core.fingerprint`), the figure `ingest-platform audit` holds the copies against.
         """
         existing = existing or {}
+        reasons = reasons or {}
         final: dict[str, pd.DataFrame] = {}
         changed: list[str] = []
         for key in sorted(contents):
@@ -280,6 +296,7 @@ class Dataset:
             self.name, {k: final[k] for k in changed}, self.arrow_schema
         )
         uris = {w.partition_key: w.uri for w in written}
+        hashes = fingerprint.hashes_of(final, self.arrow_schema)
         return DatasetWrite(
             dataset=self.name,
             partitions={
@@ -288,6 +305,12 @@ class Dataset:
                     rows=final[key],
                     uri=uris.get(key) or str(lake.partition_path(self.name, key)),
                     rewritten=key in uris,
+                    content_hash=hashes[key],
+                    reason=(
+                        reasons.get(key) or ("new" if key not in existing else "changed")
+                        if key in uris
+                        else None
+                    ),
                 )
                 for key in final
             },
@@ -305,6 +328,18 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class PartitionState:
+    """How many rows a copy of a partition holds, and their content hash."""
+
+    rows: int
+    content_hash: str
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, schema: pyarrow.Schema) -> PartitionState:
+        return cls(len(frame), fingerprint.content_hash(frame, schema))
+
+
+@dataclass(frozen=True)
 class PartitionContent:
     """One partition after a write: its full content, where it lives, whether it was rewritten."""
 
@@ -312,14 +347,23 @@ class PartitionContent:
     rows: pd.DataFrame
     uri: str
     rewritten: bool
+    #: `core.fingerprint.content_hash` of the rows: what the lake holds for this partition now.
+    content_hash: str = fingerprint.EMPTY
+    #: Why it was rewritten ("new", "changed", "rebased_for_split: NVDA 10:1"); None if not.
+    reason: str | None = None
 
     def metadata(self) -> dict[str, Any]:
-        """Dagster's standard keys for this partition's materialization."""
-        return {
+        """Dagster's standard keys for this partition's materialization, its content hash and,
+        when it was rewritten, why."""
+        out = {
             "dagster/row_count": MetadataValue.int(len(self.rows)),
             "dagster/uri": MetadataValue.path(self.uri),
+            CONTENT_HASH: MetadataValue.text(self.content_hash),
             "rewritten": MetadataValue.bool(self.rewritten),
         }
+        if self.reason:
+            out[REWRITE_REASON] = MetadataValue.text(self.reason)
+        return out
 
 
 @dataclass(frozen=True)
@@ -350,22 +394,34 @@ def record_partitions(
     context: AssetExecutionContext,
     write: DatasetWrite,
     extra: Mapping[str, Mapping[str, Any]] | None = None,
-) -> None:
-    """Attach each partition's own metadata to its materialization (row count, URI, ...).
+) -> list[str]:
+    """Give every partition the write touched a materialization with its own metadata.
 
-    Only the run's partitions get it: a write may also repair partitions outside the run
-    (a split rebasing older history), which have no materialization in this run.
+    The run's own partitions get theirs on the run's materialization (row count, URI, content
+    hash, and why when rewritten). A partition *outside* the run that the write changed (a
+    split rebasing older history, a repair) gets a materialization of its own, logged by this
+    op: otherwise Dagster's history would show superseded content as current, and the publish
+    automation, which follows materializations, would never republish it. Returns the keys
+    recorded outside the run.
     """
     extra = extra or {}
     targeted = set(context.partition_keys)
-    for key, part in write.partitions.items():
-        if key not in targeted:
-            continue
-        context.add_asset_metadata(
-            {**part.metadata(), **extra.get(key, {})},
-            asset_key=write.dataset,
-            partition_key=key,
-        )
+    outside = []
+    for key, part in sorted(write.partitions.items()):
+        metadata = {**part.metadata(), **extra.get(key, {})}
+        if key in targeted:
+            context.add_asset_metadata(metadata, asset_key=write.dataset, partition_key=key)
+        elif part.rewritten:
+            context.log_event(
+                AssetMaterialization(
+                    asset_key=write.dataset,
+                    partition=key,
+                    description=f"rewritten outside the run's partitions: {part.reason}",
+                    metadata=metadata,
+                )
+            )
+            outside.append(key)
+    return outside
 
 
 def record_run(context: AssetExecutionContext, dataset: str, metadata: Mapping[str, Any]) -> None:

@@ -21,30 +21,70 @@ from dagster import (
 )
 
 from ingest_platform.core import calendars
+from ingest_platform.core.partitioning import PartitionScheme
 
 MARKET_START_DATE = "2023-01-02"
 ECONOMIC_START_DATE = "2023-01-01"
 STREAM_START_DATE = "2026-11-01"
 MARKET_TIMEZONE = "America/New_York"
 
-#: One partition per weekday in New York. Today's partition exists from midnight, so the
-#: evening schedule can fill the session that just closed; rows of a session that has not
-#: closed and settled yet are never stored (see `market.rules.settled`).
-market_day_partitions = DailyPartitionsDefinition(
-    start_date=MARKET_START_DATE,
+#: Market days: one partition per weekday in New York, holding the bars dated that day. Today's
+#: partition exists from midnight (``end_offset=1``), so the evening schedule can fill the
+#: session that just closed; rows of a session that has not closed and settled yet are never
+#: stored (see `core.settlement`).
+MARKET_DAYS = PartitionScheme(
+    name="market_days",
+    column="date",
+    column_kind="date",
+    grain="day",
     timezone=MARKET_TIMEZONE,
+    first_key=MARKET_START_DATE,
+    weekdays_only=True,
     end_offset=1,
-    exclusions=["0 0 * * 6", "0 0 * * 0"],
 )
 
-#: One partition per calendar month, keyed by its first day (``2024-03-01``). The current month
-#: exists from its first day, so what is published during it lands the same day.
-economic_month_partitions = MonthlyPartitionsDefinition(
-    start_date=ECONOMIC_START_DATE, timezone="UTC", end_offset=1
+#: Months by when values became known (UTC), keyed by their first day (``2024-03-01``). The
+#: current month exists from its first day, so what is published during it lands the same day.
+KNOWN_MONTHS = PartitionScheme(
+    name="known_months",
+    column="known_at",
+    column_kind="instant",
+    grain="month",
+    timezone="UTC",
+    first_key=ECONOMIC_START_DATE,
+    end_offset=1,
 )
 
-#: Crypto trades every day: one partition per UTC calendar day of the Kraken stream log.
-stream_day_partitions = DailyPartitionsDefinition(start_date=STREAM_START_DATE, timezone="UTC")
+#: Crypto trades every day: one partition per UTC day of the Kraken stream's minutes.
+STREAM_DAYS = PartitionScheme(
+    name="stream_days",
+    column="minute",
+    column_kind="instant",
+    grain="day",
+    timezone="UTC",
+    first_key=STREAM_START_DATE,
+)
+
+
+@cache
+def definition(scheme: PartitionScheme) -> TimeWindowPartitionsDefinition:
+    """Dagster's partitions definition of `scheme` (one object per scheme, so every asset of
+    a family shares it). The property tests hold the two against each other."""
+    if scheme.grain == "month":
+        return MonthlyPartitionsDefinition(
+            start_date=scheme.first_key, timezone=scheme.timezone, end_offset=scheme.end_offset
+        )
+    return DailyPartitionsDefinition(
+        start_date=scheme.first_key,
+        timezone=scheme.timezone,
+        end_offset=scheme.end_offset,
+        exclusions=["0 0 * * 6", "0 0 * * 0"] if scheme.weekdays_only else None,
+    )
+
+
+market_day_partitions = definition(MARKET_DAYS)
+economic_month_partitions = definition(KNOWN_MONTHS)
+stream_day_partitions = definition(STREAM_DAYS)
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,9 @@ def _load(lake: ParquetLake, window: CheckWindow) -> dict[str, pd.DataFrame]:
 def _span(inputs: CheckInputs) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The due dates a window judges: those falling in its months (up to its clock)."""
     now = inputs.window.now.tz_convert("UTC").tz_localize(None)
-    if inputs.window.start == ECONOMIC_INDICATORS.first_key or not inputs.window.start:
-        start = pd.Timestamp("1900-01-01")
-    else:
-        start = pd.Timestamp(inputs.window.start)
-    end = pd.Timestamp(inputs.window.end or now) + pd.offsets.MonthEnd(0)
+    if not inputs.window.keys:
+        return pd.Timestamp("1900-01-01"), now
+    start, end = ECONOMIC_INDICATORS.scheme.bounds(inputs.window.keys)
     return start, min(end, now)
 
 

@@ -16,7 +16,7 @@ from dagster import FreshnessPolicy
 from pandera.typing import Series
 
 from ingest_platform.core.dataset import Dataset
-from ingest_platform.core.partitions import economic_month_partitions
+from ingest_platform.core.partitions import KNOWN_MONTHS
 from ingest_platform.core.schema import UTC, DatasetModel
 
 GROUP = "economic"
@@ -84,9 +84,7 @@ ECONOMIC_INDICATORS = Dataset(
     model=EconomicIndicators,
     group=GROUP,
     key=("series_id", "date", "realtime_start"),
-    partitions_def=economic_month_partitions,
-    partition_column="known_at",
-    grain="month",
+    partitioning=KNOWN_MONTHS,
     # Refreshed every morning (releases land the day they are published).
     freshness=FreshnessPolicy.time_window(
         fail_window=dt.timedelta(hours=48), warn_window=dt.timedelta(hours=30)

@@ -106,12 +106,19 @@ def yahoo_daily_bars(
     source = yahoo.source()
     run = ingest_bars(
         context, lake, YAHOO_DAILY_BARS, "yahoo", instruments, source.fetch, config,
-        store=bars_selected,
+        store=bars_selected, cover_gaps=True,
     )  # fmt: skip
-    splits = rebase.new_splits(run.fetch.actions, lake)
+    new = rebase.new_splits(run.fetch.actions, lake)
     if bars_selected:
+        # Every split the lake knows or this answer told, not only those in the run's range:
+        # a range that starts after a split it never saw must still rebase what came before.
+        splits = rebase.known_splits(lake, {i.symbol for i in instruments}, run.fetch.actions)
         rebased = _rebase_yahoo(context, lake, instruments, splits, source.fetch)
-        record_run(context, YAHOO_DAILY_BARS.name, {**run.run_metadata, **rebased})
+        record_run(
+            context,
+            YAHOO_DAILY_BARS.name,
+            {**run.run_metadata, "new_splits": MetadataValue.int(len(new)), **rebased},
+        )
         yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
     if CORPORATE_ACTIONS.name in selected:
         yield _write_actions(context, lake, run.fetch)
@@ -127,28 +134,29 @@ def _rebase_yahoo(
     splits: pd.DataFrame,
     fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
 ) -> dict[str, MetadataValue]:
-    """A split not seen before puts the symbol's stored history on a new basis: fetch that
+    """A split puts the symbol's stored history fetched before it on a new basis: fetch that
     history again (one request) and rewrite it (see `market.rebase`)."""
     by_symbol = {i.symbol: i for i in instruments}
     done, failed = [], {}
-    for split in splits.itertuples(index=False):
-        instrument = by_symbol.get(split.symbol)
+    for split, stale in rebase.stale_by_split(YAHOO_DAILY_BARS, lake, splits):
+        instrument = by_symbol.get(str(split["symbol"]))
         if instrument is None:
             continue
-        rebasing, error = rebase.refetch_primary(
-            YAHOO_DAILY_BARS, lake, instrument, pd.Series(split._asdict()), fetch
+        rebasing, error, write = rebase.refetch_primary(
+            YAHOO_DAILY_BARS, lake, instrument, split, fetch, stale
         )
+        if write is not None:
+            record_partitions(context, write)
         if error:
-            failed[split.symbol] = error
+            failed[split["symbol"]] = error
             context.log.error(
                 "%s: split of %s recorded, but its stored history could not be fetched again "
-                "and stays on the old basis: %s", split.symbol, split.date.date(), error,
+                "and stays on the old basis: %s", split["symbol"], split["date"].date(), error,
             )  # fmt: skip
         if rebasing is not None:
             done.append(rebasing.as_row())
-            context.log.info("rebased %s onto its %s split", split.symbol, split.date.date())
+            context.log.info("rebased %s onto its %s split", split["symbol"], split["date"].date())
     return {
-        "new_splits": MetadataValue.int(len(splits)),
         "rebased": markdown_table(done),
         "rebase_failed": mapping_table(failed, "symbol", "error"),
     }
@@ -157,8 +165,13 @@ def _rebase_yahoo(
 def _write_actions(
     context: AssetExecutionContext, lake: ParquetLake, result: BarsFetch
 ) -> MaterializeResult:
-    """Corporate actions of the fetched symbols replace theirs in each ex-date partition."""
-    keys = sorted(context.partition_keys)
+    """Corporate actions of the fetched symbols replace theirs in each ex-date partition: the
+    run's, and any other the fetch covered (a fetch reaching back over a gap sees the split
+    in it, and that fact is recorded where it belongs)."""
+    scheme = CORPORATE_ACTIONS.scheme
+    covered = set(scheme.keys_between(result.start, result.end)) if len(result.actions) else set()
+    seen = set(scheme.keys_of(result.actions["date"])) if len(result.actions) else set()
+    keys = sorted(set(context.partition_keys) | (seen & covered))
     existing = CORPORATE_ACTIONS.read_partitions(lake, keys)
     fresh = CORPORATE_ACTIONS.split(result.actions, keys)
     refetched = set(result.bars["symbol"]) if not result.bars.empty else set()
@@ -213,9 +226,10 @@ def _secondary(
     run = ingest_bars(context, lake, dataset, source_name, sample, source.fetch, config)
     rebased: list[dict] = []
     if dataset is POLYGON_DAILY_BARS:  # split-adjusted as of its fetch (see market.rebase)
-        for split in rebase.splits_in(lake, sorted(context.partition_keys)).itertuples(index=False):
-            done, _ = rebase.rebase_stored(dataset, lake, pd.DataFrame([split._asdict()]))
-            rebased += [r.as_row() for r in done]
+        done, write = rebase.rebase_stored(dataset, lake, rebase.known_splits(lake))
+        if write is not None:
+            record_partitions(context, write)
+        rebased += [r.as_row() for r in done]
     after = resource.budget().report()
     record_run(
         context,
@@ -307,19 +321,21 @@ def market_bars(
     # A split recorded in this range puts the symbol's older partitions on a new basis too:
     # they are rebuilt from the (rebased) sources.
     rebuilt = []
-    for split in rebase.splits_in(lake, keys).itertuples(index=False):
-        if split.symbol not in symbols:
-            continue
-        older = rebase.stale_keys(MARKET_BARS, lake, split.symbol, split.date)
-        older = [k for k in older if k not in contents]
+    reasons: dict[str, str] = {}
+    for split, stale in rebase.stale_by_split(
+        MARKET_BARS, lake, rebase.known_splits(lake, symbols)
+    ):
+        symbol, ratio = str(split["symbol"]), float(split["value"])
+        older = [k for k in stale if k not in contents]
         if older:
-            more, more_existing, _ = _consolidate(lake, older, {split.symbol})
+            more, more_existing, _ = _consolidate(lake, older, {symbol})
             contents.update(more)
             existing.update(more_existing)
-            rebuilt.append({"symbol": split.symbol, "partitions_rebuilt": len(older)})
+            reasons.update(dict.fromkeys(older, rebase.rebase_reason(symbol, ratio)))
+            rebuilt.append({"symbol": symbol, "partitions_rebuilt": len(older)})
     # Validated as merged partitions by the one write path: the conformed content is
     # re-checked, not trusted because its sources passed.
-    write = MARKET_BARS.write(lake, contents, existing)
+    write = MARKET_BARS.write(lake, contents, existing, reasons=reasons)
     # Expected: the symbols this run rebuilds (the rest of the partition is left as it was).
     expected = rules.expected_by_partition(instruments, list(write.partitions))
     per_partition = partition_metadata(write, expected)

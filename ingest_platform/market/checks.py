@@ -97,11 +97,8 @@ def _window_dates(window: CheckWindow) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def _with_lookback(dataset: Dataset, lake: ParquetLake, window: CheckWindow) -> pd.DataFrame:
-    start, _ = _window_dates(window)
-    first = (start - LOOKBACK).strftime("%Y-%m-%d")
-    last = window.end or first
-    keys = [k for k in lake.partition_keys(dataset.name) if first <= k <= last]
-    return dataset.read(lake, keys)
+    start, end = _window_dates(window)
+    return dataset.read(lake, dataset.scheme.keys_between(start - LOOKBACK, end))
 
 
 def _in_window(frame: pd.DataFrame, window: CheckWindow) -> pd.DataFrame:
@@ -134,7 +131,11 @@ def load_bars(dataset: Dataset) -> Callable[[ParquetLake, CheckWindow], dict[str
 def coverage(inputs: CheckInputs) -> Finding:
     start, end = _window_dates(inputs.window)
     return bar_coverage(
-        _in_window(inputs["bars"], inputs.window), inputs["instruments"], start, end
+        _in_window(inputs["bars"], inputs.window),
+        inputs["instruments"],
+        start,
+        end,
+        settled_by=inputs.window.now,
     )
 
 
@@ -169,7 +170,7 @@ def drift(inputs: CheckInputs) -> Finding:
 def score(inputs: CheckInputs) -> Finding:
     start, end = _window_dates(inputs.window)
     bars = _in_window(inputs["bars"], inputs.window)
-    expected = expected_sessions(inputs["instruments"], start, end)
+    expected = expected_sessions(inputs["instruments"], start, end, settled_by=inputs.window.now)
     return quality_score(
         coverage_by_key(bars, expected, start=start, end=end),
         staleness=bar_staleness_by_symbol(inputs["bars"], inputs["instruments"], inputs.window.now),

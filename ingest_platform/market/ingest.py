@@ -15,7 +15,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue
 from pydantic import Field
 
-from ingest_platform.core import settings
+from ingest_platform.core import calendars, settings
 from ingest_platform.core.dataset import Dataset, DatasetWrite, record_partitions
 from ingest_platform.core.lake import LakeError, ParquetLake
 from ingest_platform.core.metadata import mapping_table, markdown_table
@@ -102,6 +102,46 @@ def settled_days(
     return out
 
 
+#: Partitions read at a time when looking back for each symbol's last stored bar.
+LOOKBACK_CHUNK = 20
+
+
+def last_stored(
+    dataset: Dataset, lake: ParquetLake, symbols: set[str], before: str
+) -> dict[str, pd.Timestamp]:
+    """Each symbol's newest stored bar dated before partition `before` (symbols never stored
+    are absent), reading back a chunk of partitions at a time until every one is found."""
+    keys = [k for k in lake.partition_keys(dataset.name) if k < before]
+    found: dict[str, pd.Timestamp] = {}
+    while keys and len(found) < len(symbols):
+        chunk, keys = keys[-LOOKBACK_CHUNK:], keys[:-LOOKBACK_CHUNK]
+        frame = lake.read(dataset.name, chunk, columns=["symbol", "date"])
+        frame = frame[frame["symbol"].isin(symbols - set(found))]
+        if len(frame):
+            found.update(frame.groupby("symbol")["date"].max().to_dict())
+    return found
+
+
+def reach_back(dataset: Dataset, lake: ParquetLake, plan: rules.FetchPlan) -> rules.FetchPlan:
+    """Start the requests at the earliest day after a symbol's last stored bar when sessions of
+    its calendar are missing in between: one request still, but one that covers the gap, so a
+    split or dividend in it is seen. Without this a range that starts after a split it never
+    saw (the week's daily runs missed, a backfill of the days after) stores new-basis bars
+    beside old-basis history. A gap-free daily run still asks for its own day."""
+    if plan.empty:
+        return plan
+    start_key = dataset.scheme.key_of(pd.Timestamp(plan.start))
+    last = last_stored(dataset, lake, {i.symbol for i in plan.instruments}, start_key)
+    start = plan.start
+    calendar_of = {i.symbol: i.calendar for i in plan.instruments}
+    for symbol, day in last.items():
+        after = (day + pd.Timedelta(days=1)).date()
+        if after < start and calendars.sessions(after, plan.start - dt.timedelta(days=1),
+                                                calendar_of[symbol]):  # fmt: skip
+            start = after
+    return rules.FetchPlan(plan.instruments, start, plan.end)
+
+
 @dataclass
 class BarsIngest:
     """What one run of a per-source asset did."""
@@ -122,12 +162,15 @@ def ingest_bars(
     fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
     config: BarsConfig,
     store: bool = True,
+    cover_gaps: bool = False,
 ) -> BarsIngest:
     """Plan, fetch, quarantine invalid rows, merge and write a range of daily partitions.
 
     Per-partition figures go on each partition's materialization; the run's own figures
     (requests, failures, quarantine) go once, on the run's newest partition. With `store`
-    False the bars are fetched (for their corporate actions) but not written.
+    False the bars are fetched (for their corporate actions) but not written. With
+    `cover_gaps` (the source of corporate actions) each request reaches back over a gap before
+    the range (`reach_back`); rows outside the range are not stored.
     """
     keys = sorted(context.partition_keys)
     expected = rules.expected_by_partition(instruments, keys)
@@ -135,6 +178,8 @@ def ingest_bars(
     existing = dataset.read_partitions(lake, keys, skip_corrupt=config.refresh)
     present = {k: set(frame["symbol"]) for k, frame in existing.items()}
     plan = rules.plan_fetch(instruments, expected, present, config.refresh)
+    if cover_gaps:
+        plan = reach_back(dataset, lake, plan)
     if plan.empty:
         context.log.info(
             "%s: every expected symbol is already in the lake for %s..%s",
@@ -161,7 +206,7 @@ def ingest_bars(
         keep = rules.on_calendar(fetched, plan.instruments, keys)
         off_calendar = int((~keep).sum())
         fetched = fetched[keep]
-        final = rules.settled(fetched, plan.instruments, now)
+        final = rules.settled(fetched, plan.instruments, now, result.stamps)
         unsettled = int((~final).sum())
         fetched = fetched[final]
     writable = settled_days(keys, expected, instruments, now)

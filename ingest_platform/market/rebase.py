@@ -17,7 +17,7 @@ seen before:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -57,7 +57,7 @@ def new_splits(fetched: pd.DataFrame, lake: ParquetLake) -> pd.DataFrame:
     splits = fetched[fetched["action"] == "split"] if len(fetched) else fetched
     if splits.empty:
         return splits
-    keys = sorted({d.strftime("%Y-%m-%d") for d in splits["date"]})
+    keys = sorted(set(CORPORATE_ACTIONS.partition_keys_of(splits["date"])))
     known = CORPORATE_ACTIONS.read(lake, keys, columns=["symbol", "date", "action"])
     known = known[known["action"] == "split"]
     seen = pd.MultiIndex.from_frame(known[["symbol", "date"]]) if len(known) else None
@@ -73,20 +73,70 @@ def splits_in(lake: ParquetLake, keys: Sequence[str]) -> pd.DataFrame:
     return actions[actions["action"] == "split"].reset_index(drop=True)
 
 
-def stale_keys(
-    dataset: Dataset, lake: ParquetLake, symbol: str, ex_date: pd.Timestamp
-) -> list[str]:
-    """The partitions holding rows of `symbol` dated before `ex_date` that were fetched before
-    its session opened: the rows on the old basis (rows fetched since are already adjusted)."""
-    before = ex_date.strftime("%Y-%m-%d")
-    keys = [k for k in lake.partition_keys(dataset.name) if k < before]
+def known_splits(
+    lake: ParquetLake, symbols: Iterable[str] | None = None, fetched: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Every split the lake records (of `symbols`), with those a run just `fetched`: what a
+    stored row may still be on the wrong side of.
+
+    Not only the splits in the run's own partitions: a range that starts after a split it
+    never saw (a backfill of the days after a missed week) must still rebase what came before.
+    """
+    recorded = splits_in(lake, lake.partition_keys(CORPORATE_ACTIONS.name))
+    parts = [recorded]
+    if fetched is not None and len(fetched):
+        parts.append(
+            fetched.loc[fetched["action"] == "split", ["symbol", "date", "action", "value"]]
+        )
+    splits = (
+        pd.concat([p for p in parts if len(p)], ignore_index=True)
+        if any(len(p) for p in parts)
+        else recorded
+    )
+    if symbols is not None:
+        splits = splits[splits["symbol"].isin(set(symbols))]
+    return (
+        splits.drop_duplicates(["symbol", "date"])
+        .sort_values(["date", "symbol"])
+        .reset_index(drop=True)
+    )
+
+
+def stale_by_split(
+    dataset: Dataset, lake: ParquetLake, splits: pd.DataFrame
+) -> list[tuple[pd.Series, list[str]]]:
+    """For each split, the partitions of `dataset` holding rows of its symbol dated before its
+    ex-date and fetched before its session opened: the rows still on the old basis (rows
+    fetched since are already adjusted). One read of three columns serves every split."""
+    if splits.empty:
+        return []
+    scheme = dataset.scheme
+    last = scheme.key_of(splits["date"].max())
+    keys = [k for k in lake.partition_keys(dataset.name) if k < last]
     if not keys:
         return []
     frame = lake.read(dataset.name, keys, columns=["symbol", "date", "ingested_at"])
-    stale = (frame["symbol"] == symbol) & (
-        pd.to_datetime(frame["ingested_at"], utc=True) < _opened(ex_date)
-    )
-    return sorted({d.strftime("%Y-%m-%d") for d in frame.loc[stale, "date"]})
+    frame = frame[frame["symbol"].isin(set(splits["symbol"]))]
+    fetched_at = pd.to_datetime(frame["ingested_at"], utc=True)
+    out = []
+    for _, split in splits.iterrows():
+        stale = (
+            (frame["symbol"] == split["symbol"])
+            & (frame["date"] < split["date"])
+            & (fetched_at < _opened(split["date"]))
+        )
+        if stale.any():
+            out.append((split, sorted(set(scheme.keys_of(frame.loc[stale, "date"])))))
+    return out
+
+
+def stale_keys(
+    dataset: Dataset, lake: ParquetLake, symbol: str, ex_date: pd.Timestamp
+) -> list[str]:
+    """`stale_by_split` for one split."""
+    split = pd.DataFrame({"symbol": [symbol], "date": [pd.Timestamp(ex_date)], "value": [1.0]})
+    found = stale_by_split(dataset, lake, split)
+    return found[0][1] if found else []
 
 
 def _opened(ex_date: pd.Timestamp) -> pd.Timestamp:
@@ -96,22 +146,31 @@ def _opened(ex_date: pd.Timestamp) -> pd.Timestamp:
     )
 
 
+def rebase_reason(symbol: str, ratio: float) -> str:
+    """What a partition rewritten for a split says on its materialization."""
+    return f"rebased_for_split: {symbol} {ratio:g}:1"
+
+
 def refetch_primary(
     dataset: Dataset,
     lake: ParquetLake,
     instrument: Instrument,
     split: pd.Series,
     fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
-) -> tuple[Rebasing | None, str | None]:
+    stale: Sequence[str] | None = None,
+) -> tuple[Rebasing | None, str | None, DatasetWrite | None]:
     """Fetch `instrument`'s stored range on the old basis again (one request) and rewrite its
-    rows; returns the rebasing, or why it could not be done (the old rows then stay, named)."""
-    stale = stale_keys(dataset, lake, instrument.symbol, split["date"])
+    rows; returns the rebasing and the write (whose partitions the caller records), or why it
+    could not be done (the old rows then stay, named). `stale`: the partitions on the old
+    basis, when the caller found them already (`stale_by_split`)."""
+    if stale is None:
+        stale = stale_keys(dataset, lake, instrument.symbol, split["date"])
     if not stale:
-        return None, None
+        return None, None, None
     keys = [k for k in lake.partition_keys(dataset.name) if stale[0] <= k <= stale[-1]]
     result = fetch([instrument], pd.Timestamp(keys[0]).date(), pd.Timestamp(keys[-1]).date())
     if instrument.symbol in result.failures:
-        return None, result.failures[instrument.symbol].detail
+        return None, result.failures[instrument.symbol].detail, None
     bars = result.bars
     bars = bars[rules.on_calendar(bars, [instrument], keys)] if len(bars) else bars
     valid = rules.quarantine_invalid(bars.reset_index(drop=True), DailyBars).valid
@@ -120,10 +179,12 @@ def refetch_primary(
     contents = {
         key: rules.merge_partition(existing.get(key), fresh[key], refresh=True) for key in keys
     }
-    write = dataset.write(lake, contents, existing)
-    return Rebasing(
+    reason = rebase_reason(instrument.symbol, float(split["value"]))
+    write = dataset.write(lake, contents, existing, reasons=dict.fromkeys(keys, reason))
+    rebasing = Rebasing(
         instrument.symbol, split["date"], float(split["value"]), len(bars), write.rewritten
-    ), None
+    )
+    return rebasing, None, write
 
 
 def rebase_stored(
@@ -134,24 +195,25 @@ def rebase_stored(
     done: list[Rebasing] = []
     contents: dict[str, pd.DataFrame] = {}
     existing: dict[str, pd.DataFrame] = {}
-    for split in splits.itertuples(index=False):
-        keys = stale_keys(dataset, lake, split.symbol, split.date)
-        if not keys:
-            continue
+    reasons: dict[str, str] = {}
+    for split, keys in stale_by_split(dataset, lake, splits):
+        symbol, ex_date, ratio = str(split["symbol"]), split["date"], float(split["value"])
         rows = partitions = 0
         for key, frame in dataset.read_partitions(lake, keys).items():
             existing.setdefault(key, frame)
             current = contents.get(key, frame)
-            rebased, changed = split_adjust_stale(current, split.symbol, split.date, split.value)
+            rebased, changed = split_adjust_stale(current, symbol, ex_date, ratio)
             if changed:
                 contents[key] = rebased
                 rows += changed
                 partitions += 1
+                reason = rebase_reason(symbol, ratio)
+                reasons[key] = f"{reasons[key]}; {reason}" if key in reasons else reason
         if rows:
-            done.append(Rebasing(split.symbol, split.date, float(split.value), rows, partitions))
+            done.append(Rebasing(symbol, ex_date, ratio, rows, partitions))
     if not contents:
         return done, None
-    return done, dataset.write(lake, contents, existing)
+    return done, dataset.write(lake, contents, existing, reasons=reasons)
 
 
 def split_adjust_stale(

@@ -19,7 +19,7 @@ import pandas as pd
 import pandera.errors as pandera_errors
 import pandera.pandas as pa
 
-from ingest_platform.core import calendars, schema
+from ingest_platform.core import calendars, schema, settlement
 from ingest_platform.core.partitions import MarketDay, market_day
 from ingest_platform.market.schema import DailyBars
 from ingest_platform.market.sources.bars import Instrument
@@ -30,9 +30,9 @@ SOURCE_PRIORITY = ("yahoo", "polygon", "alpha_vantage")
 VALUE_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume", "source"]
 
 
-#: How long after a session's close its daily bar counts as final: providers keep revising the
-#: last print and the closing auction for a while.
-SETTLE = pd.Timedelta(minutes=30)
+#: How long after a session's close its daily bar counts as final (`core.settlement`, the one
+#: rule the checks use too).
+SETTLE = settlement.SETTLE
 
 
 def settled_calendars(
@@ -52,22 +52,21 @@ def settled(
     frame: pd.DataFrame,
     instruments: Sequence[Instrument],
     now: pd.Timestamp,
-    settle: pd.Timedelta = SETTLE,
+    stamps: Mapping[str, pd.Timestamp] | None = None,
 ) -> pd.Series:
-    """Which bars belong to a session that has closed and settled by `now`.
+    """Which bars belong to a session that has closed and settled by `now`, and by the
+    provider's own stamp where it gave one (`core.settlement`).
 
     An answer fetched during a session carries that session's bar so far (Yahoo's and
     Polygon's live bar, Alpha Vantage's intraday "Last Refreshed"): it is not the day's bar and
-    must never be stored as one.
+    must never be stored as one. `stamps` maps a symbol to the instant its answer was current
+    as of; a stale cached answer that arrives after the close is caught by it.
     """
     calendar_of = {i.symbol: i.calendar for i in instruments}
-    pairs = pd.DataFrame({"calendar": frame["symbol"].map(calendar_of), "date": frame["date"]})
-    done: dict[tuple[str, pd.Timestamp], bool] = {}
-    for calendar, day in pairs.drop_duplicates().itertuples(index=False):
-        close = calendars.session_close(day, calendar) if isinstance(calendar, str) else None
-        done[(calendar, day)] = close is None or close + settle <= now
-    keys = list(zip(pairs["calendar"], pairs["date"], strict=True))
-    return pd.Series([done[k] for k in keys], index=frame.index, dtype=bool)
+    rows = frame["symbol"].map(calendar_of)
+    per_row = settlement.stamp_per_row(frame["symbol"], stamps) if stamps else None
+    done = settlement.settled_mask(frame["date"], rows, now, per_row)
+    return pd.Series(done, index=frame.index, dtype=bool)
 
 
 def key_date(partition_key: str) -> dt.date:

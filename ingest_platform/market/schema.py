@@ -11,7 +11,7 @@ from dagster import FreshnessPolicy
 from pandera.typing import Series
 
 from ingest_platform.core.dataset import Dataset
-from ingest_platform.core.partitions import market_day_partitions
+from ingest_platform.core.partitions import MARKET_DAYS
 from ingest_platform.core.schema import DATE, UTC, DatasetModel
 
 _RELATIVE_TOLERANCE = 1e-9  # float rounding in a source's payload is not a broken bar
@@ -89,9 +89,7 @@ def _daily(name: str, model: type[DatasetModel], key: tuple[str, ...], descripti
         model=model,
         group=GROUP,
         key=key,
-        partitions_def=market_day_partitions,
-        partition_column="date",
-        grain="day",
+        partitioning=MARKET_DAYS,
         description=description,
     )
 

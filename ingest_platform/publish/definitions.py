@@ -12,7 +12,7 @@ from ingest_platform.publish.assets import dataset_metadata_asset, warehouse_ass
 from ingest_platform.publish.catalogue import PUBLISHED
 from ingest_platform.publish.resources import Warehouse
 from ingest_platform.publish.schedules import (
-    dataset_metadata_after_backfill,
+    dataset_metadata_after_updates,
     dataset_metadata_daily,
     dataset_metadata_job,
     warehouse_automation,
@@ -36,6 +36,6 @@ def publish_definitions(check_keys: Sequence[AssetCheckKey]) -> Definitions:
         assets=[*(warehouse_asset(d) for d in PUBLISHED), dataset_metadata_asset(check_keys)],
         jobs=[dataset_metadata_job],
         schedules=[dataset_metadata_daily],
-        sensors=[dataset_metadata_after_backfill, warehouse_automation],
+        sensors=[dataset_metadata_after_updates, warehouse_automation],
         resources={"warehouse": warehouse_resource()},
     )

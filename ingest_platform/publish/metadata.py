@@ -16,12 +16,12 @@ from importlib import resources
 from typing import Any
 
 import pandas as pd
-from dagster import DagsterInstance, PartitionsDefinition
+from dagster import DagsterInstance
 
+from ingest_platform.core import fingerprint
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.http import CallBudget
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.core.partitions import closed_partition_keys
 from ingest_platform.economic import due as economic_due
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS
 from ingest_platform.market.schema import MARKET_BARS, YAHOO_DAILY_BARS
@@ -61,11 +61,10 @@ def partition_summary(
     lake: ParquetLake, dataset: Dataset, now: dt.datetime
 ) -> dict[str, Any] | None:
     """Partitions present, expected (the closed keys of the definition up to now), missing."""
-    if not dataset.partitioned:
+    if dataset.partitioning is None:
         return None
-    definition: PartitionsDefinition = dataset.partitions_def  # type: ignore[assignment]
     present = lake.partition_keys(dataset.name)
-    expected = closed_partition_keys(definition, now)
+    expected = dataset.partitioning.closed_keys(now)
     if present:  # missing counts from the first partition the lake holds
         expected = [k for k in expected if k >= present[0]]
     missing = sorted(set(expected) - set(present))
@@ -110,10 +109,12 @@ def coverage_table(table: pd.DataFrame, key: str) -> dict[str, Any]:
     }
 
 
-def _bar_coverage(lake: ParquetLake, dataset: Dataset, frame: pd.DataFrame) -> dict[str, Any]:
+def _bar_coverage(
+    lake: ParquetLake, dataset: Dataset, frame: pd.DataFrame, now: dt.datetime
+) -> dict[str, Any]:
     instruments = universe.traded(INSTRUMENTS.read(lake, columns=["symbol", "calendar", "active"]))
     start, end = frame["date"].min(), frame["date"].max()
-    expected = expected_sessions(instruments, start, end)
+    expected = expected_sessions(instruments, start, end, settled_by=pd.Timestamp(now))
     return coverage_table(coverage_by_key(frame, expected, start=start, end=end), "symbol")
 
 
@@ -128,8 +129,10 @@ _FIGURE_COLUMNS = ("symbol", "variable", "series_id", "date", "source", "realtim
 
 #: Which datasets get a coverage table, and how it is computed.
 COVERAGE: dict[str, Callable[..., dict[str, Any]]] = {
-    MARKET_BARS.name: lambda lake, frame, now: _bar_coverage(lake, MARKET_BARS, frame),
-    YAHOO_DAILY_BARS.name: lambda lake, frame, now: _bar_coverage(lake, YAHOO_DAILY_BARS, frame),
+    MARKET_BARS.name: lambda lake, frame, now: _bar_coverage(lake, MARKET_BARS, frame, now),
+    YAHOO_DAILY_BARS.name: lambda lake, frame, now: _bar_coverage(
+        lake, YAHOO_DAILY_BARS, frame, now
+    ),
     ECONOMIC_INDICATORS.name: _economic_coverage,
 }
 
@@ -158,6 +161,7 @@ def describe_dataset(
             for f in dataset.arrow_schema
         ],
         "rows": len(frame),
+        "content": describe_content(lake, dataset),
         "date_range": None,
         "partitions": partition_summary(lake, dataset, now),
         "source_mix": None,
@@ -181,6 +185,19 @@ def describe_dataset(
         last = state.last_materialization(instance, dataset.name)
         entry["last_materialization"] = last.as_dict() if last else None
     return entry
+
+
+def describe_content(lake: ParquetLake, dataset: Dataset) -> dict[str, Any]:
+    """The lake's content of `dataset` as `ingest-platform audit` recomputes it (one read of
+    every column: the figures above read only the columns they need)."""
+    state, corrupt = dataset.content_state(lake)
+    return {
+        "partitions": len(state) + len(corrupt),
+        "rows": sum(p.rows for p in state.values()),
+        "digest": fingerprint.digest(
+            {**{k: p.content_hash for k, p in state.items()}, **dict.fromkeys(corrupt, "corrupt")}
+        ),
+    }
 
 
 def describe_budgets(budgets: Mapping[str, CallBudget]) -> dict[str, Any]:

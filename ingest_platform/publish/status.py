@@ -36,7 +36,6 @@ from ingest_platform.core import settings
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.http import CallBudget
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.core.partitions import closed_partition_keys
 from ingest_platform.core.source_resources import budget_store
 from ingest_platform.publish import state
 from ingest_platform.publish.catalogue import DATASETS
@@ -107,10 +106,10 @@ def freshness(policy: FreshnessPolicy | None, last: float | None, now: float) ->
 
 
 def _window(dataset: Dataset, present: list[str], now: dt.datetime) -> list[str]:
-    if not dataset.partitioned or dataset.partitions_def is None or dataset.grain is None:
+    if dataset.partitioning is None:
         return []
-    keys = closed_partition_keys(dataset.partitions_def, now)
-    recent = keys[-WINDOW[dataset.grain] :]
+    keys = dataset.partitioning.closed_keys(now)
+    recent = keys[-WINDOW[dataset.partitioning.grain] :]
     if present:
         recent = [k for k in recent if k >= present[0]]
     have = set(present)

@@ -323,10 +323,12 @@ def bar_coverage(
     end: DayLike,
     *,
     listings: pd.DataFrame | None = None,
+    settled_by: pd.Timestamp | None = None,
     thresholds: CoverageThresholds = CoverageThresholds(),  # noqa: B008
 ) -> Finding:
-    """Daily bars against each instrument's own calendar sessions in [start, end]."""
-    expected = expected_session_pairs(instruments, start, end, listings)
+    """Daily bars against each instrument's own calendar sessions in [start, end] (with
+    `settled_by`, only the sessions settled by that clock: see `expected_sessions`)."""
+    expected = expected_session_pairs(instruments, start, end, listings, settled_by)
     grid = _grid(bars, expected, "symbol", "date", None, start, end)
     return _finding(grid, grid.table(), thresholds, "bar_coverage")
 

@@ -13,12 +13,13 @@ the coverage computed from them. The frames are for callers who want to look.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ingest_platform.core import calendars
+from ingest_platform.core import calendars, settlement
 from ingest_platform.quality.frames import (
     DayLike,
     as_day,
@@ -77,7 +78,11 @@ def _cross(
 
 
 def expected_session_pairs(
-    instruments: pd.DataFrame, start: DayLike, end: DayLike, listings: pd.DataFrame | None
+    instruments: pd.DataFrame,
+    start: DayLike,
+    end: DayLike,
+    listings: pd.DataFrame | None,
+    settled_by: pd.Timestamp | None = None,
 ) -> ExpectedPairs:
     require_columns(instruments, ["symbol", "calendar"], "instruments")
     universe = instruments.drop_duplicates("symbol", keep="last")
@@ -87,12 +92,25 @@ def expected_session_pairs(
     calendar_of = universe["calendar"].astype(str).to_numpy()
     parts = []
     for calendar in np.unique(calendar_of):
-        sessions = np.array(calendars.sessions(*window, calendar), dtype="datetime64[D]")
+        sessions = _sessions(window, calendar, settled_by)
         mine = codes[calendar_of == calendar]
         parts.append(_cross(mine, sessions.astype(np.int64), lo, hi))
     all_codes = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     all_days = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     return ExpectedPairs(names, all_codes, all_days)
+
+
+def _sessions(
+    window: tuple[dt.date, dt.date], calendar: str, settled_by: pd.Timestamp | None
+) -> np.ndarray:
+    """The calendar's sessions in the window, as day numbers; with `settled_by`, only those
+    that have closed and settled by then (`core.settlement`, the rule the ingest stores by)."""
+    start, end = window
+    if settled_by is None:
+        return np.array(calendars.sessions(start, end, calendar), dtype="datetime64[D]")
+    frame = calendars.sessions_frame(start, end, calendar)
+    done = frame[frame["close_utc"] + settlement.SETTLE <= settled_by]
+    return done["date"].to_numpy(dtype="datetime64[D]")
 
 
 def expected_sessions(
@@ -101,6 +119,7 @@ def expected_sessions(
     end: DayLike,
     *,
     listings: pd.DataFrame | None = None,
+    settled_by: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """(symbol, date) for every session of each instrument's calendar in [start, end].
 
@@ -108,8 +127,10 @@ def expected_sessions(
         instruments: ``symbol`` and ``calendar`` (exchange-calendars name, e.g. XNYS, 24/5).
         listings: optional ``symbol``, ``first_date``, ``last_date`` (null = open): a symbol is
             expected only between its own first and last listing day.
+        settled_by: the evaluation clock: a session not yet closed and settled then is not
+            expected (an FX bar at 21:00 UTC in summer is not missing; it does not exist yet).
     """
-    pairs = expected_session_pairs(instruments, start, end, listings)
+    pairs = expected_session_pairs(instruments, start, end, listings, settled_by)
     return pd.DataFrame(
         {
             "symbol": pairs.names.to_numpy(dtype=object)[pairs.codes],

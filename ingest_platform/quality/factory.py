@@ -11,9 +11,19 @@ blocking check that emitted a failed result, so a check that raised (unreadable 
 emits a failed ERROR result marked ``could_not_run`` instead of nothing; the CI runner reads
 that mark to tell "the data is bad" (exit 2) from "the checks could not run" (exit 1).
 
-Which partitions a check looks at (its `CheckWindow`): the ``start``/``end`` of its run config
-when given (the CI runner's range); else the run's own partitions when it runs with a
-materialization; else the newest partitions present in the lake.
+Which partitions a check looks at (its `CheckWindow`), always judged *as named*:
+
+- the ``start``/``end`` of its run config when given (the CI runner's range): every partition
+  of the range, present or not, judged at the earlier of now and the moment the range's last
+  partition is complete;
+- else the run's own partitions, when it runs with a materialization;
+- else the newest `DEFAULT_RECENT_PARTITIONS` partitions of the dataset's scheme up to now,
+  from the first one the lake holds (a lake that stopped updating shows its missing days).
+
+An expected partition (one whose window has closed by the clock the window is judged at) that
+the lake lacks is never dropped from the window: `partitions_present` names each, and the
+coverage and staleness checks count the days as missing instead of shrinking the window to
+what happens to be there.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +48,7 @@ from ingest_platform.core import settings
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.metadata import markdown_table
+from ingest_platform.core.partitioning import PartitionSchemeError
 from ingest_platform.quality.finding import Finding, Status
 
 #: Partitions a standalone check looks at when nobody says which (a month of sessions).
@@ -54,10 +65,12 @@ class CheckWindowConfig(Config):
 
 @dataclass(frozen=True)
 class CheckWindow:
-    """The partitions under check and the clock the checks judge them by."""
+    """The partitions under check, the clock the checks judge them by, and the expected
+    partitions (closed by `now`) that the lake lacks."""
 
     keys: tuple[str, ...]
     now: pd.Timestamp
+    missing: tuple[str, ...] = ()
 
     @property
     def start(self) -> str | None:
@@ -110,35 +123,71 @@ def resolve_window(
     dataset: Dataset,
     lake: ParquetLake,
 ) -> CheckWindow:
-    """The configured range, else the run's partitions, else the newest partitions present."""
+    """The configured range, else the run's partitions, else the newest partitions (see the
+    module docstring), each with the partitions it expects and the lake lacks."""
     now = settings.now()
-    if not dataset.partitioned:
+    if dataset.partitioning is None:
         return CheckWindow((), now)
+    scheme = dataset.partitioning
     present = lake.partition_keys(dataset.name)
     if config.start or config.end:
-        start, end = config.start or "", config.end or "9999-12-31"
-        keys = tuple(k for k in present if start <= k <= end)
-        if not keys:
-            raise ChecksCouldNotRun(
-                f"{dataset.name}: no partition in the lake between {config.start or 'the start'}"
-                f" and {config.end or 'the end'}"
-            )
-        return CheckWindow(keys, _judged_at(now, dataset, keys))
+        start = config.start or (present[0] if present else scheme.first_key)
+        end = config.end or scheme.current_keys(now)[-1]
+        try:
+            keys = tuple(scheme.keys_in_range(start, end))
+        except PartitionSchemeError as exc:
+            raise ChecksCouldNotRun(f"{dataset.name}: {exc}") from None
+        return _window(dataset, keys, _judged_at(now, dataset, keys), present)
     if context.has_partition_key_range or context.has_partition_key:
         keys = tuple(sorted(context.partition_keys))
-        return CheckWindow(keys, _judged_at(now, dataset, keys))
+        return _window(dataset, keys, _judged_at(now, dataset, keys), present)
     if not present:
         raise ChecksCouldNotRun(f"{dataset.name}: the lake holds no partition to check")
-    keys = tuple(present[-DEFAULT_RECENT_PARTITIONS:])
-    return CheckWindow(keys, now)
+    recent = [k for k in scheme.current_keys(now) if k >= present[0]]
+    keys = tuple(recent[-DEFAULT_RECENT_PARTITIONS:])
+    return _window(dataset, keys, now, present)
+
+
+def _window(
+    dataset: Dataset, keys: tuple[str, ...], now: pd.Timestamp, present: Sequence[str]
+) -> CheckWindow:
+    closed = set(dataset.scheme.closed_keys(now))
+    have = set(present)
+    return CheckWindow(keys, now, tuple(k for k in keys if k in closed and k not in have))
 
 
 def _judged_at(now: pd.Timestamp, dataset: Dataset, keys: Sequence[str]) -> pd.Timestamp:
-    """A historical window is judged as of its own end, not today: three years of history
-    checked in CI is complete, not stale because it ends before today."""
-    _, end = dataset.key_window(list(keys))
-    end_of_window = pd.Timestamp(end).tz_localize("UTC") + pd.Timedelta(days=2)
-    return min(now, end_of_window)
+    """A window is judged at the earlier of now and the moment its last partition is complete
+    (the end of its window): three years of history checked in CI is not stale because it
+    ends before today, and a range whose newest days never arrived is judged at its end, where
+    they are due, not at whatever day the lake happens to stop."""
+    _, end = dataset.scheme.window(max(keys))
+    return min(now, end.tz_convert("UTC"))
+
+
+PARTITIONS_PRESENT = "partitions_present"
+
+
+def partitions_present(dataset: Dataset, window: CheckWindow) -> Finding:
+    """ERROR when an expected partition of the window is absent from the lake. Each missing
+    day is named: as runs of consecutive partitions in the summary (``2024-07-11...2024-07-15
+    (3)``), one row per run in the table."""
+    closed = set(dataset.scheme.closed_keys(window.now))
+    expected = sum(1 for k in window.keys if k in closed)
+    runs = dataset.scheme.runs(window.missing)
+    named = ", ".join(f if n == 1 else f"{f}...{last} ({n})" for f, last, n in runs)
+    return Finding(
+        check=PARTITIONS_PRESENT,
+        status=Status.ERROR if runs else Status.PASS,
+        summary=(
+            f"{len(window.missing)} of {expected} expected partition(s) of "
+            f"{window.describe()} absent from the lake: {named}"
+            if runs
+            else f"all {expected} expected partition(s) of {window.describe()} are in the lake"
+        ),
+        figures={"missing_partitions": len(window.missing), "expected_partitions": expected},
+        offending=pd.DataFrame(runs, columns=["first", "last", "partitions"]),
+    )
 
 
 def to_result(
@@ -191,8 +240,21 @@ def quality_checks(
     """The checks of `dataset` as one multi-asset check: one read, one result per check.
 
     `reads` names the other datasets `load` reads (secondary sources for drift, corporate
-    actions, instruments): they become the checks' dependencies in the asset graph.
+    actions, instruments): they become the checks' dependencies in the asset graph. A
+    partitioned dataset also gets `partitions_present`, judged from the window alone, so a
+    window whose partitions are all missing still says which (the others cannot run then).
     """
+    if dataset.partitioned:
+        checks = [
+            QualityCheck(
+                PARTITIONS_PRESENT,
+                lambda inputs: partitions_present(dataset, inputs.window),
+                "Every partition of the window whose time has closed is in the lake; each "
+                "missing one is named (ERROR).",
+                key_figure="missing_partitions",
+            ),
+            *checks,
+        ]
     specs = [
         AssetCheckSpec(
             check.name,
@@ -215,6 +277,19 @@ def quality_checks(
         selected = [by_key[k] for k in sorted(context.selected_asset_check_keys, key=str)]
         try:
             window = resolve_window(context, config, dataset, lake)
+        except Exception as exc:  # every check still emits a result
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            context.log.error(f"{dataset.name} checks could not run: {reason}")
+            for check in selected:
+                yield could_not_run(dataset.name, check, reason)
+            return
+        presence = [c for c in selected if c.name == PARTITIONS_PRESENT]
+        for check in presence:
+            yield to_result(dataset.name, check, partitions_present(dataset, window), window)
+        selected = [c for c in selected if c.name != PARTITIONS_PRESENT]
+        if not selected:
+            return
+        try:
             inputs = CheckInputs(window, load(lake, window))
         except Exception as exc:  # every check still emits a result
             reason = f"{type(exc).__name__}: {exc}"[:500]

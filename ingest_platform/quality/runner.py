@@ -7,9 +7,10 @@ materialized. A failing non-blocking check leaves a Dagster run successful even 
 severity, so the exit code comes from the check evaluations, never from the run's status:
 
 - 0: nothing failed at or above ``--fail-on`` (default ``error``);
-- 2: a check failed at that level;
-- 1: the checks could not run (a bad selection, an empty lake, a broken config); the reason
-  is printed on one line.
+- 2: a check failed at that level (even when others could not run: a range whose partitions
+  are missing fails `partitions_present`, and the checks with no rows to read cannot run);
+- 1: the checks could not run (a bad selection, an empty lake, a broken config) and none
+  failed; the reason is printed on one line.
 
 Without ``--select`` the runner checks what there is to check (`scope_checks`): an asset whose
 partitions do not include ``--partition``/``--partition-range`` (a day asked of a monthly
@@ -349,5 +350,8 @@ def main(
             f"{not_run[0].description}",
             file=sys.stderr,
         )
-        return EXIT_CANNOT_RUN
-    return EXIT_FAILED if failed else EXIT_OK
+    # A failed check outranks one that could not run: when a range's partitions are missing,
+    # `partitions_present` says so (2) and the checks that had no rows to read could not run.
+    if failed:
+        return EXIT_FAILED
+    return EXIT_CANNOT_RUN if not_run else EXIT_OK

@@ -35,6 +35,7 @@ HTTP_FAULTS = frozenset(
         "drift",  # Alpha Vantage / Polygon prices moved by params.relative on chosen days
         "unadjusted",  # Yahoo chart: prices as traded, split events dropped
         "xml_answer",  # an XML body (HTTP 200) to a JSON request, as the World Bank sometimes does
+        "intraday",  # Yahoo / Alpha Vantage: an answer made mid-session (params.at, HH:MM:SS)
     }
 )
 #: Fault kinds served over the Kraken WebSocket.

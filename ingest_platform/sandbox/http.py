@@ -58,6 +58,10 @@ Control requests are not counted. What each fault kind does:
   a provider misses a split (the unadjusted-split anomaly check must catch it);
 - ``missing_days`` (params.start, params.end, ISO dates): a Yahoo chart answer without the bars
   of those days, its split and dividend events kept, as when Yahoo has a hole in a history;
+- ``intraday`` (params.at, the exchange's local time, default ``14:07:03``): an answer made
+  during the last session, as a stale cache can hand over long after the close: Alpha
+  Vantage's ``Last Refreshed`` carries that time, Yahoo's ``regularMarketTime`` falls before
+  the session's end; the last bar is that session so far;
 - ``xml_answer``: HTTP 200 with an XML body (``application/xml``) although JSON was asked for,
   as the World Bank API sometimes answers (its XML rendering of the same data).
 """
@@ -389,6 +393,7 @@ class SandboxHTTPServer:
             if kind == "drift"
             else None,
             unadjusted=kind == "unadjusted",
+            refreshed_at=str(params.get("at", "14:07:03")) if kind == "intraday" else None,
         )
         return provider.respond(request, route, shape)
 

@@ -17,6 +17,8 @@ from dagster import (
 
 from ingest_platform.core.dataset import record_partitions, record_run
 from ingest_platform.core.lake import LakeError, ParquetLake
+from ingest_platform.core.partitioning import PartitionScheme
+from ingest_platform.core.partitions import KNOWN_MONTHS
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS
 from ingest_platform.market.schema import MARKET_BARS
 from ingest_platform.reference.schema import INSTRUMENTS, TRADING_SESSIONS
@@ -26,12 +28,15 @@ from ingest_platform.variables import rules
 from ingest_platform.variables.schema import VARIABLE_SERIES
 
 
-def _days(keys: list[str]) -> list[str]:
-    """Every day the months of `keys` span (plus the day before: a session dated on a month's
-    last day may close after midnight UTC, in the next month)."""
-    start = pd.Timestamp(keys[0]) - pd.Timedelta(days=1)
-    end = pd.Timestamp(keys[-1]) + pd.offsets.MonthEnd(0)
-    return [d.strftime("%Y-%m-%d") for d in pd.date_range(start, end, freq="D")]
+def source_keys(keys: list[str], source: PartitionScheme) -> list[str]:
+    """The partitions of `source` (market days, stream days) whose values can become known in
+    the months `keys`: their windows overlap the months, reaching back one day, because a value
+    becomes known after its day (a session's close, a UTC day's end) and the day before a month
+    may be known in it. Rows are then split by when they became known, so the extra day costs
+    a read, never a row in the wrong month."""
+    start, _ = KNOWN_MONTHS.window(keys[0])
+    _, end = KNOWN_MONTHS.window(keys[-1])
+    return source.keys_overlapping(start - pd.Timedelta(days=1), end)
 
 
 @asset(
@@ -70,14 +75,17 @@ def variable_series(context: AssetExecutionContext, lake: ParquetLake) -> Materi
             strict=True,
         )
     )
-    days = _days(keys)
     parts = [rules.from_economic(ECONOMIC_INDICATORS.read(lake, keys))]
-    bars = MARKET_BARS.read(lake, days, columns=["symbol", "date", "close"])
+    market_days = source_keys(keys, MARKET_BARS.scheme)
+    bars = MARKET_BARS.read(lake, market_days, columns=["symbol", "date", "close"])
     if len(bars):
         calendars = INSTRUMENTS.read(lake, columns=["symbol", "calendar"])
         sessions = TRADING_SESSIONS.read(lake, columns=["calendar", "date", "close_utc"])
         parts.append(rules.from_market(bars.merge(calendars, on="symbol"), market_of, sessions))
-    minutes = KRAKEN_BOOK_MINUTE_BARS.read(lake, days, columns=["symbol", "minute", "mid_close"])
+    stream_days = source_keys(keys, KRAKEN_BOOK_MINUTE_BARS.scheme)
+    minutes = KRAKEN_BOOK_MINUTE_BARS.read(
+        lake, stream_days, columns=["symbol", "minute", "mid_close"]
+    )
     if len(minutes):
         parts.append(rules.from_stream(minutes, kraken_of))
     rows = (

@@ -15,12 +15,12 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow.parquet as pq
 import pytest
-from dagster import DailyPartitionsDefinition
 from pandera.typing import Series
 
 from ingest_platform.core import settings
 from ingest_platform.core.dataset import Dataset, DatasetValidationError
 from ingest_platform.core.lake import CorruptPartition, LakeError, ParquetLake
+from ingest_platform.core.partitioning import PartitionScheme
 from ingest_platform.core.schema import DATE, DatasetModel
 from ingest_platform_tests.core.s3_server import (
     ACCESS_KEY,
@@ -131,9 +131,14 @@ CLOSES = Dataset(
     description="Closing prices, for the S3 write-path test.",
     group="test",
     key=("symbol", "date"),
-    partitions_def=DailyPartitionsDefinition(start_date="2024-03-01"),
-    partition_column="date",
-    grain="day",
+    partitioning=PartitionScheme(
+        name="test_days",
+        column="date",
+        column_kind="date",
+        grain="day",
+        timezone="UTC",
+        first_key="2024-03-01",
+    ),
 )
 
 

@@ -186,7 +186,7 @@ def test_the_ci_runner_exits_0_2_and_1_and_writes_junit(resources, sandbox, home
     assert code == 0, out
     assert "cross_source_drift" in out and "PASS" in out
     suite = ET.parse(report).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "5" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "6" and suite.get("failures") == "0"
     assert {c.get("name") for c in suite.iter("testcase")} >= {
         f"cross_source_drift [{START}..{END}]"
     }
@@ -208,8 +208,10 @@ def test_the_ci_runner_exits_0_2_and_1_and_writes_junit(resources, sandbox, home
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_asset" in err[0]
 
-    assert cli(["check", "--select", "market_bars", "--partition", "2024-01-02"]) == 1
-    assert "no partition in the lake" in capsys.readouterr().err
+    # A partition the range names that the lake lacks is a failed check naming it, not a
+    # window that silently shrinks (nor "could not run": the data is missing, that is the news).
+    assert cli(["check", "--select", "market_bars", "--partition", "2024-01-02"]) == 2
+    assert "absent from the lake: 2024-01-02" in capsys.readouterr().out
     assert cli(["check", "--select", "market_bars", "--partition", "2020-01-02"]) == 1
     assert "market_bars has no partition 2020-01-02" in capsys.readouterr().err
 
@@ -223,6 +225,40 @@ def test_the_ci_runner_exits_0_2_and_1_and_writes_junit(resources, sandbox, home
         with pytest.raises(SystemExit) as exited:
             cli(["check", *bad])
         assert exited.value.code == 1, bad
+
+
+def test_a_range_whose_newest_partitions_are_missing_fails_as_named(resources, capsys):
+    """The CI job checks "the last five closed weekdays"; the lake stopped updating three days
+    before. The range is judged as named: each missing day is named, coverage counts them as
+    missing and staleness is measured at the range's end, where they were due."""
+    assert backfill(resources).success
+    lake = resources["lake"]
+    for key in ("2024-07-10", "2024-07-11", "2024-07-12"):
+        assert lake.delete_partition("market_bars", key)
+    code = cli(
+        [
+            *("check", "--select", "market_bars", "--partition-range", "2024-07-08...2024-07-12"),
+            *("--fail-on", "warn"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 2, out
+    failed = {line.split()[1] for line in out.splitlines() if line.startswith("FAILED")}
+    assert {
+        "market_bars:partitions_present",
+        "market_bars:bar_coverage",
+        "market_bars:bar_staleness",
+    } <= failed, out
+    assert (
+        "3 of 5 expected partition(s) of 2024-07-08..2024-07-12 absent from the lake: "
+        "2024-07-10...2024-07-12 (3)" in out
+    )
+    # The same range with every partition present passes: it was the missing days.
+    assert backfill(resources).success
+    assert (
+        cli(["check", "--select", "market_bars", "--partition-range", "2024-07-08...2024-07-12"])
+        == 0
+    )
 
 
 def test_without_select_the_runner_checks_what_the_lake_holds_for_the_key(resources, capsys):

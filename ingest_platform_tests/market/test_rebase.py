@@ -76,9 +76,26 @@ def test_a_new_split_rebases_every_stored_row_of_the_symbol(resources, monkeypat
         assert stored.tolist() == pytest.approx(expected.tolist(), rel=1e-9), dataset
     polygon = lake.read("polygon_daily_bars").query("symbol == 'NVDA'").set_index("date")["close"]
     assert (polygon / expected.reindex(polygon.index)).between(0.99, 1.01).all()  # new basis
+    events = [e.materialization for e in daily.get_asset_materialization_events()]
     meta = next(
-        e.materialization.metadata
-        for e in daily.get_asset_materialization_events()
-        if e.materialization.asset_key.to_user_string() == "yahoo_daily_bars"
+        m.metadata
+        for m in events
+        if m.asset_key.to_user_string() == "yahoo_daily_bars" and m.partition == "2024-06-10"
     )
     assert "| NVDA | 2024-06-10 | 10 |" in meta["rebased"].value
+    # Every older partition the split rewrote got a materialization of its own, saying why.
+    for dataset in ("yahoo_daily_bars", "polygon_daily_bars", "market_bars"):
+        rebased = {
+            m.partition: m.metadata
+            for m in events
+            if m.asset_key.to_user_string() == dataset and m.partition < "2024-06-10"
+        }
+        holding = lake.read(dataset).query("symbol == 'NVDA' and date < '2024-06-10'")
+        expected_keys = sorted({d.strftime("%Y-%m-%d") for d in holding["date"]})
+        if dataset == "polygon_daily_bars":  # a rotating sample: only the days it held NVDA
+            assert set(rebased) <= set(expected_keys) and rebased, dataset
+        else:
+            assert sorted(rebased) == expected_keys, (dataset, set(expected_keys) ^ set(rebased))
+        assert {m["rewrite_reason"].value for m in rebased.values()} == {
+            "rebased_for_split: NVDA 10:1"
+        }, dataset

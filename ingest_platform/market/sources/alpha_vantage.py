@@ -24,7 +24,12 @@ from ingest_platform.core.http.errors import (
     SourceError,
     UnknownSymbol,
 )
-from ingest_platform.market.sources.bars import BarSource, Instrument, canonical_bars
+from ingest_platform.market.sources.bars import (
+    BarSource,
+    Instrument,
+    SymbolAnswer,
+    canonical_bars,
+)
 
 SOURCE = "alpha_vantage"
 SERIES_KEY = "Time Series (Daily)"
@@ -157,5 +162,30 @@ class AlphaVantageSource(BarSource):
 
     def fetch_symbol(
         self, instrument: Instrument, start: dt.date, end: dt.date, ingested_at: pd.Timestamp
-    ) -> pd.DataFrame:
-        return self.transform(self.extract(instrument), instrument, start, end, ingested_at)
+    ) -> SymbolAnswer:
+        payload = self.extract(instrument)
+        bars = self.transform(payload, instrument, start, end, ingested_at)
+        return SymbolAnswer(bars, stamp=last_refreshed(payload, instrument.symbol))
+
+
+def last_refreshed(payload: dict, symbol: str) -> pd.Timestamp | None:
+    """The instant ``Meta Data`` says the series was refreshed, when it gives a time of day.
+
+    During a session Alpha Vantage's daily series says ``2020-05-08 14:07:03`` (in its
+    ``Time Zone``, US/Eastern): the last bar is the session so far, whenever the answer arrives.
+    After the close it gives the date alone, which says nothing the wall clock does not.
+    """
+    meta = payload.get("Meta Data")
+    if not isinstance(meta, dict):
+        return None
+    refreshed = next((v for k, v in meta.items() if k.endswith("Last Refreshed")), None)
+    zone = next((v for k, v in meta.items() if k.endswith("Time Zone")), "US/Eastern")
+    if not isinstance(refreshed, str) or len(refreshed.strip()) <= 10:
+        return None
+    try:
+        stamp = pd.Timestamp(refreshed.strip())
+        return (stamp.tz_localize(str(zone)) if stamp.tzinfo is None else stamp).tz_convert("UTC")
+    except (ValueError, TypeError) as exc:
+        raise MalformedPayload(
+            SOURCE, f"unreadable 'Last Refreshed' {refreshed!r} ({zone}): {exc}", symbol
+        ) from None

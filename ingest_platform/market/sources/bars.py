@@ -63,6 +63,9 @@ class BarsFetch:
     actions: pd.DataFrame
     failures: dict[str, SourceError] = field(default_factory=dict)
     requested: list[str] = field(default_factory=list)
+    #: Per symbol, the instant the provider says its answer is current as of (UTC), where it
+    #: says so in a way that can contradict the wall clock (see `core.settlement`).
+    stamps: dict[str, pd.Timestamp] = field(default_factory=dict)
 
     @property
     def failure_rate(self) -> float:
@@ -80,7 +83,17 @@ def empty_actions() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in ACTION_COLUMNS})
 
 
-FetchOne = Callable[[Instrument, dt.date, dt.date], tuple[pd.DataFrame, pd.DataFrame]]
+@dataclass(frozen=True)
+class SymbolAnswer:
+    """What one request for one symbol gave: its bars, its corporate actions, and the instant
+    the provider said its data was current as of (None when it says nothing usable)."""
+
+    bars: pd.DataFrame
+    actions: pd.DataFrame = field(default_factory=empty_actions)
+    stamp: pd.Timestamp | None = None
+
+
+FetchOne = Callable[[Instrument, dt.date, dt.date], SymbolAnswer]
 
 
 def fetch_bars(
@@ -103,6 +116,7 @@ def fetch_bars(
     bars: list[pd.DataFrame] = []
     actions: list[pd.DataFrame] = []
     failures: dict[str, SourceError] = {}
+    stamps: dict[str, pd.Timestamp] = {}
 
     def run(instrument: Instrument):
         try:
@@ -113,15 +127,16 @@ def fetch_bars(
             raise redacted_failure(exc, redact, source, instrument.symbol) from None
 
     with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix=source) as pool:
-        for instrument, frames, error in pool.map(run, instruments):
+        for instrument, answer, error in pool.map(run, instruments):
             if error is not None:
                 failures[instrument.symbol] = error
                 continue
-            symbol_bars, symbol_actions = frames
-            if len(symbol_bars):
-                bars.append(symbol_bars)
-            if len(symbol_actions):
-                actions.append(symbol_actions)
+            if len(answer.bars):
+                bars.append(answer.bars)
+            if len(answer.actions):
+                actions.append(answer.actions)
+            if answer.stamp is not None:
+                stamps[instrument.symbol] = answer.stamp
     return BarsFetch(
         source=source,
         start=start,
@@ -130,6 +145,7 @@ def fetch_bars(
         actions=pd.concat(actions, ignore_index=True) if actions else empty_actions(),
         failures=failures,
         requested=[i.symbol for i in instruments],
+        stamps=stamps,
     )
 
 
@@ -146,7 +162,7 @@ class BarSource:
 
     def fetch_symbol(
         self, instrument: Instrument, start: dt.date, end: dt.date, ingested_at: pd.Timestamp
-    ) -> pd.DataFrame:
+    ) -> SymbolAnswer:
         raise NotImplementedError
 
     def fetch(
@@ -158,8 +174,8 @@ class BarSource:
     ) -> BarsFetch:
         stamp = ingested_at or settings.now()
 
-        def fetch_one(instrument: Instrument, start: dt.date, end: dt.date):
-            return self.fetch_symbol(instrument, start, end, stamp), empty_actions()
+        def fetch_one(instrument: Instrument, start: dt.date, end: dt.date) -> SymbolAnswer:
+            return self.fetch_symbol(instrument, start, end, stamp)
 
         covered = [i for i in instruments if self.covers(i)]
         return fetch_bars(

@@ -23,7 +23,12 @@ from ingest_platform.core.http.errors import (
     SourceError,
     UnknownSymbol,
 )
-from ingest_platform.market.sources.bars import BarSource, Instrument, canonical_bars
+from ingest_platform.market.sources.bars import (
+    BarSource,
+    Instrument,
+    SymbolAnswer,
+    canonical_bars,
+)
 
 SOURCE = "polygon"
 _MAX_PAGES = 100  # 100 pages of 50,000 bars: a loop, not a history
@@ -159,6 +164,9 @@ class PolygonSource(BarSource):
 
     def fetch_symbol(
         self, instrument: Instrument, start: dt.date, end: dt.date, ingested_at: pd.Timestamp
-    ) -> pd.DataFrame:
+    ) -> SymbolAnswer:
+        """No data stamp: Polygon's aggregates answer (``status``, ``queryCount``,
+        ``resultsCount``, ``adjusted``, ``request_id``, bars stamped by window *start*) says
+        nothing about when its data was current, so the wall clock alone settles its bars."""
         results = self.extract(instrument, start, end)
-        return self.transform(results, instrument, start, end, ingested_at)
+        return SymbolAnswer(self.transform(results, instrument, start, end, ingested_at))

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import requests
@@ -45,6 +46,7 @@ from ingest_platform.core.http.errors import (
 from ingest_platform.market.sources.bars import (
     BarsFetch,
     Instrument,
+    SymbolAnswer,
     clip_to_range,
     empty_actions,
     fetch_bars,
@@ -129,6 +131,38 @@ def _classify(exc: Exception, symbol: str, redact: Redactor) -> SourceError:
     return SourceUnavailable(SOURCE, f"{type(exc).__name__}: {message}", symbol)
 
 
+def _instant(value: object) -> pd.Timestamp | None:
+    """A chart-metadata time (epoch seconds, or the timestamp yfinance made of it) in UTC."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return pd.Timestamp(int(value), unit="s", tz="UTC")
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def chart_stamp(meta: Any) -> pd.Timestamp | None:
+    """When Yahoo's answer shows its session still trading: the time of its last regular trade.
+
+    ``regularMarketTime`` is the last regular-session trade, not the time of the answer; after
+    the close it equals the close (``currentTradingPeriod.regular.end``) and says nothing the
+    wall clock does not (None). Before it, the answer was made mid-session, and so was its last
+    bar, however late a cache hands it over: that instant is the stamp `core.settlement` holds
+    the bar against.
+    """
+    try:
+        last = _instant(meta["regularMarketTime"])
+        end = _instant(meta["currentTradingPeriod"]["regular"]["end"])
+    except (KeyError, TypeError):
+        return None
+    if last is None or end is None:
+        return None
+    return last if last < end else None
+
+
 class YahooSource:
     """Daily bars, splits and dividends for many symbols, one chart request each."""
 
@@ -177,6 +211,8 @@ class YahooSource:
             raise SourceUnavailable(SOURCE, "yfinance returned no rows", instrument.symbol)
         if raw[_PRICE_COLUMNS[:4]].isna().all().all():
             raise MalformedPayload(SOURCE, "yfinance returned only NaN prices", instrument.symbol)
+        # The chart answer's metadata came with the same request (no further one is made).
+        raw.attrs["stamp"] = chart_stamp(ticker.get_history_metadata())
         return raw
 
     def transform(
@@ -251,7 +287,8 @@ class YahooSource:
                 sleep=self._sleep,
                 rng=self._rng,
             )
-            return self.transform(raw, instrument, start, end, ingested_at)
+            bars, actions = self.transform(raw, instrument, start, end, ingested_at)
+            return SymbolAnswer(bars, actions, raw.attrs.get("stamp"))
 
         with _hidden_exceptions_off():
             return fetch_bars(

@@ -74,6 +74,15 @@ class Shape:
     unadjusted: bool = False  # Yahoo chart: prices as traded, split events left out
     #: (relative, start, end): prices in [start, end] (ISO dates, None: open) times 1+relative.
     drift: tuple[float, str | None, str | None] | None = None
+    #: HH:MM:SS local: the answer was made at that time of its last session (mid-session).
+    refreshed_at: str | None = None
+
+    def refreshed_seconds(self) -> int | None:
+        """`refreshed_at` as seconds after local midnight."""
+        if self.refreshed_at is None:
+            return None
+        hours, minutes, seconds = (int(part) for part in self.refreshed_at.split(":"))
+        return hours * 3600 + minutes * 60 + seconds
 
     def drift_factor(self, dates: Any) -> Any:
         """1 + relative on the drifted days, else 1 (an array like `dates`)."""

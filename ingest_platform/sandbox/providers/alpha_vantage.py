@@ -123,6 +123,8 @@ class AlphaVantageProvider(Provider):
         if request.param("datatype") == "csv":
             return self._csv(days, shape.duplicate_rows)
         last = str(series.dates[available - 1]) if available else ""
+        if shape.refreshed_at and last:
+            last = f"{last} {shape.refreshed_at}"  # AV's intraday stamp, in US/Eastern
         meta = {
             "1. Information": "Daily Prices (open, high, low, close) and Volumes",
             "2. Symbol": request.param("symbol"),

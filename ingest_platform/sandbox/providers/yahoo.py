@@ -197,7 +197,7 @@ class YahooProvider(Provider):
             return _chart_error("Bad Request", error, 400)
         if shape.empty:
             window = slice(window.start, window.start)
-        result: dict = {"meta": self._meta(inst, series, window, available, range_label)}
+        result: dict = {"meta": self._meta(inst, series, window, available, range_label, shape)}
         if window.stop > window.start:
             result.update(self._bars(request, series, window, shape))
         else:
@@ -235,7 +235,13 @@ class YahooProvider(Provider):
         return out
 
     def _meta(
-        self, inst: Instrument, series: SymbolSeries, window: slice, available: int, label: str
+        self,
+        inst: Instrument,
+        series: SymbolSeries,
+        window: slice,
+        available: int,
+        label: str,
+        shape: Shape,
     ) -> dict:
         fx = inst.is_fx
         tz = "Europe/London" if fx else "America/New_York"
@@ -271,7 +277,12 @@ class YahooProvider(Provider):
             "fullExchangeName": full_exchange,
             "instrumentType": QUOTE_TYPES[inst.asset_class],
             "firstTradeDate": int(ts[0]) if len(ts) else None,
-            "regularMarketTime": midnight + (86_340 if fx else 16 * 3600),
+            "regularMarketTime": midnight
+            + (
+                refreshed
+                if (refreshed := shape.refreshed_seconds()) is not None
+                else (86_340 if fx else 16 * 3600)
+            ),
             "hasPrePostMarketData": inst.asset_class in ("equity", "etf"),
             "gmtoffset": offset,
             "timezone": abbreviation,

@@ -12,7 +12,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from ingest_platform.core.dataset import Dataset
-from ingest_platform.core.partitions import stream_day_partitions
+from ingest_platform.core.partitions import STREAM_DAYS
 from ingest_platform.core.schema import UTC, DatasetModel
 
 _RELATIVE_TOLERANCE = 1e-12  # mids are float means of exact decimals
@@ -85,9 +85,7 @@ KRAKEN_BOOK_MINUTE_BARS = Dataset(
     model=KrakenBookMinuteBars,
     group="kraken_stream",
     key=("symbol", "minute"),
-    partitions_def=stream_day_partitions,
-    partition_column="minute",
-    grain="day",
+    partitioning=STREAM_DAYS,
     description=(
         "One UTC day of the Kraken stream log, replayed and checksum-verified, compacted into "
         "1-minute mid-price (open/high/low/close) and spread (mean/min/max) bars per pair, with "

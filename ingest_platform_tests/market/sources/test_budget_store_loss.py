@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ingest_platform.core.http import CallBudget
-from ingest_platform.market.sources.bars import Instrument, fetch_bars
+from ingest_platform.market.sources.bars import Instrument, SymbolAnswer, fetch_bars
 
 
 def _instrument(symbol: str) -> Instrument:
@@ -31,7 +31,7 @@ def test_a_budget_store_lost_mid_fetch_keeps_the_rows_already_fetched(tmp_path):
         if instrument.symbol == "BBB":
             _replace_folder_with_a_file(folder)
         bars = pd.DataFrame({"symbol": [instrument.symbol], "date": [pd.Timestamp(start)]})
-        return bars, pd.DataFrame()
+        return SymbolAnswer(bars)
 
     symbols = ["AAA", "BBB", "CCC"]
     day = dt.date(2024, 3, 8)

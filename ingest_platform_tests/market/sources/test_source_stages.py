@@ -19,7 +19,7 @@ from ingest_platform.core.http.errors import (
 )
 from ingest_platform.market.schema import CORPORATE_ACTIONS, YAHOO_DAILY_BARS
 from ingest_platform.market.sources.alpha_vantage import AlphaVantageSource
-from ingest_platform.market.sources.bars import Instrument, fetch_bars
+from ingest_platform.market.sources.bars import Instrument, SymbolAnswer, fetch_bars
 from ingest_platform.market.sources.polygon import PolygonSource
 from ingest_platform.market.sources.yahoo import YahooSource
 
@@ -256,7 +256,7 @@ def test_fetch_bars_reports_every_symbol_as_data_or_failure():
         if instrument.symbol == "BRK.B":
             raise UnknownSymbol("test", "no such ticker", instrument.symbol)
         bars = pd.DataFrame({"symbol": [instrument.symbol], "date": [pd.Timestamp(start)]})
-        return bars, bars.iloc[0:0]
+        return SymbolAnswer(bars)
 
     result = fetch_bars(
         "test", [IBM, BRK, EURUSD], dt.date(2024, 3, 8), dt.date(2024, 3, 8), fetch_one, 3

@@ -175,6 +175,7 @@ def test_the_streaming_definitions_register_the_checks_of_the_configured_pairs()
     with_lake = Definitions.merge(stream, Definitions(resources={"lake": ParquetLake(root=".")}))
     keys = with_lake.resolve_asset_graph().asset_check_keys
     assert {(k.asset_key.to_user_string(), k.name) for k in keys} == {
+        ("kraken_book_minute_bars", "partitions_present"),
         ("kraken_book_minute_bars", "stream_coverage"),
         ("kraken_book_minute_bars", "stream_staleness"),
     }
