@@ -224,7 +224,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if not isinstance(lake, ParquetLake):
         lake = ParquetLake(root=settings.lake_root())
     warehouse = resources.get("warehouse")
-    engine = warehouse.engine() if isinstance(warehouse, Warehouse) else None
+    # Resolved as a run would resolve it: the URL may come from the environment (EnvVar).
+    engine = (
+        warehouse.process_config_and_initialize().engine()
+        if isinstance(warehouse, Warehouse)
+        else None
+    )
     with DagsterInstance.get() as instance:
         return audit_command.main(
             defs,

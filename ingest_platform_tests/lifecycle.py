@@ -109,6 +109,7 @@ class Platform:
         keep: Mapping[str, Iterable[str]],
         clock: str,
         seed: int = 7,
+        instance_config: Path | None = None,
     ) -> None:
         self.root = root
         self.seed = seed
@@ -116,7 +117,7 @@ class Platform:
         self.reference = small_reference(root / "reference", keep)
         # A project folder as the CLI expects one: the repository's instance config (SQLite
         # under data/dagster, paths relative to it), the data folder, the working directory.
-        shutil.copy(CHECKOUT / "dagster.yaml", root / "dagster.yaml")
+        shutil.copy(instance_config or CHECKOUT / "dagster.yaml", root / "dagster.yaml")
         monkeypatch.setenv("DAGSTER_HOME", str(root))
         monkeypatch.chdir(root)
         monkeypatch.setenv("INGEST_PLATFORM_DATA_DIR", str(root / "data"))
@@ -248,9 +249,13 @@ class Platform:
         dataset = next((d for d in DATASETS if d.name == name), None)
         return dataset.partitioning if dataset is not None else None
 
-    def audit(self) -> AuditReport:
+    def warehouse_engine(self) -> Any:
+        """The warehouse as a run resolves it (its URL may come from the environment)."""
         warehouse = (self.defs.resources or {})["warehouse"]
-        return run_audit(self.lake, self.instance, warehouse.engine())
+        return warehouse.process_config_and_initialize().engine()
+
+    def audit(self) -> AuditReport:
+        return run_audit(self.lake, self.instance, self.warehouse_engine())
 
     def lake_schema(self, name: str) -> Any:
         from ingest_platform.publish.catalogue import DATASETS
@@ -258,5 +263,4 @@ class Platform:
         return next(d for d in DATASETS if d.name == name).arrow_schema
 
     def warehouse_frame(self, table: str) -> pd.DataFrame:
-        warehouse = (self.defs.resources or {})["warehouse"]
-        return pd.read_sql_table(table, warehouse.engine())
+        return pd.read_sql_table(table, self.warehouse_engine())

@@ -166,11 +166,20 @@ def warehouse_partitions(engine: Engine, dataset: Dataset) -> dict[str, Partitio
     name = table_name(dataset)
     if not sa.inspect(engine).has_table(name):
         return None
-    table = sa.Table(name, sa.MetaData(), autoload_with=engine)
-    with engine.connect() as connection:
-        rows = connection.execute(sa.select(table)).mappings().all()
-    frame = pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in table.columns])
-    frame = _as_dataset_types(frame, dataset)
+    columns = [f.name for f in dataset.arrow_schema]
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    # The DBAPI's own cursor: SQLAlchemy's per-row result processing costs more than the rows
+    # (half of a three-year audit). Values come back as the driver gives them (ISO strings on
+    # SQLite, datetimes on PostgreSQL) and take the dataset's types in one vectorised pass.
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f'SELECT {quoted} FROM "{name}"')
+        rows = cursor.fetchall()
+        cursor.close()
+    finally:
+        raw.close()
+    frame = _as_dataset_types(pd.DataFrame.from_records(rows, columns=columns), dataset)
     if not dataset.partitioned:
         return {UNPARTITIONED: PartitionState.of(frame, dataset.arrow_schema)}
     if frame.empty:
@@ -188,9 +197,11 @@ def _as_dataset_types(frame: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
         values = frame[f.name] if f.name in frame else pd.Series(dtype=object)
         kind = f.type
         if str(kind).startswith("timestamp"):
-            out[f.name] = pd.to_datetime(values, utc=getattr(kind, "tz", None) is not None)
+            out[f.name] = pd.to_datetime(
+                values, utc=getattr(kind, "tz", None) is not None, format="ISO8601"
+            )
         elif str(kind).startswith("date"):
-            out[f.name] = pd.to_datetime(values)
+            out[f.name] = pd.to_datetime(values, format="ISO8601")
         elif str(kind) == "bool":
             out[f.name] = values.map(lambda v: None if v is None else bool(v)).astype(object)
         else:

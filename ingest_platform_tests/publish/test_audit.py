@@ -7,10 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from ingest_platform.cli import main as cli
 from ingest_platform.core import fingerprint
-from ingest_platform_tests.lifecycle import Platform
+from ingest_platform_tests.lifecycle import CHECKOUT, Platform
+from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, throwaway_database
 
 UNIVERSE = {
     "sp500_constituents.csv": ["NVDA", "AAPL", "MSFT"],
@@ -116,3 +118,48 @@ def test_a_file_changed_behind_dagsters_back_is_caught(built, capsys):
 def test_an_unknown_dataset_cannot_be_audited(built, capsys):
     assert cli(["audit", "--dataset", "no_such_thing"]) == 1
     assert "no_such_thing" in capsys.readouterr().err
+
+
+def test_on_postgresql_an_instance_and_a_warehouse_audit_alike(tmp_path, monkeypatch, capsys):
+    """The production shape: the instance (deploy/dagster-postgres.yaml) and the warehouse on
+    PostgreSQL. Their copies agree after the publish automation, and a row deleted from the
+    warehouse is named."""
+    with (
+        throwaway_database("audit_instance") as instance_db,
+        throwaway_database("audit_warehouse") as warehouse_db,
+    ):
+        for name, value in {
+            "DAGSTER_PG_HOST": PG_HOST,
+            "DAGSTER_PG_PORT": str(PG_PORT),
+            "DAGSTER_PG_USER": PG_USER,
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_DB": instance_db,
+            "INGEST_PLATFORM_WAREHOUSE_URL": (
+                f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{warehouse_db}"
+            ),
+        }.items():
+            monkeypatch.setenv(name, value)
+        platform = Platform(
+            tmp_path,
+            monkeypatch,
+            UNIVERSE,
+            clock="2024-07-13T02:00:00+00:00",
+            instance_config=CHECKOUT / "deploy" / "dagster-postgres.yaml",
+        )
+        try:
+            platform.reference_data()
+            assert platform.market("2024-07-08", "2024-07-12").success
+            platform.publish_tick()
+            code, out = audit(capsys)
+            assert code == 0, out
+            engine = platform.warehouse_engine()
+            assert engine.dialect.name == "postgresql"
+            with engine.begin() as connection:
+                connection.execute(
+                    sa.text("DELETE FROM market_bars WHERE symbol = 'SPY' AND date = '2024-07-11'")
+                )
+            code, out = audit(capsys, "--dataset", "market_bars")
+            assert code == 2, out
+            assert "market_bars[2024-07-11]: lake vs warehouse: lake 6 rows" in out
+        finally:
+            platform.close()
