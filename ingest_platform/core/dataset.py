@@ -211,6 +211,11 @@ class Dataset:
             return self.empty_frame() if columns is None else self.empty_frame()[list(columns)]
         return lake.read(self.name, chosen, columns)
 
+    def corrupt_keys(self, lake: ParquetLake, keys: Sequence[str]) -> list[str]:
+        """Which of `keys` the lake holds as unreadable files (empty when all read cleanly)."""
+        _, corrupt = lake.read_checked(self.name, keys, columns=list(self.key[:1]))
+        return corrupt
+
     def read_partitions(
         self, lake: ParquetLake, keys: Sequence[str], skip_corrupt: bool = False
     ) -> dict[str, pd.DataFrame]:

@@ -109,6 +109,13 @@ def yahoo_daily_bars(
         store=bars_selected, cover_gaps=True,
     )  # fmt: skip
     new = rebase.new_splits(run.fetch.actions, lake)
+    # The actions first: a refresh rewrites an unreadable actions partition before anything
+    # reads the splits it holds.
+    actions = (
+        _write_actions(context, lake, run.fetch, repair=config.refresh)
+        if CORPORATE_ACTIONS.name in selected
+        else None
+    )
     if bars_selected:
         # Every split the lake knows or this answer told, not only those in the run's range:
         # a range that starts after a split it never saw must still rebase what came before.
@@ -120,8 +127,8 @@ def yahoo_daily_bars(
             {**run.run_metadata, "new_splits": MetadataValue.int(len(new)), **rebased},
         )
         yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
-    if CORPORATE_ACTIONS.name in selected:
-        yield _write_actions(context, lake, run.fetch)
+    if actions is not None:
+        yield actions
     if bars_selected:
         yield failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate)
         yield duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates)
@@ -163,7 +170,7 @@ def _rebase_yahoo(
 
 
 def _write_actions(
-    context: AssetExecutionContext, lake: ParquetLake, result: BarsFetch
+    context: AssetExecutionContext, lake: ParquetLake, result: BarsFetch, repair: bool
 ) -> MaterializeResult:
     """Corporate actions of the fetched symbols replace theirs in each ex-date partition: the
     run's, and any other the fetch covered (a fetch reaching back over a gap sees the split
@@ -172,7 +179,8 @@ def _write_actions(
     covered = set(scheme.keys_between(result.start, result.end)) if len(result.actions) else set()
     seen = set(scheme.keys_of(result.actions["date"])) if len(result.actions) else set()
     keys = sorted(set(context.partition_keys) | (seen & covered))
-    existing = CORPORATE_ACTIONS.read_partitions(lake, keys)
+    # A refresh fetched every expected symbol again: an unreadable partition is rewritten.
+    existing = CORPORATE_ACTIONS.read_partitions(lake, keys, skip_corrupt=repair)
     fresh = CORPORATE_ACTIONS.split(result.actions, keys)
     refetched = set(result.bars["symbol"]) if not result.bars.empty else set()
     contents = consolidated_content(existing, fresh, refetched)
@@ -318,10 +326,19 @@ def market_bars(
     instruments = load_universe(lake, config.asset_classes, config.symbols)
     symbols = {i.symbol for i in instruments}
     contents, existing, consolidated = _consolidate(lake, keys, symbols)
+    # market_bars is derived: an unreadable partition is rebuilt whole from its sources, every
+    # symbol of the universe (a subset run must not leave the others out of it).
+    reasons: dict[str, str] = {}
+    corrupt = MARKET_BARS.corrupt_keys(lake, keys)
+    if corrupt:
+        everyone = {i.symbol for i in load_universe(lake, list(universe.ASSET_CLASSES), [])}
+        repaired, _, _ = _consolidate(lake, corrupt, everyone)
+        contents.update(repaired)
+        reasons.update(dict.fromkeys(corrupt, "repaired: the file was unreadable"))
+        context.log.warning("market_bars: rebuilt unreadable partition(s) %s", corrupt)
     # A split recorded in this range puts the symbol's older partitions on a new basis too:
     # they are rebuilt from the (rebased) sources.
     rebuilt = []
-    reasons: dict[str, str] = {}
     for split, stale in rebase.stale_by_split(
         MARKET_BARS, lake, rebase.known_splits(lake, symbols)
     ):
@@ -375,7 +392,8 @@ def _consolidate(
         splits = CORPORATE_ACTIONS.read(lake, columns=["symbol", "date", "action", "value"])
         frames["alpha_vantage"] = rules.split_adjust(frames["alpha_vantage"], splits)
     consolidated = rules.consolidate(frames)
-    existing = MARKET_BARS.read_partitions(lake, keys)
+    # Unreadable partitions count as absent here; the caller rebuilds them whole.
+    existing = MARKET_BARS.read_partitions(lake, keys, skip_corrupt=True)
     # A day no source has stored yet (its sessions not settled) stays missing here too.
     sourced = set().union(*(lake.partition_keys(d.name) for d in SOURCE_DATASETS.values()))
     fresh = MARKET_BARS.split(consolidated, [k for k in keys if k in sourced or k in existing])

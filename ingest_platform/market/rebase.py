@@ -58,7 +58,10 @@ def new_splits(fetched: pd.DataFrame, lake: ParquetLake) -> pd.DataFrame:
     if splits.empty:
         return splits
     keys = sorted(set(CORPORATE_ACTIONS.partition_keys_of(splits["date"])))
-    known = CORPORATE_ACTIONS.read(lake, keys, columns=["symbol", "date", "action"])
+    frames = CORPORATE_ACTIONS.read_partitions(lake, keys, skip_corrupt=True)  # unreadable: unknown
+    known = (
+        pd.concat(frames.values(), ignore_index=True) if frames else CORPORATE_ACTIONS.empty_frame()
+    )
     known = known[known["action"] == "split"]
     seen = pd.MultiIndex.from_frame(known[["symbol", "date"]]) if len(known) else None
     index = pd.MultiIndex.from_frame(splits[["symbol", "date"]])

@@ -93,7 +93,8 @@ def variable_series(context: AssetExecutionContext, lake: ParquetLake) -> Materi
         if any(len(p) for p in parts)
         else VARIABLE_SERIES.empty_frame()
     )
-    existing = VARIABLE_SERIES.read_partitions(lake, keys)
+    # Derived whole from its inputs: an unreadable month is simply written again.
+    existing = VARIABLE_SERIES.read_partitions(lake, keys, skip_corrupt=True)
     write = VARIABLE_SERIES.write(lake, VARIABLE_SERIES.split(rows, keys), existing)
     record_partitions(
         context,
