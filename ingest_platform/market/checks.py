@@ -101,6 +101,19 @@ def _with_lookback(dataset: Dataset, lake: ParquetLake, window: CheckWindow) -> 
     return dataset.read(lake, dataset.scheme.keys_between(start - LOOKBACK, end))
 
 
+def _actions_since_lookback(lake: ParquetLake, window: CheckWindow) -> pd.DataFrame:
+    """Corporate actions from the lookback to the newest the lake holds, not only to the
+    window's end, for the drift check: the split-adjusted sources are on the basis of when they
+    were fetched (or rebased), so a split after the window puts Alpha Vantage's as-traded
+    prices on that basis too. (A window checked after a later split compared NVDA's as-traded
+    price with Yahoo's adjusted one: a false 10x drift.)"""
+    start, _ = _window_dates(window)
+    since = CORPORATE_ACTIONS.scheme.keys_between(start - LOOKBACK, start)
+    first = since[0] if since else window.start or ""
+    keys = [k for k in lake.partition_keys(CORPORATE_ACTIONS.name) if k >= first]
+    return CORPORATE_ACTIONS.read(lake, keys)
+
+
 def _in_window(frame: pd.DataFrame, window: CheckWindow) -> pd.DataFrame:
     start, end = _window_dates(window)
     return frame[(frame["date"] >= start) & (frame["date"] <= end)]
@@ -121,6 +134,7 @@ def load_bars(dataset: Dataset) -> Callable[[ParquetLake, CheckWindow], dict[str
         if dataset is MARKET_BARS:
             for name, source in SOURCE_DATASETS.items():
                 frames[name] = source.read(lake, list(window.keys))
+            frames["actions_since"] = _actions_since_lookback(lake, window)
         if frames["bars"].empty:
             raise ChecksCouldNotRun(f"{dataset.name}: no rows in {window.describe()}")
         return frames
@@ -162,7 +176,7 @@ def drift(inputs: CheckInputs) -> Finding:
     return cross_source_drift(
         inputs["yahoo"],
         {"polygon": inputs["polygon"], "alpha_vantage": inputs["alpha_vantage"]},
-        corporate_actions=inputs["actions"],
+        corporate_actions=inputs["actions_since"],
         as_traded=("alpha_vantage",),
     )
 

@@ -118,7 +118,11 @@ def stale_by_split(
     keys = [k for k in lake.partition_keys(dataset.name) if k < last]
     if not keys:
         return []
-    frame = lake.read(dataset.name, keys, columns=["symbol", "date", "ingested_at"])
+    # An unreadable partition is skipped: it holds no row anyone can read, and whatever
+    # rewrites it (a refresh, market_bars' rebuild) writes it on the current basis.
+    frame, _ = lake.read_checked(dataset.name, keys, columns=["symbol", "date", "ingested_at"])
+    if frame is None:
+        return []
     frame = frame[frame["symbol"].isin(set(splits["symbol"]))]
     fetched_at = pd.to_datetime(frame["ingested_at"], utc=True)
     out = []
