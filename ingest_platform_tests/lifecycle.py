@@ -187,12 +187,14 @@ class Platform:
     def daily(self) -> Any:
         """The market schedule's tick at the clock, and its run."""
         schedule = self.defs.resolve_schedule_def("market_bars_daily")
-        context = build_schedule_context(
+        # The context is a context manager: it opens its own instance from the ref on first
+        # use, and only leaving the block closes it (and Dagster's current-storage variable).
+        with build_schedule_context(
             instance=self.instance,
             scheduled_execution_time=self.clock.to_pydatetime(),
             repository_def=self.defs.get_repository_def(),
-        )
-        result = schedule.evaluate_tick(context)
+        ) as context:
+            result = schedule.evaluate_tick(context)
         if not result.run_requests:
             return None
         key = result.run_requests[0].partition_key
@@ -222,12 +224,12 @@ class Platform:
                     results.append(self.run([key.to_user_string()], first, last))
             for name, asset in FOLLOWERS.items():
                 sensor = self.defs.resolve_sensor_def(name)
-                context = build_sensor_context(
+                with build_sensor_context(
                     instance=self.instance,
                     cursor=self.sensor_cursors.get(name),
                     repository_def=self.defs.get_repository_def(),
-                )
-                tick = sensor.evaluate_tick(context)
+                ) as context:
+                    tick = sensor.evaluate_tick(context)
                 self.sensor_cursors[name] = tick.cursor
                 for request in tick.run_requests or ():
                     requested += 1
