@@ -167,3 +167,28 @@ def test_a_torn_partition_is_repaired_by_a_refresh_run(platform, dataset):
     platform.publish_tick()
     report = platform.audit()
     assert report.consistent, [d.line() for d in report.disagreements]
+
+
+def test_an_old_day_fetched_after_a_later_split_learns_its_basis(platform):
+    """May bars stored before NVDA's split; after it, an older May day is fetched for the first
+    time. Yahoo answers on today's basis and reports only the splits in the range asked for,
+    so the request reaches forward to today: the split is recorded, the stored May rows are
+    rebased, and the drift check compares one basis (the state machine's third finding: a
+    false 900% drift that blocked the run, over a lake that would have held two bases)."""
+    platform.set_clock("2024-05-18T02:00:00+00:00")
+    platform.reference_data()
+    assert platform.market("2024-05-14", "2024-05-17").success
+    platform.set_clock("2024-06-11T21:00:00+00:00")
+    result = platform.market("2024-05-02", "2024-05-02", refresh=True)
+    assert result.success
+    truth = platform.truth.daily_bars("NVDA", "2024-05-02", "2024-05-17")["close"]
+    for dataset in ("yahoo_daily_bars", "market_bars"):
+        stored = platform.lake.read(dataset).query("symbol == 'NVDA'").set_index("date")["close"]
+        assert stored.tolist() == pytest.approx(truth.reindex(stored.index).tolist(), rel=1e-9)
+    splits = platform.lake.read("corporate_actions").query("action == 'split'")
+    assert ("NVDA", pd.Timestamp("2024-06-10")) in set(
+        zip(splits["symbol"], splits["date"], strict=True)
+    )
+    platform.publish_tick()
+    report = platform.audit()
+    assert report.consistent, [d.line() for d in report.disagreements]

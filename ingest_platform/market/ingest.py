@@ -122,12 +122,24 @@ def last_stored(
     return found
 
 
-def reach_back(dataset: Dataset, lake: ParquetLake, plan: rules.FetchPlan) -> rules.FetchPlan:
-    """Start the requests at the earliest day after a symbol's last stored bar when sessions of
-    its calendar are missing in between: one request still, but one that covers the gap, so a
-    split or dividend in it is seen. Without this a range that starts after a split it never
-    saw (the week's daily runs missed, a backfill of the days after) stores new-basis bars
-    beside old-basis history. A gap-free daily run still asks for its own day."""
+def reach_back(
+    dataset: Dataset, lake: ParquetLake, plan: rules.FetchPlan, today: dt.date
+) -> rules.FetchPlan:
+    """Widen the one request per symbol so its answer also says which basis it is on.
+
+    A split-adjusting source (Yahoo) answers on the basis of the day it is asked, and reports
+    only the splits inside the range asked for. So each request reaches:
+
+    - back, to the earliest day after a symbol's last stored bar when sessions of its calendar
+      are missing in between: a split in that gap is seen (the week's daily runs missed, a
+      backfill of the days after);
+    - forward, to `today`: a split after the range is seen too (a refresh of an old day after
+      a split, which would otherwise store a new-basis bar beside old-basis history, with
+      nothing recorded to say why).
+
+    Still one request per symbol; rows outside the run's partitions are not stored. A gap-free
+    daily run asks for exactly its own day.
+    """
     if plan.empty:
         return plan
     start_key = dataset.scheme.key_of(pd.Timestamp(plan.start))
@@ -139,7 +151,7 @@ def reach_back(dataset: Dataset, lake: ParquetLake, plan: rules.FetchPlan) -> ru
         if after < start and calendars.sessions(after, plan.start - dt.timedelta(days=1),
                                                 calendar_of[symbol]):  # fmt: skip
             start = after
-    return rules.FetchPlan(plan.instruments, start, plan.end)
+    return rules.FetchPlan(plan.instruments, start, max(plan.end, today))
 
 
 @dataclass
@@ -169,8 +181,9 @@ def ingest_bars(
     Per-partition figures go on each partition's materialization; the run's own figures
     (requests, failures, quarantine) go once, on the run's newest partition. With `store`
     False the bars are fetched (for their corporate actions) but not written. With
-    `cover_gaps` (the source of corporate actions) each request reaches back over a gap before
-    the range (`reach_back`); rows outside the range are not stored.
+    `cover_gaps` (the split-adjusting source of corporate actions) each request reaches back
+    over a gap before the range and forward to today (`reach_back`), so its answer's basis is
+    known; rows outside the range are not stored.
     """
     keys = sorted(context.partition_keys)
     expected = rules.expected_by_partition(instruments, keys)
@@ -179,7 +192,9 @@ def ingest_bars(
     present = {k: set(frame["symbol"]) for k, frame in existing.items()}
     plan = rules.plan_fetch(instruments, expected, present, config.refresh)
     if cover_gaps:
-        plan = reach_back(dataset, lake, plan)
+        plan = reach_back(
+            dataset, lake, plan, settings.now().tz_convert(dataset.scheme.timezone).date()
+        )
     if plan.empty:
         context.log.info(
             "%s: every expected symbol is already in the lake for %s..%s",
@@ -200,9 +215,14 @@ def ingest_bars(
     for _, error in sorted(result.failures.items()):
         context.log.warning("%s", error)
     fetched = result.bars
-    off_calendar = unsettled = 0
+    off_calendar = unsettled = outside = 0
     now = settings.now()
     if not fetched.empty:
+        # A request widened to see the basis (`reach_back`) brings rows outside the range.
+        first, last = dataset.scheme.bounds([keys[0], keys[-1]])
+        inside = fetched["date"].between(max(first, pd.Timestamp(keys[0])), last)
+        outside = int((~inside).sum())
+        fetched = fetched[inside]
         keep = rules.on_calendar(fetched, plan.instruments, keys)
         off_calendar = int((~keep).sum())
         fetched = fetched[keep]
@@ -267,6 +287,7 @@ def ingest_bars(
         "fetched_range": MetadataValue.text("" if plan.empty else f"{plan.start}..{plan.end}"),
         "fetched_rows": MetadataValue.int(len(result.bars)),
         "off_calendar_rows_dropped": MetadataValue.int(off_calendar),
+        "rows_outside_range": MetadataValue.int(outside),
         "unsettled_rows_dropped": MetadataValue.int(unsettled),
         "partitions_left_missing": MetadataValue.int(len(keys) - len(contents)),
         "quarantined_rows": MetadataValue.int(quarantine.rejected_rows),

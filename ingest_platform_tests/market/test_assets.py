@@ -218,9 +218,12 @@ def test_rerunning_a_range_leaves_the_lake_unchanged(resources, sandbox, lake):
     assert meta["partitions_unchanged"] == 30 and meta["partitions_written"] == 0
 
 
-def test_the_daily_run_fetches_only_the_new_day(resources, lake):
+def test_the_daily_run_fetches_only_the_new_day(resources, lake, monkeypatch):
     assert run_range(resources, START, "2024-07-11").success
     before = lake_digest(lake)
+    # The evening run of 2024-07-12 (a request reaches forward to "today", so the clock says
+    # which day that is: asked in 2026, it would reach to 2026 to learn its answer's basis).
+    monkeypatch.setenv(settings.NOW_ENV, "2024-07-13T02:00:00+00:00")
     daily = run_range(resources, "2024-07-12", "2024-07-12")
     assert daily.success
     meta = materializations(daily, "yahoo_daily_bars")["2024-07-12"]
