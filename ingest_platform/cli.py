@@ -171,13 +171,15 @@ def _cmd_refresh_constituents(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from ingest_platform.definitions import build_definitions
+    from ingest_platform.domains import build_definitions, domains_for
     from ingest_platform.quality import runner
 
     use_project_instance()
+    # Only the domains the selection reaches are imported and built (`domains_for`).
+    defs = build_definitions(domains_for(args.select))
     with DagsterInstance.get() as instance:
         return runner.main(
-            build_definitions(),
+            defs,
             instance,
             select=args.select,
             partition=args.partition,
@@ -192,7 +194,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from ingest_platform.core.lake import ParquetLake
-    from ingest_platform.definitions import build_definitions
+    from ingest_platform.domains import build_definitions
     from ingest_platform.publish import status
 
     use_project_instance()
@@ -213,7 +215,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from ingest_platform.core.lake import ParquetLake
-    from ingest_platform.definitions import build_definitions
+    from ingest_platform.domains import build_definitions
     from ingest_platform.publish import audit_command
     from ingest_platform.publish.resources import Warehouse
 

@@ -25,7 +25,7 @@ from ingest_platform.core.partitions import (
     economic_month_partitions,
     market_day_partitions,
 )
-from ingest_platform.definitions import build_definitions
+from ingest_platform.domains import build_definitions
 from ingest_platform.publish import status
 from ingest_platform.publish.catalogue import PUBLISHED
 from ingest_platform.sandbox import Sandbox
