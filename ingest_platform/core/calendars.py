@@ -9,10 +9,16 @@ the 2025-01-09 national day of mourning); nothing here hand-codes a holiday.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pickle
+import re
 from functools import lru_cache
+from pathlib import Path
 
 import exchange_calendars as xcals
 import pandas as pd
+
+from ingest_platform.core import settings
 
 #: The calendar that decides whether "the market" is closed: US equities and ETFs trade on it.
 PRIMARY_CALENDAR = "XNYS"
@@ -24,7 +30,9 @@ FUTURES_CALENDAR = "CMES"
 CALENDARS: tuple[str, ...] = (PRIMARY_CALENDAR, "XNAS", FX_CALENDAR, FUTURES_CALENDAR)
 
 # Calendars are built once per process for a fixed, generous window: building one costs
-# ~100 ms and every asset, check and sandbox request asks for the same few.
+# 0.1-0.9 s and every asset, check and sandbox request asks for the same few. Built ones are
+# also kept on disk (`_on_disk`): a short command (`ingest-platform check`) paid up to a second
+# per calendar, every time, for the same object.
 _CALENDAR_START = "2000-01-03"
 _CALENDAR_YEARS_AHEAD = 2
 
@@ -45,7 +53,47 @@ def exchange_calendar(name: str) -> xcals.ExchangeCalendar:
     if name not in xcals.get_calendar_names(include_aliases=True):
         raise ValueError(f"unknown exchange calendar {name!r}; expected one of {CALENDARS}")
     end = pd.Timestamp.today().normalize() + pd.DateOffset(years=_CALENDAR_YEARS_AHEAD)
-    return xcals.get_calendar(name, start=_CALENDAR_START, end=end.strftime("%Y-%m-%d"))
+    return _on_disk(name, _CALENDAR_START, end.strftime("%Y-%m-%d"))
+
+
+def calendar_cache_dir() -> Path:
+    """Where built calendars are kept: <data dir>/cache/calendars."""
+    return settings.data_dir() / "cache" / "calendars"
+
+
+def _on_disk(name: str, start: str, end: str) -> xcals.ExchangeCalendar:
+    """The calendar from the cache when a file for exactly this calendar, window and
+    exchange-calendars release is there; else built, and written for the next process.
+
+    The file is named by everything the built object depends on, so a new release (new
+    holidays) or a new day (a new end) is a new file, never a stale answer; older files of the
+    same calendar are removed. Pickle is safe here as the files are only ever written by this
+    function, in the platform's own data folder. A file that does not load is rebuilt over; a
+    folder that cannot be written only costs the next process the build.
+    """
+    folder = calendar_cache_dir()
+    stem = re.sub(r"[^A-Za-z0-9]+", "_", name)
+    path = folder / f"{stem}__{start}__{end}__xcals-{xcals.__version__}.pickle"
+    try:
+        with path.open("rb") as handle:
+            cached = pickle.load(handle)
+        if isinstance(cached, xcals.ExchangeCalendar):
+            return cached
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        pass
+    built = xcals.get_calendar(name, start=start, end=end)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with temp.open("wb") as handle:
+            pickle.dump(built, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        temp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
+        for old in folder.glob(f"{stem}__*.pickle"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass
+    return built
 
 
 def _clip(cal: xcals.ExchangeCalendar, start: dt.date, end: dt.date) -> tuple[str, str] | None:
