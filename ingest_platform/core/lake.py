@@ -348,7 +348,13 @@ class ParquetLake(ConfigurableResource):
             keys = [k for k in wanted if k in available]
         if not keys:
             raise LakeError(f"{dataset}: no partitions to read under {self.dataset_path(dataset)}")
-        return self._read_files(dataset, [self.partition_path(dataset, k) for k in keys], columns)
+        return self._read_files(dataset, self._partition_paths(dataset, keys), columns)
+
+    def _partition_paths(self, dataset: str, keys: Sequence[str]) -> list[UPath]:
+        """The partitions' paths, the dataset's folder built once: a UPath join costs ~0.3 ms,
+        which over three years of two datasets was a tenth of a check run."""
+        folder = self.dataset_path(dataset)
+        return [folder / f"{_check_name('partition key', k)}{_SUFFIX}" for k in keys]
 
     def read_range(
         self,
@@ -397,7 +403,7 @@ class ParquetLake(ConfigurableResource):
 
     def _dataset(self, paths: list[UPath]) -> pyarrow_dataset.Dataset:
         if self._is_local():
-            files = [str(p.path) for p in paths]
+            files = [p.path for p in paths]
             return pyarrow_dataset.dataset(files, format=_VERIFIED)
         # Each object whole, in one GET (one version of it), then scanned from memory with
         # the same checksum verification and schema rules as local files.
