@@ -23,8 +23,8 @@ PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 
 _MEASURE = (
     "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
-    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
-    "sys.stderr.write(f'\\nPEAK_RSS_KB={peak}\\n'); "
+    "use = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "sys.stderr.write(f'\\nPEAK_RSS_KB={use.ru_maxrss} CPU_S={use.ru_utime + use.ru_stime}\\n'); "
     "sys.exit(code)"
 )
 
@@ -46,7 +46,14 @@ def timed(
         sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}")
     peak_kb = int(proc.stderr.rsplit("PEAK_RSS_KB=", 1)[1].split()[0])
+    global LAST_CPU_S
+    LAST_CPU_S = float(proc.stderr.rsplit("CPU_S=", 1)[1].split()[0])
     return wall, peak_kb / 1024, proc.stdout, proc.returncode
+
+
+# The CPU seconds (user + system, the whole process tree) of the last `timed` command: on a
+# machine shared with other work, wall clocks stretch with the load, CPU time much less.
+LAST_CPU_S = 0.0
 
 
 def get(url: str, method: str = "GET"):
