@@ -120,6 +120,7 @@ def test_an_unknown_dataset_cannot_be_audited(built, capsys):
     assert "no_such_thing" in capsys.readouterr().err
 
 
+@pytest.mark.postgres
 def test_on_postgresql_an_instance_and_a_warehouse_audit_alike(tmp_path, monkeypatch, capsys):
     """The production shape: the instance (deploy/dagster-postgres.yaml) and the warehouse on
     PostgreSQL. Their copies agree after the publish automation, and a row deleted from the

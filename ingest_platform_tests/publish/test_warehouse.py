@@ -50,7 +50,7 @@ def bars(days: list[str], symbols: list[str], close: float = 100.0) -> pd.DataFr
     return MARKET_BARS.validate(pd.DataFrame(rows))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"

@@ -44,7 +44,7 @@ def _spend(location: str, attempts: int, limit: int, spent) -> None:
             spent.value += 1
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "shared.sqlite")

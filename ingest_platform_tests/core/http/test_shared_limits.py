@@ -18,7 +18,7 @@ CALLS, PERIOD = 5, 0.5  # five calls per half second
 DRAWS = 12  # per process: 24 in all, so at least four full windows
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path) -> str:
     """A fresh store per test: a SQLite file, or a throwaway PostgreSQL database."""
     if request.param == "sqlite":
