@@ -14,6 +14,8 @@ from ingest_platform.core import fingerprint
 from ingest_platform_tests.lifecycle import CHECKOUT, Platform
 from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, throwaway_database
 
+pytestmark = pytest.mark.slow
+
 UNIVERSE = {
     "sp500_constituents.csv": ["NVDA", "AAPL", "MSFT"],
     "etfs.csv": ["SPY"],

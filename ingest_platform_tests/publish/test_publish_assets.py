@@ -29,6 +29,8 @@ from ingest_platform.reference.universe import traded
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
+pytestmark = pytest.mark.slow
+
 AS_OF = "2025-12-31"
 NOW = "2026-01-02T08:00:00+00:00"
 START, END = "2025-11-03", "2025-12-31"

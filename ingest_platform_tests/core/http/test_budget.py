@@ -51,6 +51,7 @@ def store(request, tmp_path):
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.mark.slow
 def test_two_processes_drawing_from_one_budget_never_overspend_it(store):
     context = multiprocessing.get_context("spawn")
     spent = context.Value("i", 0)

@@ -64,6 +64,7 @@ def test_busiest_window_counts_a_sliding_window():
     assert surely_within([(0.0, 0.01), (0.1, 0.11), (0.2, 1.2)], 1.0) == 2
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_rate_limit(store):
     context = multiprocessing.get_context("spawn")
     start, granted = context.Event(), context.Queue()
