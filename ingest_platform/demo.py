@@ -17,7 +17,6 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult, materialize
-from dagster._core.events import StepMaterializationData
 
 from ingest_platform.core import settings
 from ingest_platform.core.partitions import (
@@ -109,10 +108,7 @@ def _report(result: ExecuteInProcessResult, name: str, out: TextIO) -> bool:
     partitions: dict[str, int] = {}
     where: dict[str, str] = {}
     for event in result.get_asset_materialization_events():
-        data = event.event_specific_data
-        if not isinstance(data, StepMaterializationData):
-            continue
-        mat = data.materialization
+        mat = event.step_materialization_data.materialization
         key = mat.asset_key.to_user_string()
         # datasets report dagster/row_count per partition; a publish reports rows_inserted
         count = mat.metadata.get("dagster/row_count") or mat.metadata.get("rows_inserted")

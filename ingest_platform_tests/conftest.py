@@ -81,6 +81,27 @@ def _no_internet(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
 
 
+#: Fixtures that start or reach a service, and the marker a test using one gets.
+SERVICE_FIXTURES = {
+    "postgres_database": "postgres",
+    "postgres_url": "postgres",
+    "s3_server": "s3",
+    "s3_bucket": "s3",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the services its fixtures start (`SERVICE_FIXTURES`), so ``-m "not
+    postgres"`` leaves out exactly the tests that would need PostgreSQL. Fixtures that reach a
+    service only for some of their parameters mark those parameters (``pytest.param``)."""
+    for item in items:
+        for name in getattr(item, "fixturenames", ()):
+            marker = SERVICE_FIXTURES.get(name)
+            if marker is not None:
+                item.add_marker(marker)
+
+
 @pytest.fixture(scope="session")
 def kraken_capture_path() -> Path:
     """The real Kraken v2 book capture (BTC/USD, depth 10): 1 snapshot + 509 updates."""

@@ -133,6 +133,7 @@ def _polygon_step_span(instance: DagsterInstance, run_id: str) -> tuple[float, f
     return stamps[DagsterEventType.STEP_START], stamps[DagsterEventType.STEP_SUCCESS]
 
 
+@pytest.mark.slow
 def test_a_backfill_and_a_scheduled_run_share_one_rate_limit_and_write_no_duplicates(
     tmp_path, sandbox, postgres_database, monkeypatch
 ):

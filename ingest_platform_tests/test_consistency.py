@@ -11,6 +11,8 @@ import pytest
 from ingest_platform.cli import main as cli
 from ingest_platform_tests.lifecycle import Platform
 
+pytestmark = pytest.mark.slow
+
 UNIVERSE = {
     "sp500_constituents.csv": ["NVDA", "AAPL", "MSFT"],
     "etfs.csv": ["SPY"],

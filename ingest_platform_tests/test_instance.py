@@ -10,6 +10,7 @@ import os
 import shutil
 
 import psycopg2
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus, materialize
 
 from ingest_platform.core import settings
@@ -24,6 +25,7 @@ def _resources(lake):
     }
 
 
+@pytest.mark.slow
 def test_root_dagster_yaml_records_runs_in_sqlite_under_data(lake, tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
@@ -44,6 +46,7 @@ def test_root_dagster_yaml_records_runs_in_sqlite_under_data(lake, tmp_path, mon
         assert reopened.get_latest_materialization_event(instruments.key) is not None
 
 
+@pytest.mark.slow
 def test_postgres_instance_records_a_real_materialization(
     lake, tmp_path, monkeypatch, postgres_database
 ):

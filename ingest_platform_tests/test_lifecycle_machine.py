@@ -46,6 +46,8 @@ from ingest_platform.publish.catalogue import DATASETS, PUBLISHED
 from ingest_platform.sandbox.data import SPLITS
 from ingest_platform_tests.lifecycle import Platform
 
+pytestmark = pytest.mark.slow
+
 UNIVERSE = {
     "sp500_constituents.csv": ["NVDA", "AAPL", "CMG"],
     "etfs.csv": ["SPY"],

@@ -36,6 +36,7 @@ def _failure_text(result, step: str) -> str:
     ("assets", "op"),
     [(MARKET_ASSETS, "yahoo_daily_bars"), ([economic_indicators], "economic_indicators")],
 )
+@pytest.mark.slow
 def test_a_max_failure_rate_outside_0_to_1_fails_naming_the_field(offline_env, assets, op, rate):
     """A rate of 1.5 would let every symbol fail and the run still succeed."""
     result = materialize(
@@ -50,6 +51,7 @@ def test_a_max_failure_rate_outside_0_to_1_fails_naming_the_field(offline_env, a
     assert "max_failure_rate" in message and str(rate) in message
 
 
+@pytest.mark.slow
 def test_ten_thousand_unknown_symbols_fail_the_run_with_a_short_message(offline_env):
     resources = build_definitions().resources
     assert materialize([instruments], resources=resources).success

@@ -214,6 +214,7 @@ def _tick_alerts(instance: DagsterInstance, before: dict[str, str | None]) -> li
     return said
 
 
+@pytest.mark.slow
 def test_a_full_fault_run_writes_no_key_anywhere(platform, tmp_path, caplog, webhook, mailbox):
     caplog.set_level(logging.DEBUG)
     _program_faults(platform)

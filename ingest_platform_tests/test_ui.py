@@ -28,6 +28,8 @@ from ingest_platform.core.partitions import closed_partition_keys, market_day, m
 from ingest_platform.core.settings import project_root
 from ingest_platform.sandbox import Sandbox
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = project_root() / "test-artifacts"

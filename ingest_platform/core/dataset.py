@@ -1,13 +1,15 @@
 """A dataset described once, and the one validated path from frames to the lake.
 
 A `Dataset` names a dataset and holds its Pandera model, partitioning, natural key, owners and
-description. Everything else derives from it: the asset's definition arguments and column
-schema, the Arrow schema of its Parquet files, and `write`, the single function through which
-every asset puts rows in the lake. `write` validates the *merged* content of each partition it
-is about to replace (not just the freshly fetched rows), skips partitions whose content would
-not change (so a re-run leaves the lake untouched), and writes each changed partition
-atomically. "Every partition in the lake passed its schema" is therefore a property of the
-code, not a convention.
+description. Everything else derives from it: the Arrow schema of its Parquet files, `write`,
+the single function through which every asset puts rows in the lake, and (in
+`core.dataset_assets`, the Dagster adapter) the asset's definition arguments and metadata. This
+module imports no Dagster, so flows that read and write datasets stay plain Python.
+
+`write` validates the *merged* content of each partition it is about to replace (not just the
+freshly fetched rows), skips partitions whose content would not change (so a re-run leaves the
+lake untouched), and writes each changed partition atomically. "Every partition in the lake
+passed its schema" is therefore a property of the code, not a convention.
 """
 
 from __future__ import annotations
@@ -22,18 +24,8 @@ import pandas as pd
 import pandera.errors as pandera_errors
 import pandera.pandas as pa
 import pyarrow
-from dagster import (
-    AssetExecutionContext,
-    AssetMaterialization,
-    AssetSpec,
-    BackfillPolicy,
-    FreshnessPolicy,
-    MetadataValue,
-    PartitionsDefinition,
-    TableSchema,
-)
 
-from ingest_platform.core import fingerprint, partitions, schema
+from ingest_platform.core import fingerprint, schema
 from ingest_platform.core.lake import UNPARTITIONED, LakeError, ParquetLake
 from ingest_platform.core.partitioning import PartitionScheme
 
@@ -70,8 +62,9 @@ class Dataset:
     #: Fraction of expected observations the coverage check wants present (None: not checked).
     expected_coverage: float | None = None
     #: When the dataset counts as stale, for the UI (the daemon evaluates it); CI runs the
-    #: partition-aware staleness checks instead, which need no daemon.
-    freshness: FreshnessPolicy | None = None
+    #: partition-aware staleness checks instead, which need no daemon. A Dagster
+    #: `FreshnessPolicy`, handed through as is (`core.dataset_assets.freshness_policy`).
+    freshness: object | None = None
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -99,22 +92,12 @@ class Dataset:
         return self.partitioning
 
     @property
-    def partitions_def(self) -> PartitionsDefinition | None:
-        """Dagster's definition of the partitioning (the same object for every dataset of a
-        scheme)."""
-        return None if self.partitioning is None else partitions.definition(self.partitioning)
-
-    @property
     def partition_column(self) -> str | None:
         return None if self.partitioning is None else self.partitioning.column
 
     @cached_property
     def arrow_schema(self) -> pyarrow.Schema:
         return schema.arrow_schema(self.model)
-
-    @cached_property
-    def column_schema(self) -> TableSchema:
-        return schema.column_schema(self.model)
 
     @property
     def columns(self) -> list[str]:
@@ -131,42 +114,6 @@ class Dataset:
             raise DatasetValidationError(
                 f"{self.name}: {describe_failures(errors.failure_cases, frame)}"
             ) from None
-
-    # ---- how the asset is presented ----------------------------------------------------------
-
-    def definition_metadata(self) -> dict[str, Any]:
-        """Attached to the asset definition: visible in the UI before any run."""
-        return {
-            "dagster/column_schema": MetadataValue.table_schema(self.column_schema),
-            "natural_key": MetadataValue.text(", ".join(self.key)),
-            **self.extra_metadata,
-        }
-
-    def asset_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        """Arguments for ``@asset``: name, group, partitions, single-run backfills, owners."""
-        kwargs: dict[str, Any] = {
-            "name": self.name,
-            "group_name": self.group,
-            "kinds": set(self.kinds),
-            "owners": list(self.owners),
-            "description": self.description,
-            "metadata": self.definition_metadata(),
-        }
-        if self.partitioned:
-            kwargs["partitions_def"] = self.partitions_def
-            kwargs["backfill_policy"] = BackfillPolicy.single_run()
-        if self.freshness is not None:
-            kwargs["freshness_policy"] = self.freshness
-        kwargs.update(overrides)
-        return kwargs
-
-    def spec(self, **overrides: Any) -> AssetSpec:
-        """An `AssetSpec` for a ``@multi_asset`` (which sets partitions for all its specs)."""
-        kwargs = self.asset_kwargs()
-        for name in ("name", "group_name", "partitions_def", "backfill_policy"):
-            kwargs.pop(name, None)
-        kwargs.update(overrides)
-        return AssetSpec(self.name, **kwargs)
 
     # ---- partitions --------------------------------------------------------------------------
 
@@ -357,19 +304,6 @@ class PartitionContent:
     #: Why it was rewritten ("new", "changed", "rebased_for_split: NVDA 10:1"); None if not.
     reason: str | None = None
 
-    def metadata(self) -> dict[str, Any]:
-        """Dagster's standard keys for this partition's materialization, its content hash and,
-        when it was rewritten, why."""
-        out = {
-            "dagster/row_count": MetadataValue.int(len(self.rows)),
-            "dagster/uri": MetadataValue.path(self.uri),
-            CONTENT_HASH: MetadataValue.text(self.content_hash),
-            "rewritten": MetadataValue.bool(self.rewritten),
-        }
-        if self.reason:
-            out[REWRITE_REASON] = MetadataValue.text(self.reason)
-        return out
-
 
 @dataclass(frozen=True)
 class DatasetWrite:
@@ -393,51 +327,6 @@ class DatasetWrite:
     def content(self) -> pd.DataFrame:
         frames = [p.rows for p in self.partitions.values() if len(p.rows)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def record_partitions(
-    context: AssetExecutionContext,
-    write: DatasetWrite,
-    extra: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[str]:
-    """Give every partition the write touched a materialization with its own metadata.
-
-    The run's own partitions get theirs on the run's materialization (row count, URI, content
-    hash, and why when rewritten). A partition *outside* the run that the write changed (a
-    split rebasing older history, a repair) gets a materialization of its own, logged by this
-    op: otherwise Dagster's history would show superseded content as current, and the publish
-    automation, which follows materializations, would never republish it. Returns the keys
-    recorded outside the run.
-    """
-    extra = extra or {}
-    targeted = set(context.partition_keys)
-    outside = []
-    for key, part in sorted(write.partitions.items()):
-        metadata = {**part.metadata(), **extra.get(key, {})}
-        if key in targeted:
-            context.add_asset_metadata(metadata, asset_key=write.dataset, partition_key=key)
-        elif part.rewritten:
-            context.log_event(
-                AssetMaterialization(
-                    asset_key=write.dataset,
-                    partition=key,
-                    description=f"rewritten outside the run's partitions: {part.reason}",
-                    metadata=metadata,
-                )
-            )
-            outside.append(key)
-    return outside
-
-
-def record_run(context: AssetExecutionContext, dataset: str, metadata: Mapping[str, Any]) -> None:
-    """Run-level metadata (requests, failures, samples) goes once, on the run's newest partition.
-
-    Dagster copies an output's unscoped metadata onto every partition's materialization; a
-    three-year backfill would repeat it 783 times. Scoping it to the last partition of the run
-    records it once, on the materialization the UI shows as the latest.
-    """
-    keys = sorted(context.partition_keys)
-    context.add_asset_metadata(dict(metadata), asset_key=dataset, partition_key=keys[-1])
 
 
 def same_rows(a: pd.DataFrame | None, b: pd.DataFrame, key: Sequence[str]) -> bool:

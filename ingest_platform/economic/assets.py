@@ -22,20 +22,21 @@ from dagster import (
 from pydantic import Field
 
 from ingest_platform.core import settings
-from ingest_platform.core.dataset import record_partitions, record_run
-from ingest_platform.core.lake import LakeError, ParquetLake
-from ingest_platform.core.metadata import markdown_table, shortlist
-from ingest_platform.economic import rules
+from ingest_platform.core.dataset_assets import (
+    asset_kwargs,
+    content_metadata,
+    record_partitions,
+    record_run,
+)
+from ingest_platform.core.lake import ParquetLake
+from ingest_platform.core.metadata import markdown_table
+from ingest_platform.economic.indicators import economic_mappings, ingest_indicators
 from ingest_platform.economic.resources import Fred, WorldBank
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS, ECONOMIC_RELEASE_CALENDAR
-from ingest_platform.economic.sources.batch import EconomicFetch, fetch_each
 from ingest_platform.quality.factory import failure_rate_result
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 
 FAILURE_CHECK = "fetch_failure_rate"
-#: Observations from this date on are kept (every vintage of each): five years of history
-#: before the first partition, for models that need a lookback.
-OBSERVATION_START = dt.date(2018, 1, 1)
 #: The release calendar starts here (past dates) and runs to FRED's scheduled future dates.
 CALENDAR_START = dt.date(2022, 1, 1)
 
@@ -56,73 +57,9 @@ class EconomicConfig(Config):
     )
 
 
-def economic_mappings(lake: ParquetLake, variables: list[str]) -> pd.DataFrame:
-    """The mapped FRED and World Bank variables, from the `variable_mappings` dataset."""
-    try:
-        mappings = VARIABLE_MAPPINGS.read(lake)
-    except LakeError as exc:
-        raise LakeError(f"{exc}; materialize the `variable_mappings` asset first") from exc
-    economic = mappings[mappings["source"].isin(["fred", "worldbank"])]
-    if variables:
-        unknown = sorted(set(variables) - set(economic["variable"]))
-        if unknown:
-            raise ValueError(f"not mapped to FRED or the World Bank: {shortlist(unknown)}")
-        economic = economic[economic["variable"].isin(variables)]
-    return economic.reset_index(drop=True)
-
-
-def _fred(
-    fred: Fred, mappings: pd.DataFrame, realtime_start: dt.date, now: pd.Timestamp
-) -> tuple[EconomicFetch, dict[str, Any]]:
-    source = fred.source()
-    rows = mappings[mappings["source"] == "fred"].set_index("series_id")
-
-    def fetch_one(series_id: str) -> pd.DataFrame:
-        row = rows.loc[series_id]
-        if row["knowledge_basis"] == "vintages":
-            observations = source.observations(
-                series_id, start=OBSERVATION_START, realtime_start=realtime_start
-            )
-            return rules.from_vintages(observations, row["variable"], now)
-        observations = source.observations(series_id, start=OBSERVATION_START, vintages=False)
-        return rules.from_publication_lag(
-            observations, row["variable"], "fred", series_id, row["frequency"],
-            int(row["lag_days"]), now,
-        )  # fmt: skip
-
-    result = fetch_each(
-        "fred", list(rows.index), fetch_one, _empty, fred.threads, redact=source.http.redact
-    )
-    return result, source.http.stats.as_dict()
-
-
-def _worldbank(
-    worldbank: WorldBank, mappings: pd.DataFrame, now: pd.Timestamp
-) -> tuple[EconomicFetch, dict[str, Any]]:
-    source = worldbank.source()
-    rows = mappings[mappings["source"] == "worldbank"].set_index("series_id")
-
-    def fetch_one(series_id: str) -> pd.DataFrame:
-        row = rows.loc[series_id]
-        indicator, country = series_id.split("/", 1)
-        frame = source.indicator(indicator, country, OBSERVATION_START.year, now.year)
-        return rules.from_publication_lag(
-            frame, row["variable"], "worldbank", series_id, row["frequency"],
-            int(row["lag_days"]), now,
-        )  # fmt: skip
-
-    result = fetch_each(
-        "worldbank", list(rows.index), fetch_one, _empty, worldbank.threads, source.http.redact
-    )
-    return result, source.http.stats.as_dict()
-
-
-def _empty() -> pd.DataFrame:
-    return ECONOMIC_INDICATORS.empty_frame()
-
-
 @asset(
-    **ECONOMIC_INDICATORS.asset_kwargs(
+    **asset_kwargs(
+        ECONOMIC_INDICATORS,
         deps=[VARIABLE_MAPPINGS.name],
         pool="fred",
         check_specs=[
@@ -143,35 +80,18 @@ def economic_indicators(
     fred: Fred,
     worldbank: WorldBank,
 ) -> MaterializeResult:
-    keys = sorted(context.partition_keys)
-    now = settings.now()
     mappings = economic_mappings(lake, config.variables)
-    # FRED returns every vintage whose real-time period overlaps the requested one, with its
-    # start clipped to the requested start. Asking from the day before the first month makes
-    # every clipped row fall on that day: it belongs to the month before (not this run's), or,
-    # for the first partition, is what was already known when the dataset starts.
-    realtime_start = dt.date.fromisoformat(keys[0]) - dt.timedelta(days=1)
-    fred_fetch, fred_http = _fred(fred, mappings, realtime_start, now)
-    wb_fetch, wb_http = _worldbank(worldbank, mappings, now)
-    fetched = pd.concat(
-        [f.frame for f in (fred_fetch, wb_fetch) if len(f.frame)], ignore_index=True
+    run = ingest_indicators(
+        lake,
+        mappings,
+        list(context.partition_keys),
+        fred.source(),
+        fred.threads,
+        worldbank.source(),
+        worldbank.threads,
+        context.log,
     )
-    failures = {**fred_fetch.failure_messages(), **wb_fetch.failure_messages()}
-    for key, message in sorted(failures.items()):
-        context.log.warning("%s: %s", key, message)
-    if fetched.empty:
-        fetched = _empty()
-    # A value a declared publication lag puts in the future is not known yet: it lands with
-    # the run of the month it becomes known in.
-    not_yet = fetched["known_at"] > now
-    fetched = fetched[~not_yet]
-    partition_of = ECONOMIC_INDICATORS.partition_keys_of(fetched["known_at"])
-    fetched = rules.seal(fetched, partition_of)
-    existing = ECONOMIC_INDICATORS.read_partitions(lake, keys)
-    fresh = ECONOMIC_INDICATORS.split(fetched, keys)
-    fetched_series = set(mappings["series_id"]) - set(failures)
-    contents = {k: rules.merge_month(existing.get(k), fresh[k], fetched_series) for k in keys}
-    write = ECONOMIC_INDICATORS.write(lake, contents, existing)
+    keys, write, failures = run.keys, run.write, run.failures
     record_partitions(context, write, _partition_figures(write.partitions))
     record_run(
         context,
@@ -180,10 +100,10 @@ def economic_indicators(
             "run_partitions": MetadataValue.text(f"{keys[0]}..{keys[-1]} ({len(keys)})"),
             "series_requested": MetadataValue.int(len(mappings)),
             "series_failed": MetadataValue.int(len(failures)),
-            "fred_requests": MetadataValue.int(int(fred_http["requests"])),
-            "worldbank_requests": MetadataValue.int(int(wb_http["requests"])),
-            "rows_fetched": MetadataValue.int(len(fetched)),
-            "rows_not_yet_known": MetadataValue.int(int(not_yet.sum())),
+            "fred_requests": MetadataValue.int(run.fred_requests),
+            "worldbank_requests": MetadataValue.int(run.worldbank_requests),
+            "rows_fetched": MetadataValue.int(run.rows_fetched),
+            "rows_not_yet_known": MetadataValue.int(run.rows_not_yet_known),
             "partitions_written": MetadataValue.int(write.rewritten),
             "partitions_unchanged": MetadataValue.int(write.unchanged),
             "failed": markdown_table(
@@ -191,14 +111,13 @@ def economic_indicators(
             ),
         },
     )
-    requested = len(fred_fetch.requested) + len(wb_fetch.requested)
     return MaterializeResult(
         check_results=[
             failure_rate_result(
                 ECONOMIC_INDICATORS.name,
                 FAILURE_CHECK,
                 failures,
-                requested,
+                run.requested,
                 config.max_failure_rate,
                 what="series",
             )
@@ -229,7 +148,7 @@ def _partition_figures(partitions: dict) -> dict[str, dict[str, Any]]:
     return out
 
 
-@asset(**ECONOMIC_RELEASE_CALENDAR.asset_kwargs(deps=[VARIABLE_MAPPINGS.name], pool="fred"))
+@asset(**asset_kwargs(ECONOMIC_RELEASE_CALENDAR, deps=[VARIABLE_MAPPINGS.name], pool="fred"))
 def economic_release_calendar(
     context: AssetExecutionContext, lake: ParquetLake, fred: Fred
 ) -> MaterializeResult:
@@ -246,7 +165,7 @@ def economic_release_calendar(
     context.log.info("%d releases, next: %s", calendar["release_id"].nunique(), upcoming.head(3))
     return MaterializeResult(
         metadata={
-            **part.metadata(),
+            **content_metadata(part),
             "releases": MetadataValue.int(int(calendar["release_id"].nunique())),
             "series": MetadataValue.int(len(series)),
             "scheduled_dates": MetadataValue.int(len(upcoming)),

@@ -30,7 +30,11 @@ from ingest_platform.quality.staleness import (
     indicator_staleness,
     indicator_staleness_by_variable,
 )
-from ingest_platform.quality.thresholds import CoverageThresholds
+from ingest_platform.quality.thresholds import (
+    CoverageThresholds,
+    IndicatorStalenessThresholds,
+    ScoreThresholds,
+)
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 
 
@@ -62,6 +66,8 @@ def _due(inputs: CheckInputs) -> pd.DataFrame:
 
 #: A value published earlier than its expected release is welcome, not an anomaly.
 COVERAGE = CoverageThresholds(on_extra=Status.PASS)
+#: Named so the check and its description read the same numbers.
+STALENESS = IndicatorStalenessThresholds()
 
 
 def coverage(inputs: CheckInputs) -> Finding:
@@ -70,15 +76,20 @@ def coverage(inputs: CheckInputs) -> Finding:
 
 def staleness(inputs: CheckInputs) -> Finding:
     return indicator_staleness(
-        inputs["rows"], inputs["expected"], inputs.window.now, value_column=None
-    )
+        inputs["rows"], inputs["expected"], inputs.window.now, value_column=None,
+        thresholds=STALENESS,
+    )  # fmt: skip
 
 
 def score(inputs: CheckInputs) -> Finding:
     return quality_score(
         coverage_by_key(inputs["rows"], _due(inputs), key="variable"),
         staleness=indicator_staleness_by_variable(
-            inputs["rows"], inputs["expected"], inputs.window.now, value_column=None
+            inputs["rows"],
+            inputs["expected"],
+            inputs.window.now,
+            value_column=None,
+            thresholds=STALENESS,
         ),
         key="variable",
     )
@@ -91,20 +102,20 @@ economic_checks = quality_checks(
             "indicator_coverage",
             coverage,
             "Share of each variable's periods due in the window (by its release calendar and "
-            "publication lag) present in the lake: WARN below 0.9, ERROR below 0.75.",
+            f"publication lag) present in the lake: {COVERAGE.bands()}.",
             key_figure="coverage_min",
         ),
         QualityCheck(
             "indicator_staleness",
             staleness,
             "Hours since the oldest due period missing from the lake fell due (its release day "
-            "+ 24 h grace): WARN when any, ERROR beyond 72 h.",
+            f"+ {STALENESS.grace_hours:g} h grace): {STALENESS.bands()}.",
             key_figure="max_lag_hours",
         ),
         QualityCheck(
             "quality_score",
             score,
-            "Per variable: coverage x freshness (0..1): WARN below 0.85, ERROR below 0.6.",
+            f"Per variable: coverage x freshness (0..1): {ScoreThresholds().bands()}.",
             key_figure="score_min",
         ),
     ],

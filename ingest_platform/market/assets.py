@@ -27,7 +27,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from ingest_platform.core.dataset import Dataset, record_partitions, record_run
+from ingest_platform.core.dataset import Dataset
+from ingest_platform.core.dataset_assets import (
+    asset_kwargs,
+    partitions_def,
+    record_partitions,
+    record_run,
+    spec,
+)
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.metadata import mapping_table, markdown_table
 from ingest_platform.market import rebase, rules
@@ -37,13 +44,9 @@ from ingest_platform.market.checks import (
     duplicates_check,
     failure_rate_check,
 )
-from ingest_platform.market.ingest import (
-    BarsConfig,
-    consolidated_content,
-    ingest_bars,
-    load_universe,
-    partition_metadata,
-)
+from ingest_platform.market.config import BarsConfig
+from ingest_platform.market.ingest import consolidated_content, ingest_bars, load_universe
+from ingest_platform.market.reports import partition_metadata, record_bars
 from ingest_platform.market.resources import AlphaVantage, Polygon, YahooFinance
 from ingest_platform.market.schema import (
     ALPHA_VANTAGE_DAILY_BARS,
@@ -82,13 +85,13 @@ def _run_specs(dataset: Dataset) -> list[AssetCheckSpec]:
 
 @multi_asset(
     specs=[
-        YAHOO_DAILY_BARS.spec(deps=[INSTRUMENTS.name]),
-        CORPORATE_ACTIONS.spec(deps=[INSTRUMENTS.name]),
+        spec(YAHOO_DAILY_BARS, deps=[INSTRUMENTS.name]),
+        spec(CORPORATE_ACTIONS, deps=[INSTRUMENTS.name]),
     ],
     check_specs=_run_specs(YAHOO_DAILY_BARS),
     group_name=GROUP,
-    partitions_def=YAHOO_DAILY_BARS.partitions_def,
-    backfill_policy=YAHOO_DAILY_BARS.asset_kwargs()["backfill_policy"],
+    partitions_def=partitions_def(YAHOO_DAILY_BARS),
+    backfill_policy=asset_kwargs(YAHOO_DAILY_BARS)["backfill_policy"],
     pool="yahoo",
     can_subset=True,
 )
@@ -105,9 +108,10 @@ def yahoo_daily_bars(
     instruments = load_universe(lake, config.asset_classes, config.symbols)
     source = yahoo.source()
     run = ingest_bars(
-        context, lake, YAHOO_DAILY_BARS, "yahoo", instruments, source.fetch, config,
-        store=bars_selected, cover_gaps=True,
+        lake, YAHOO_DAILY_BARS, "yahoo", instruments, list(context.partition_keys),
+        source.fetch, config.refresh, context.log, store=bars_selected, cover_gaps=True,
     )  # fmt: skip
+    run_metadata = record_bars(context, run)
     new = rebase.new_splits(run.fetch.actions, lake)
     # The actions first: a refresh rewrites an unreadable actions partition before anything
     # reads the splits it holds.
@@ -124,7 +128,7 @@ def yahoo_daily_bars(
         record_run(
             context,
             YAHOO_DAILY_BARS.name,
-            {**run.run_metadata, "new_splits": MetadataValue.int(len(new)), **rebased},
+            {**run_metadata, "new_splits": MetadataValue.int(len(new)), **rebased},
         )
         yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
     if actions is not None:
@@ -231,7 +235,11 @@ def _secondary(
             "%s: daily call budget spent (%s); nothing fetched", source_name, budget.as_dict()
         )
     source = resource.source()
-    run = ingest_bars(context, lake, dataset, source_name, sample, source.fetch, config)
+    run = ingest_bars(
+        lake, dataset, source_name, sample, list(context.partition_keys), source.fetch,
+        config.refresh, context.log,
+    )  # fmt: skip
+    run_metadata = record_bars(context, run)
     rebased: list[dict] = []
     if dataset is POLYGON_DAILY_BARS:  # split-adjusted as of its fetch (see market.rebase)
         done, write = rebase.rebase_stored(dataset, lake, rebase.known_splits(lake))
@@ -243,7 +251,7 @@ def _secondary(
         context,
         dataset.name,
         {
-            **run.run_metadata,
+            **run_metadata,
             "sample": MetadataValue.md(", ".join(f"`{i.symbol}`" for i in sample) or "_none_"),
             **{
                 f"http_{name}": MetadataValue.float(float(value))
@@ -266,7 +274,8 @@ def _secondary(
 
 
 @asset(
-    **ALPHA_VANTAGE_DAILY_BARS.asset_kwargs(
+    **asset_kwargs(
+        ALPHA_VANTAGE_DAILY_BARS,
         deps=[INSTRUMENTS.name],
         check_specs=_run_specs(ALPHA_VANTAGE_DAILY_BARS),
         pool="alpha_vantage",
@@ -290,7 +299,8 @@ def alpha_vantage_daily_bars(
 
 
 @asset(
-    **POLYGON_DAILY_BARS.asset_kwargs(
+    **asset_kwargs(
+        POLYGON_DAILY_BARS,
         # After corporate_actions: a split recorded in the same run rebases its stored rows.
         deps=[INSTRUMENTS.name, CORPORATE_ACTIONS.name],
         check_specs=_run_specs(POLYGON_DAILY_BARS),
@@ -314,7 +324,8 @@ class ConsolidationConfig(Config):
 
 
 @asset(
-    **MARKET_BARS.asset_kwargs(
+    **asset_kwargs(
+        MARKET_BARS,
         deps=[*(d.name for d in SOURCE_DATASETS.values()), CORPORATE_ACTIONS.name],
         pool="lake",
     )

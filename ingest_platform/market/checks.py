@@ -40,6 +40,12 @@ from ingest_platform.quality.finding import Finding
 from ingest_platform.quality.flags import anomaly_finding
 from ingest_platform.quality.score import quality_score
 from ingest_platform.quality.staleness import bar_staleness, bar_staleness_by_symbol
+from ingest_platform.quality.thresholds import (
+    BarStalenessThresholds,
+    CoverageThresholds,
+    DriftThresholds,
+    ScoreThresholds,
+)
 from ingest_platform.reference import universe
 from ingest_platform.reference.schema import INSTRUMENTS
 
@@ -196,7 +202,7 @@ COVERAGE = QualityCheck(
     "bar_coverage",
     coverage,
     "Share of each symbol's calendar sessions present in the window (FX on 24/5, equities on "
-    "NYSE): WARN below 0.9, ERROR below 0.75.",
+    f"NYSE): {CoverageThresholds().bands()}.",
     key_figure="coverage_min",
 )
 ANOMALIES = QualityCheck(
@@ -224,14 +230,14 @@ market_bars_checks = quality_checks(
             "bar_staleness",
             staleness,
             "Sessions between each symbol's newest bar and its calendar's last completed "
-            "session: WARN above 0, ERROR above 2.",
+            f"session: {BarStalenessThresholds().bands()}.",
             key_figure="max_lag_sessions",
         ),
         QualityCheck(
             "cross_source_drift",
             drift,
             "Relative close drift between Yahoo and each secondary source on one split-adjusted "
-            "basis: WARN above 0.5%, ERROR above 1%; either holds back the warehouse publish.",
+            f"basis: {DriftThresholds().bands()}; either holds back the warehouse publish.",
             blocking=True,
             key_figure="max_drift",
         ),
@@ -239,8 +245,8 @@ market_bars_checks = quality_checks(
         QualityCheck(
             "quality_score",
             score,
-            "Per symbol: coverage x freshness x anomaly factor (0..1): WARN below 0.85, ERROR "
-            "below 0.6.",
+            "Per symbol: coverage x freshness x anomaly factor (0..1): "
+            f"{ScoreThresholds().bands()}.",
             key_figure="score_min",
         ),
     ],

@@ -1,53 +1,28 @@
 """The flow every per-source bar asset runs: plan, fetch, filter, quarantine, merge, write.
 
-Plain functions over a Dagster context: the assets in `market.assets` only choose the source
-and the instruments. Rules live in `market.rules`; the validated write in `core.dataset`.
+Plain functions that know no Dagster: `ingest_bars` takes the run's partition keys and a
+standard logger, and returns a typed report (`BarsIngest`). The assets in `market.assets` choose
+the source and the instruments; `market.reports` turns the report into Dagster metadata. Rules
+live in `market.rules`; the validated write in `core.dataset`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MetadataValue
-from pydantic import Field
 
 from ingest_platform.core import calendars, settings
-from ingest_platform.core.dataset import Dataset, DatasetWrite, record_partitions
+from ingest_platform.core.dataset import Dataset, DatasetWrite
 from ingest_platform.core.lake import LakeError, ParquetLake
-from ingest_platform.core.metadata import mapping_table, markdown_table
-from ingest_platform.core.partitions import market_day
 from ingest_platform.market import rules
 from ingest_platform.market.schema import DailyBars
 from ingest_platform.market.sources.bars import BarsFetch, Instrument, empty_actions, empty_bars
 from ingest_platform.reference import universe
 from ingest_platform.reference.schema import INSTRUMENTS
-
-
-class BarsConfig(Config):
-    """Run configuration shared by the per-source bar assets (set it in the launchpad)."""
-
-    refresh: bool = Field(
-        default=False,
-        description="Re-fetch every expected symbol in the range. Default: fetch only what the "
-        "lake is missing, so a daily run after a backfill asks for one day.",
-    )
-    asset_classes: list[str] = Field(
-        default=list(universe.ASSET_CLASSES),
-        description="Subset of equity, etf, fx, index, commodity.",
-    )
-    symbols: list[str] = Field(
-        default=[], description="Explicit symbols (overrides asset_classes)."
-    )
-    max_failure_rate: float = Field(
-        default=0.05,
-        ge=0.0,
-        le=1.0,
-        description="Fraction of requested symbols allowed to fail before the run fails (0..1).",
-    )
 
 
 def load_universe(
@@ -60,29 +35,6 @@ def load_universe(
         raise LakeError(f"{exc}; materialize the `instruments` asset first") from exc
     chosen = universe.select(frame, tuple(asset_classes), tuple(symbols) or None)
     return Instrument.from_frame(chosen)
-
-
-def symbol_list(symbols: set[str]) -> MetadataValue:
-    """Every symbol, as Markdown (never truncated): `AAPL`, `MSFT`, …"""
-    return MetadataValue.md(", ".join(f"`{s}`" for s in sorted(symbols)) or "_none_")
-
-
-def partition_metadata(
-    write: DatasetWrite, expected: Mapping[str, set[str]]
-) -> dict[str, dict[str, Any]]:
-    """Per-partition figures of a bar dataset: symbols present, expected, missing."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, part in write.partitions.items():
-        present = set(part.rows["symbol"]) if len(part.rows) else set()
-        missing = expected[key] - present
-        out[key] = {
-            "symbols": MetadataValue.int(len(present)),
-            "expected_symbols": MetadataValue.int(len(expected[key])),
-            "missing_count": MetadataValue.int(len(missing)),
-            "missing_symbols": symbol_list(missing),
-            "market_closed": MetadataValue.bool(market_day(key).market_closed),
-        }
-    return out
 
 
 def settled_days(
@@ -156,47 +108,75 @@ def reach_back(
 
 @dataclass
 class BarsIngest:
-    """What one run of a per-source asset did."""
+    """What one run of a per-source asset did: the report `ingest_bars` returns.
 
+    `market.reports` turns it into the partitions' and the run's metadata; nothing here knows
+    how it is shown.
+    """
+
+    source: str
+    #: The run's partition keys, sorted.
+    keys: list[str]
+    #: The symbols expected in each of `keys`.
+    expected: dict[str, set[str]]
+    plan: rules.FetchPlan
     fetch: BarsFetch
     write: DatasetWrite
-    run_metadata: dict[str, Any]
+    #: Whether the bars were stored (False: fetched only for their corporate actions).
+    stored: bool
+    #: The run's partitions given new content (the others are left missing: not yet settled).
+    written_keys: set[str]
+    #: Fetched rows dropped: outside the run's range (a widened request), on no session of the
+    #: symbol's calendar, or of a session not yet closed and settled.
+    rows_outside_range: int
+    off_calendar_rows: int
+    unsettled_rows: int
+    quarantine: rules.Quarantine
+    #: Symbols whose newest bar is older than a day they were expected (`rules.stale_symbols`).
+    stale: pd.DataFrame
     #: Days the source sent more than once: symbol, date, copies, conflicting.
     duplicates: pd.DataFrame
 
+    @property
+    def unstored_keys(self) -> list[str]:
+        """The run's partitions this run left missing (nothing written for them)."""
+        return sorted(set(self.keys) - self.written_keys) if self.stored else []
+
 
 def ingest_bars(
-    context: AssetExecutionContext,
     lake: ParquetLake,
     dataset: Dataset,
     source_name: str,
     instruments: list[Instrument],
+    keys: list[str],
     fetch: Callable[[list[Instrument], dt.date, dt.date], BarsFetch],
-    config: BarsConfig,
+    refresh: bool,
+    log: logging.Logger,
     store: bool = True,
     cover_gaps: bool = False,
 ) -> BarsIngest:
     """Plan, fetch, quarantine invalid rows, merge and write a range of daily partitions.
 
-    Per-partition figures go on each partition's materialization; the run's own figures
-    (requests, failures, quarantine) go once, on the run's newest partition. With `store`
-    False the bars are fetched (for their corporate actions) but not written. With
-    `cover_gaps` (the split-adjusting source of corporate actions) each request reaches back
-    over a gap before the range and forward to today (`reach_back`), so its answer's basis is
-    known; rows outside the range are not stored.
+    `keys` are the run's partitions; `refresh` re-fetches every expected symbol (else only what
+    the lake is missing). What happens along the way is told to `log` (a standard logger: the
+    asset passes its Dagster one); the figures come back in the report. With `store` False the
+    bars are fetched (for their corporate actions) but not written. With `cover_gaps` (the
+    split-adjusting source of corporate actions) each request reaches back over a gap before
+    the range and forward to today (`reach_back`), so its answer's basis is known; rows outside
+    the range are not stored.
     """
-    keys = sorted(context.partition_keys)
+    keys = sorted(keys)
     expected = rules.expected_by_partition(instruments, keys)
     # A refresh rewrites the range, so a corrupt partition in it is repaired, not fatal.
-    existing = dataset.read_partitions(lake, keys, skip_corrupt=config.refresh)
+    existing = dataset.read_partitions(lake, keys, skip_corrupt=refresh)
     present = {k: set(frame["symbol"]) for k, frame in existing.items()}
-    plan = rules.plan_fetch(instruments, expected, present, config.refresh)
+    plan = rules.plan_fetch(instruments, expected, present, refresh)
     if cover_gaps:
         plan = reach_back(
             dataset, lake, plan, settings.now().tz_convert(dataset.scheme.timezone).date()
         )
     if plan.empty:
-        context.log.info(
+        log.info(
             "%s: every expected symbol is already in the lake for %s..%s",
             dataset.name,
             keys[0],
@@ -204,7 +184,7 @@ def ingest_bars(
         )
         result = BarsFetch(source_name, plan.start, plan.end, empty_bars(), empty_actions())
     else:
-        context.log.info(
+        log.info(
             "%s: fetching %d symbols over %s..%s (one request each)",
             dataset.name,
             len(plan.instruments),
@@ -213,7 +193,7 @@ def ingest_bars(
         )
         result = fetch(plan.instruments, plan.start, plan.end)
     for _, error in sorted(result.failures.items()):
-        context.log.warning("%s", error)
+        log.warning("%s", error)
     fetched = result.bars
     off_calendar = unsettled = outside = 0
     now = settings.now()
@@ -231,7 +211,7 @@ def ingest_bars(
         fetched = fetched[final]
     writable = settled_days(keys, expected, instruments, now)
     if unsettled:
-        context.log.warning(
+        log.warning(
             "%s: %d bar(s) of sessions not yet closed and settled (as of %s) were not stored",
             dataset.name,
             unsettled,
@@ -242,7 +222,7 @@ def ingest_bars(
         fetched, [i.symbol for i in plan.instruments], settled_expected, result.failures
     )
     for row in stale.itertuples(index=False):
-        context.log.warning(
+        log.warning(
             "%s %s: stale: newest bar %s, but %s was expected (the day stays missing)",
             source_name,
             row.symbol,
@@ -251,7 +231,7 @@ def ingest_bars(
         )
     fetched, duplicates = rules.resolve_duplicates(fetched.reset_index(drop=True))
     for row in duplicates.itertuples(index=False):
-        context.log.warning(
+        log.warning(
             "%s %s %s: sent %d times%s",
             source_name,
             row.symbol,
@@ -261,48 +241,30 @@ def ingest_bars(
         )
     quarantine = rules.quarantine_invalid(fetched, DailyBars)
     for symbol, reason in quarantine.reasons.items():
-        context.log.warning("%s %s: quarantined: %s", source_name, symbol, reason)
+        log.warning("%s %s: quarantined: %s", source_name, symbol, reason)
     by_key = dataset.split(quarantine.valid, keys)
     contents = {
-        key: rules.merge_partition(existing.get(key), by_key[key], config.refresh)
+        key: rules.merge_partition(existing.get(key), by_key[key], refresh)
         for key in keys
         if key in writable or key in existing
     }
     write = dataset.write(lake, contents if store else {}, existing)
-    per_partition = partition_metadata(write, expected)
-    record_partitions(context, write, per_partition)
-    for key in sorted(set(keys) - set(contents)) if store else ():
-        context.add_asset_metadata(
-            {
-                "stored": MetadataValue.bool(False),
-                "missing_count": MetadataValue.int(len(expected[key])),
-            },
-            asset_key=dataset.name,
-            partition_key=key,
-        )
-    run_metadata = {
-        "source": MetadataValue.text(source_name),
-        "run_partitions": MetadataValue.text(f"{keys[0]}..{keys[-1]} ({len(keys)})"),
-        "requested_symbols": MetadataValue.int(len(plan.instruments)),
-        "fetched_range": MetadataValue.text("" if plan.empty else f"{plan.start}..{plan.end}"),
-        "fetched_rows": MetadataValue.int(len(result.bars)),
-        "off_calendar_rows_dropped": MetadataValue.int(off_calendar),
-        "rows_outside_range": MetadataValue.int(outside),
-        "unsettled_rows_dropped": MetadataValue.int(unsettled),
-        "partitions_left_missing": MetadataValue.int(len(keys) - len(contents)),
-        "quarantined_rows": MetadataValue.int(quarantine.rejected_rows),
-        "quarantined": mapping_table(quarantine.reasons, "symbol", "reason"),
-        "failed_count": MetadataValue.int(len(result.failures)),
-        "stale_count": MetadataValue.int(len(stale)),
-        "stale_symbols": markdown_table(stale),
-        "failed_symbols": mapping_table(result.failure_messages(), "symbol", "error"),
-        "partitions_written": MetadataValue.int(write.rewritten),
-        "partitions_unchanged": MetadataValue.int(write.unchanged),
-        "partitions_with_missing_symbols": MetadataValue.int(
-            sum(m["missing_count"].value > 0 for m in per_partition.values())
-        ),
-    }
-    return BarsIngest(result, write, run_metadata, duplicates)
+    return BarsIngest(
+        source=source_name,
+        keys=keys,
+        expected=expected,
+        plan=plan,
+        fetch=result,
+        write=write,
+        stored=store,
+        written_keys=set(contents),
+        rows_outside_range=outside,
+        off_calendar_rows=off_calendar,
+        unsettled_rows=unsettled,
+        quarantine=quarantine,
+        stale=stale,
+        duplicates=duplicates,
+    )
 
 
 def consolidated_content(

@@ -15,6 +15,7 @@ from dagster import DagsterInstance, FreshnessPolicy
 from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowFreshnessPolicy
 
 from ingest_platform.core.dataset import Dataset
+from ingest_platform.core.dataset_assets import freshness_policy
 from ingest_platform.operations.alerts import Alert
 from ingest_platform.publish import state
 from ingest_platform.publish.status import freshness
@@ -40,10 +41,11 @@ def stale_datasets(
     """An alert for each dataset whose freshness is ``stale`` now."""
     alerts: dict[str, Alert] = {}
     for dataset in datasets:
-        if dataset.freshness is None:
+        policy = freshness_policy(dataset)
+        if policy is None:
             continue
         last = state.last_materialization(instance, dataset.name)
-        if last is None or freshness(dataset.freshness, last.timestamp, now) != "stale":
+        if last is None or freshness(policy, last.timestamp, now) != "stale":
             continue
         at = dt.datetime.fromtimestamp(last.timestamp, dt.UTC)
         age = dt.timedelta(seconds=round(now - last.timestamp))
@@ -59,7 +61,7 @@ def stale_datasets(
             where=where,
             reason=(
                 f"last materialized {at.isoformat(timespec='seconds')} ({age} ago); the policy "
-                f"{describe_policy(dataset.freshness)}"
+                f"{describe_policy(policy)}"
             ),
             link=link(last.run_id),
         )

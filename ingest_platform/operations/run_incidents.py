@@ -21,7 +21,7 @@ from dagster import (
     DagsterRunStatus,
     RunsFilter,
 )
-from dagster._utils.error import SerializableErrorInfo
+from dagster_shared.error import SerializableErrorInfo
 
 from ingest_platform.operations.alerts import Alert, first_line
 

@@ -21,7 +21,8 @@ from dagster import (
 )
 
 from ingest_platform.core import settings
-from ingest_platform.core.dataset import OWNERS, Dataset, record_run
+from ingest_platform.core.dataset import OWNERS, Dataset
+from ingest_platform.core.dataset_assets import asset_kwargs, record_run
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.economic.resources import Fred, WorldBank
 from ingest_platform.market.resources import AlphaVantage, Polygon
@@ -49,7 +50,8 @@ PUBLISH_CONDITION = (
 def warehouse_asset(dataset: Dataset) -> AssetsDefinition:
     """The asset that publishes `dataset` to its table."""
     name = f"warehouse_{dataset.name}"
-    kwargs = dataset.asset_kwargs(
+    kwargs = asset_kwargs(
+        dataset,
         name=name,
         group_name=GROUP,
         deps=[dataset.name],

@@ -34,6 +34,7 @@ from dagster._utils.schedules import cron_string_iterator, reverse_cron_string_i
 
 from ingest_platform.core import settings
 from ingest_platform.core.dataset import Dataset
+from ingest_platform.core.dataset_assets import freshness_policy
 from ingest_platform.core.http import CallBudget
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.source_resources import budget_store
@@ -131,7 +132,9 @@ def dataset_status(
         latest_partition=present[-1] if dataset.partitioned and present else None,
         last_materialized=last.as_dict()["at"] if last else None,
         missing=_window(dataset, present, now),
-        fresh=freshness(dataset.freshness, last.timestamp if last else None, now.timestamp()),
+        fresh=freshness(
+            freshness_policy(dataset), last.timestamp if last else None, now.timestamp()
+        ),
         checks_failing_error=[c.check for c in mine if c.severity == "ERROR"],
         checks_failing_warn=[c.check for c in mine if c.severity != "ERROR"],
     )

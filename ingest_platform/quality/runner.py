@@ -34,11 +34,11 @@ from typing import Any, TextIO
 from dagster import (
     AssetCheckKey,
     AssetSelection,
+    DagsterEventType,
     DagsterInstance,
     Definitions,
     define_asset_job,
 )
-from dagster._core.events import DagsterEventType
 
 from ingest_platform.core import settings
 from ingest_platform.core.lake import ParquetLake

@@ -9,6 +9,9 @@ How a value meets a threshold, everywhere: a value *exactly at* a threshold pass
 ``*_after_*`` strictly above (drifts, lags, hours). Counts of a run (`StuckThresholds`) are
 "at least", as the name ``*_run_sessions`` says. The WARN limit must be strictly looser than
 the ERROR limit: equal limits would make the WARN band vanish without anyone noticing.
+
+These classes are the one source of every number: each says its bands in words (`bands`), and
+the check descriptions shown in the UI are built from them, never retyped.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ COMMON_SPLIT_RATIOS: tuple[float, ...] = (
     1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0,
     1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 8, 1 / 10, 1 / 15, 1 / 20, 1 / 25, 1 / 30, 1 / 50,
 )  # fmt: skip
+
+
+def _number(value: float) -> str:
+    """A threshold as people write it: 0.9, 72, 0.25 (no trailing zeros)."""
+    return f"{value:g}"
 
 
 def _name(owner: object, attribute: str) -> str:
@@ -92,6 +100,9 @@ class CoverageThresholds:
     error_below: float = 0.75
     on_extra: Status = Status.WARN
 
+    def bands(self) -> str:
+        return f"WARN below {_number(self.warn_below)}, ERROR below {_number(self.error_below)}"
+
     def __post_init__(self) -> None:
         _check_finite(self)
         _ratio(self, "warn_below")
@@ -112,6 +123,9 @@ class BarStalenessThresholds:
     settle_hours: float = 12.0
     warn_after_sessions: int = 0
     error_after_sessions: int = 2
+
+    def bands(self) -> str:
+        return f"WARN above {self.warn_after_sessions}, ERROR above {self.error_after_sessions}"
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -134,6 +148,14 @@ class IndicatorStalenessThresholds:
     warn_after_hours: float = 0.0
     error_after_hours: float = 72.0
 
+    def bands(self) -> str:
+        warn = (
+            "WARN when any"
+            if self.warn_after_hours == 0
+            else f"WARN beyond {_number(self.warn_after_hours)} h"
+        )
+        return f"{warn}, ERROR beyond {_number(self.error_after_hours)} h"
+
     def __post_init__(self) -> None:
         _check_finite(self)
         for name in ("grace_hours", "warn_after_hours", "error_after_hours"):
@@ -148,6 +170,12 @@ class StreamStalenessThresholds:
     warn_after_hours: float = 0.25
     error_after_hours: float = 1.0
 
+    def bands(self) -> str:
+        return (
+            f"WARN above {_number(self.warn_after_hours)} h, "
+            f"ERROR above {_number(self.error_after_hours)} h"
+        )
+
     def __post_init__(self) -> None:
         _check_finite(self)
         _non_negative(self, "warn_after_hours")
@@ -161,6 +189,13 @@ class DriftThresholds:
 
     warn_above: float = 0.005
     error_above: float = 0.01
+
+    def bands(self) -> str:
+        """As percentages: 0.005 reads 0.5%."""
+        return (
+            f"WARN above {_number(self.warn_above * 100)}%, "
+            f"ERROR above {_number(self.error_above * 100)}%"
+        )
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -272,6 +307,9 @@ class ScoreThresholds:
     error_below: float = 0.6
     warn_anomaly_penalty: float = 0.05
     error_anomaly_penalty: float = 0.5
+
+    def bands(self) -> str:
+        return f"WARN below {_number(self.warn_below)}, ERROR below {_number(self.error_below)}"
 
     def __post_init__(self) -> None:
         _check_finite(self)

@@ -8,6 +8,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from ingest_platform.core import calendars
 from ingest_platform.core.dataset import Dataset
+from ingest_platform.core.dataset_assets import asset_kwargs, content_metadata
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.partitions import MARKET_START_DATE
 from ingest_platform.reference import membership, universe
@@ -29,10 +30,10 @@ def calendar_window(today: dt.date) -> tuple[dt.date, dt.date]:
 def _write(lake: ParquetLake, dataset: Dataset, frame: pd.DataFrame) -> dict:
     write = dataset.write_all(lake, frame)
     (part,) = write.partitions.values()
-    return part.metadata()
+    return content_metadata(part)
 
 
-@asset(**INSTRUMENTS.asset_kwargs(code_version="2"))
+@asset(**asset_kwargs(INSTRUMENTS, code_version="2"))
 def instruments(reference_files: ReferenceFiles, lake: ParquetLake) -> MaterializeResult:
     frame = universe.load_instruments(Path(reference_files.directory))
     counts = universe.traded(frame)["asset_class"].value_counts().to_dict()
@@ -49,7 +50,7 @@ def instruments(reference_files: ReferenceFiles, lake: ParquetLake) -> Materiali
     )
 
 
-@asset(**INDEX_MEMBERSHIP.asset_kwargs(code_version="1"))
+@asset(**asset_kwargs(INDEX_MEMBERSHIP, code_version="1"))
 def index_membership(reference_files: ReferenceFiles, lake: ParquetLake) -> MaterializeResult:
     """The reviewed history, reconciled (refused with file and line when inconsistent)."""
     history = membership.load_history(Path(reference_files.directory))
@@ -66,7 +67,7 @@ def index_membership(reference_files: ReferenceFiles, lake: ParquetLake) -> Mate
     )
 
 
-@asset(**TRADING_SESSIONS.asset_kwargs(code_version="1"))
+@asset(**asset_kwargs(TRADING_SESSIONS, code_version="1"))
 def trading_sessions(context: AssetExecutionContext, lake: ParquetLake) -> MaterializeResult:
     start, end = calendar_window(dt.date.today())
     frame = pd.concat(
@@ -88,7 +89,7 @@ def trading_sessions(context: AssetExecutionContext, lake: ParquetLake) -> Mater
     )
 
 
-@asset(**EXCHANGE_HOLIDAYS.asset_kwargs(code_version="1"))
+@asset(**asset_kwargs(EXCHANGE_HOLIDAYS, code_version="1"))
 def exchange_holidays(lake: ParquetLake) -> MaterializeResult:
     start, end = calendar_window(dt.date.today())
     frame = pd.concat(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from ingest_platform.core.dataset_assets import asset_kwargs, content_metadata
 from ingest_platform.core.lake import LakeError, ParquetLake
 from ingest_platform.core.metadata import markdown_table
 from ingest_platform.reference.resources import ReferenceFiles
@@ -21,7 +22,7 @@ from ingest_platform.registry.tags import KnownSources
 from ingest_platform.streaming.kraken.resources import KrakenStream
 
 
-@asset(**VARIABLE_MAPPINGS.asset_kwargs(deps=[INSTRUMENTS.name]))
+@asset(**asset_kwargs(VARIABLE_MAPPINGS, deps=[INSTRUMENTS.name]))
 def variable_mappings(
     context: AssetExecutionContext,
     lake: ParquetLake,
@@ -47,7 +48,7 @@ def variable_mappings(
     by_source = mappings["source"].fillna("unmapped").value_counts()
     return MaterializeResult(
         metadata={
-            **part.metadata(),
+            **content_metadata(part),
             "variables": MetadataValue.int(len(mappings)),
             "mapped": MetadataValue.int(int(mappings["source"].notna().sum())),
             "unmapped": MetadataValue.int(len(unmapped)),

@@ -15,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from ingest_platform.core.dataset import record_partitions, record_run
+from ingest_platform.core.dataset_assets import asset_kwargs, record_partitions, record_run
 from ingest_platform.core.lake import LakeError, ParquetLake
 from ingest_platform.core.partitioning import PartitionScheme
 from ingest_platform.core.partitions import KNOWN_MONTHS
@@ -40,7 +40,8 @@ def source_keys(keys: list[str], source: PartitionScheme) -> list[str]:
 
 
 @asset(
-    **VARIABLE_SERIES.asset_kwargs(
+    **asset_kwargs(
+        VARIABLE_SERIES,
         deps=[
             VARIABLE_MAPPINGS.name,
             ECONOMIC_INDICATORS.name,

@@ -70,6 +70,7 @@ def test_what_the_lake_reads_back_hashes_as_what_was_written(tmp_path):
     sizes=st.lists(st.integers(min_value=0, max_value=20), min_size=1, max_size=6),
     seed=st.integers(min_value=0, max_value=1000),
 )
+@pytest.mark.slow
 def test_hashing_many_partitions_at_once_equals_one_at_a_time(sizes, seed):
     frames = {f"2024-06-{10 + i:02d}": bars(n, seed + i) for i, n in enumerate(sizes)}
     together = fingerprint.hashes_of(frames, SCHEMA)

@@ -123,6 +123,7 @@ def _write_and_die_halfway(root: str) -> None:
     lake.write_partition("bars", bars("2024-03-01", ["NEW"] * 3, 1.0), SCHEMA, "2024-03-01")
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_the_previous_partition_intact(tmp_path):
     root = str(tmp_path / "lake")
     lake = ParquetLake(root=root)
@@ -191,6 +192,7 @@ def _silent_bit_flip(path: Path, closes: list[float]) -> None:
     raise AssertionError("no silent flip found")
 
 
+@pytest.mark.slow
 def test_a_silently_flipped_bit_is_an_error_naming_the_file(lake: ParquetLake):
     frame = bars("2024-03-01", ["AAPL", "MSFT", "NVDA"] * 50)
     frame["close"] = [100.0 + 0.37 * i for i in range(len(frame))]

@@ -55,6 +55,7 @@ def s3_lake(s3_bucket: Bucket) -> ParquetLake:
     return ParquetLake(root=s3_bucket.url("lake"))
 
 
+@pytest.mark.slow
 def test_a_range_write_is_one_put_per_partition_and_reads_back_by_key_and_range(
     s3_lake: ParquetLake, s3_bucket: Bucket
 ):
@@ -194,6 +195,7 @@ def _flip_a_bit_silently(data: bytes, closes: list[float]) -> bytes:
     raise AssertionError("no silent flip found")
 
 
+@pytest.mark.slow
 def test_a_flipped_bit_in_an_object_is_a_corrupt_partition_naming_it(
     s3_lake: ParquetLake, s3_bucket: Bucket
 ):
@@ -282,6 +284,7 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_upload_leaves_the_previous_object(
     s3_lake: ParquetLake, s3_bucket: Bucket
 ):

@@ -41,6 +41,7 @@ def _value(scheme: PartitionScheme, instant: dt.datetime, day: dt.date) -> objec
     return pd.Timestamp(day)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(scheme=schemes, instant=instants, day=dates)
 def test_a_value_lies_in_the_window_of_its_key(scheme, instant, day):
@@ -62,6 +63,7 @@ def test_a_value_lies_in_the_window_of_its_key(scheme, instant, day):
         assert lo == BEGINNING
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(scheme=schemes, instant=instants, day=dates)
 def test_a_key_window_maps_back_to_the_key(scheme, instant, day):
@@ -72,6 +74,7 @@ def test_a_key_window_maps_back_to_the_key(scheme, instant, day):
     assert scheme.keys_overlapping(start, end) == [key]
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(scheme=schemes, instants=st.lists(instants, min_size=1, max_size=40), day=dates)
 def test_keys_of_a_column_equals_the_key_of_each_value(scheme, instants, day):
@@ -83,6 +86,7 @@ def test_keys_of_a_column_equals_the_key_of_each_value(scheme, instants, day):
     assert scheme.keys_of(values).tolist() == [scheme.key_of(v) for v in values]
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(scheme=schemes, now=instants)
 def test_the_scheme_agrees_with_its_dagster_definition(scheme, now):
@@ -99,6 +103,7 @@ def test_the_scheme_agrees_with_its_dagster_definition(scheme, now):
     assert scheme.closed_keys(now) == closed
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(scheme=schemes, a=dates, b=dates)
 def test_keys_between_are_the_definitions_keys_in_that_span(scheme, a, b):
@@ -115,6 +120,7 @@ def test_keys_between_are_the_definitions_keys_in_that_span(scheme, a, b):
     assert keys == expected
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(day=dates)
 def test_market_days_map_to_the_utc_months_their_hours_fall_in(day):

@@ -36,6 +36,7 @@ def test_a_friday_partition_closes_at_saturday_midnight_in_new_york():
     "key",
     ["2023-01-02", "2024-07-04", "2024-12-25", "2025-01-09"],  # last one: an ad-hoc closure
 )
+@pytest.mark.slow
 def test_holidays_are_partitions_with_the_market_closed(key: str):
     assert key in market_day_partitions.get_partition_keys(
         current_time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -207,6 +207,7 @@ def _instance_config_from_values(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_the_instance_config_rendered_from_the_values_validates(values, tmp_path, monkeypatch):
     # The chart sets DAGSTER_PG_PASSWORD from the secret; config processing requires it set.
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "placeholder")
@@ -262,6 +263,7 @@ def test_the_dockerfile_is_slim_non_root_and_serves_port_4000():
         assert secret not in text
 
 
+@pytest.mark.slow
 def test_the_dockerfile_install_steps_give_an_importable_code_location(tmp_path):
     """Run the Dockerfile's pip and venv RUN lines with its paths mapped into tmp_path.
 

@@ -67,6 +67,8 @@ from ingest_platform.streaming.kraken.job import JOB_NAME as STREAM_JOB
 from ingest_platform.streaming.kraken.log.segments import list_segments, read_kind, temporary_files
 from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, throwaway_database
 
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
 CHECKOUT = Path(__file__).resolve().parents[2]
 LOCATION, REPOSITORY = "ingest_platform", "__repository__"
 MARKET_SCHEDULE = "market_bars_daily"

@@ -20,6 +20,8 @@ from ingest_platform.registry.assets import variable_mappings
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
+pytestmark = pytest.mark.slow
+
 AS_OF = "2025-12-31"
 NOW = "2026-01-01T08:00:00+00:00"
 FRED_KEY = "fred-test+key/4d2=a9"

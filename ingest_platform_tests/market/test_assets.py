@@ -27,6 +27,8 @@ from ingest_platform.reference.universe import load_instruments, traded
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
+pytestmark = pytest.mark.slow
+
 AS_OF = "2026-11-20"
 # Keys with URL-unsafe characters: redaction must catch their percent-encoded spellings too.
 AV_KEY = "av-test+key/7f3e=9a1c55"

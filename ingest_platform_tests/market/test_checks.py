@@ -30,6 +30,8 @@ from ingest_platform.reference.universe import traded
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
+pytestmark = pytest.mark.slow
+
 START, END = "2024-06-03", "2024-07-12"
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

@@ -47,6 +47,7 @@ def resources(tmp_path, monkeypatch):
     }
 
 
+@pytest.mark.slow
 def test_a_new_split_rebases_every_stored_row_of_the_symbol(resources, monkeypatch):
     lake = resources["lake"]
     # Backfill up to the Friday before NVDA's 10-for-1 split of Monday 2024-06-10.

@@ -88,6 +88,7 @@ def _checked_definitions(flag: Path) -> tuple[Definitions, Any, Any]:
     return defs, graded_bars, bars_within_limits
 
 
+@pytest.mark.slow
 def test_a_failing_blocking_check_alerts_once_survives_a_dead_receiver_and_resolves(
     instance, tmp_path, channels, webhook, mailbox
 ):
@@ -143,6 +144,7 @@ def test_a_failing_blocking_check_alerts_once_survives_a_dead_receiver_and_resol
     assert len(webhook.payloads) == 2 and len(mailbox.messages) == 2
 
 
+@pytest.mark.slow
 def test_a_non_blocking_or_warn_failure_is_not_alerted(instance, tmp_path, channels, webhook):
     @asset
     def soft_bars() -> None:
@@ -221,6 +223,7 @@ def _while_streaming(instance, root: Path, until) -> Any:
         thread.join()
 
 
+@pytest.mark.slow
 def test_a_stream_halt_is_alerted_once_and_resolved_when_a_new_run_streams(
     instance, tmp_path, channels, webhook, mailbox, kraken
 ):
@@ -252,6 +255,7 @@ def test_a_stream_halt_is_alerted_once_and_resolved_when_a_new_run_streams(
     assert len(webhook.payloads) == 2 and len(mailbox.messages) == 2
 
 
+@pytest.mark.slow
 def test_a_stream_run_replaced_by_the_stream_sensor_is_alerted_and_resolved(
     instance, tmp_path, channels, webhook
 ):
@@ -300,6 +304,7 @@ def test_a_stream_run_replaced_by_the_stream_sensor_is_alerted_and_resolved(
 # ---------------------------------------------------------------- a stale dataset
 
 
+@pytest.mark.slow
 def test_a_dataset_past_its_freshness_policy_is_alerted_and_resolved(
     instance, channels, webhook, mailbox, monkeypatch
 ):
@@ -335,6 +340,7 @@ def test_a_dataset_past_its_freshness_policy_is_alerted_and_resolved(
     assert len(webhook.payloads) == 2 and len(mailbox.messages) == 2
 
 
+@pytest.mark.slow
 def test_with_no_channel_the_cursor_sensors_say_what_they_would_alert(instance, monkeypatch):
     @asset(name="economic_indicators")
     def economic_indicators_stand_in() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from dagster import (
     DailyPartitionsDefinition,
     asset,
@@ -70,6 +71,7 @@ class Ticks:
         return run_recovery_alerts.evaluate_tick(context)
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_alerted_once_and_resolved_by_a_successful_rerun(
     instance, tmp_path, channels, webhook, mailbox, monkeypatch
 ):
@@ -116,6 +118,7 @@ def test_a_failed_run_is_alerted_once_and_resolved_by_a_successful_rerun(
     assert len(webhook.payloads) == 2  # resolved once
 
 
+@pytest.mark.slow
 def test_a_failed_delivery_is_recorded_never_fails_the_sensor_and_is_retried(
     instance, tmp_path, channels, webhook, mailbox
 ):
@@ -153,6 +156,7 @@ def test_an_unreachable_receiver_is_recorded_without_its_secret_url(instance, tm
         assert "s3cr3t" not in text and "/services/" not in text
 
 
+@pytest.mark.slow
 def test_with_no_channel_nothing_is_sent_and_the_sensor_says_so(instance, tmp_path):
     ticks = Ticks(instance)
     ticks.failure()

@@ -25,6 +25,8 @@ from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 from ingest_platform.streaming.kraken.heartbeat import write_heartbeat
 
+pytestmark = pytest.mark.slow
+
 NOW = "2026-01-02T08:00:00+00:00"
 START, END = "2025-12-29", "2025-12-31"
 SYMBOLS = ["AAPL", "MSFT", "SPY"]

@@ -14,6 +14,8 @@ from ingest_platform.core import fingerprint
 from ingest_platform_tests.lifecycle import CHECKOUT, Platform
 from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, throwaway_database
 
+pytestmark = pytest.mark.slow
+
 UNIVERSE = {
     "sp500_constituents.csv": ["NVDA", "AAPL", "MSFT"],
     "etfs.csv": ["SPY"],
@@ -120,6 +122,7 @@ def test_an_unknown_dataset_cannot_be_audited(built, capsys):
     assert "no_such_thing" in capsys.readouterr().err
 
 
+@pytest.mark.postgres
 def test_on_postgresql_an_instance_and_a_warehouse_audit_alike(tmp_path, monkeypatch, capsys):
     """The production shape: the instance (deploy/dagster-postgres.yaml) and the warehouse on
     PostgreSQL. Their copies agree after the publish automation, and a row deleted from the

@@ -50,7 +50,7 @@ def bars(days: list[str], symbols: list[str], close: float = 100.0) -> pd.DataFr
     return MARKET_BARS.validate(pd.DataFrame(rows))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
@@ -116,6 +116,7 @@ def test_republishing_a_window_never_duplicates_a_row(engine):
     assert day.tolist() == ["AAPL", "EURUSD", "MSFT"]
 
 
+@pytest.mark.slow
 def test_three_years_published_twice_hold_one_row_per_symbol_and_date(engine):
     """The whole backfill range as one window, twice (a re-run of a three-year backfill)."""
     days = [d.strftime("%Y-%m-%d") for d in pd.bdate_range("2023-01-02", "2025-12-31")]
@@ -179,6 +180,7 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_publish_leaves_the_previous_content(engine, tmp_path):
     days = [d.strftime("%Y-%m-%d") for d in pd.bdate_range("2024-01-01", "2024-12-31")]
     before = bars(days, ["AAPL"])

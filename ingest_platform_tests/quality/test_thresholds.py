@@ -84,3 +84,55 @@ def test_defaults_are_the_documented_ones():
 def test_invalid_thresholds_fail_naming_the_field(build, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         build()
+
+
+def test_bands_say_the_numbers_they_hold():
+    assert CoverageThresholds(warn_below=0.8, error_below=0.5).bands() == (
+        "WARN below 0.8, ERROR below 0.5"
+    )
+    assert DriftThresholds(warn_above=0.02, error_above=0.05).bands() == (
+        "WARN above 2%, ERROR above 5%"
+    )
+    assert BarStalenessThresholds(warn_after_sessions=1, error_after_sessions=3).bands() == (
+        "WARN above 1, ERROR above 3"
+    )
+    assert IndicatorStalenessThresholds().bands() == "WARN when any, ERROR beyond 72 h"
+    assert IndicatorStalenessThresholds(warn_after_hours=6).bands() == (
+        "WARN beyond 6 h, ERROR beyond 72 h"
+    )
+    assert StreamStalenessThresholds(warn_after_hours=0.5, error_after_hours=2).bands() == (
+        "WARN above 0.5 h, ERROR above 2 h"
+    )
+    assert ScoreThresholds(warn_below=0.9, error_below=0.7).bands() == (
+        "WARN below 0.9, ERROR below 0.7"
+    )
+
+
+def test_the_check_descriptions_in_the_ui_state_the_thresholds_the_checks_use(tmp_path):
+    """Each description is built from the thresholds its check judges by, so a number in the
+    UI cannot disagree with the number that decides."""
+    from ingest_platform.definitions import build_definitions
+    from ingest_platform.economic import checks as economic_checks
+    from ingest_platform.streaming.kraken import checks as stream_checks
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("INGEST_PLATFORM_DATA_DIR", str(tmp_path))
+        graph = build_definitions().resolve_asset_graph()
+    described = {
+        f"{k.asset_key.to_user_string()}:{k.name}": graph.get_check_spec(k).description or ""
+        for k in graph.asset_check_keys
+    }
+    expected = {
+        "market_bars:bar_coverage": CoverageThresholds().bands(),
+        "yahoo_daily_bars:bar_coverage": CoverageThresholds().bands(),
+        "market_bars:bar_staleness": BarStalenessThresholds().bands(),
+        "market_bars:cross_source_drift": DriftThresholds().bands(),
+        "market_bars:quality_score": ScoreThresholds().bands(),
+        "economic_indicators:indicator_coverage": economic_checks.COVERAGE.bands(),
+        "economic_indicators:indicator_staleness": economic_checks.STALENESS.bands(),
+        "economic_indicators:quality_score": ScoreThresholds().bands(),
+        "kraken_book_minute_bars:stream_coverage": stream_checks.COVERAGE.bands(),
+        "kraken_book_minute_bars:stream_staleness": stream_checks.STALENESS.bands(),
+    }
+    for check, bands in expected.items():
+        assert bands in described[check], (check, described[check])

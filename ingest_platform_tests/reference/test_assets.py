@@ -21,6 +21,7 @@ def _resources(lake, directory=None):
     }
 
 
+@pytest.mark.slow
 def test_reference_assets_land_in_the_lake_with_metadata(lake):
     result = materialize(
         [instruments, trading_sessions, exchange_holidays], resources=_resources(lake)

@@ -62,6 +62,7 @@ def test_removals_and_additions_take_effect_on_their_day(history):
     assert "AAL" in _symbols(history, "2024-09-20") and "AAL" not in _symbols(history, "2024-09-23")
 
 
+@pytest.mark.slow
 def test_every_day_since_2018_has_a_plausible_count_and_today_is_the_snapshot(history):
     counts = [len(history.members_on(d)) for d in pd.bdate_range("2018-01-02", "2026-06-30")]
     assert min(counts) >= 503 and max(counts) <= 507

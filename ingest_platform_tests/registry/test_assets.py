@@ -44,6 +44,7 @@ def failure_text(result) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_the_shipped_registry_maps_and_reports_the_unmapped(reference):
     res = resources()
     result = materialize([instruments, variable_mappings, registry_checks], resources=res,
@@ -71,6 +72,7 @@ def test_the_shipped_registry_maps_and_reports_the_unmapped(reference):
     ],
     ids=["unknown symbol", "duplicate name", "unknown source"],
 )
+@pytest.mark.slow
 def test_a_broken_registry_fails_naming_the_entry_and_the_file(reference, edit, fragment):
     path = reference / "variables.yaml"
     text = path.read_text()

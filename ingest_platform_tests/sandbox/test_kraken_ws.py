@@ -480,6 +480,7 @@ def test_drop_after_closes_the_connection_after_n_messages(make_server, close_fr
         assert receive_until(again, lambda ms: len(ms) >= 1)[0]["method"] == "pong"
 
 
+@pytest.mark.slow
 def test_stop_heartbeats_for_a_while_then_resume(make_server):
     faults = FaultPlan()
     server = make_server(heartbeat_interval=0.05, faults=faults)
@@ -722,6 +723,7 @@ def scripted_session(seed: int, messages: int = 400) -> list[str]:
         server.stop()
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_different_seed_different():
     first, second, other = scripted_session(11), scripted_session(11), scripted_session(12)
     assert first == second

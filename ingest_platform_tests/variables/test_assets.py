@@ -4,6 +4,7 @@ point-in-time table read through `asof`."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from dagster import DagsterInstance, materialize
 
 from ingest_platform import asof
@@ -19,6 +20,7 @@ from ingest_platform.sandbox.http import SandboxHTTPServer
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+@pytest.mark.slow
 def test_market_and_economic_variables_in_one_point_in_time_table(tmp_path, monkeypatch):
     with SandboxHTTPServer(MarketSimulator(seed=7, as_of="2025-07-15", large_drifts=())) as sb:
         monkeypatch.setenv(settings.SANDBOX_URL_ENV, sb.url)

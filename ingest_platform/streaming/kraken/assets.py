@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from ingest_platform.core.dataset import OWNERS
+from ingest_platform.core.dataset_assets import asset_kwargs, content_metadata
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.streaming.kraken.log.minute_bars import (
     DayNotVerified,
@@ -48,8 +49,11 @@ kraken_order_book_stream = AssetSpec(
 
 
 @asset(
-    **KRAKEN_BOOK_MINUTE_BARS.asset_kwargs(
-        deps=[kraken_order_book_stream], code_version="1", backfill_policy=None
+    **asset_kwargs(
+        KRAKEN_BOOK_MINUTE_BARS,
+        deps=[kraken_order_book_stream],
+        code_version="1",
+        backfill_policy=None,
     )
 )
 def kraken_book_minute_bars(
@@ -74,7 +78,7 @@ def kraken_book_minute_bars(
     write = KRAKEN_BOOK_MINUTE_BARS.write(lake, {day: bars})
     return MaterializeResult(
         metadata={
-            **write.partitions[day].metadata(),
+            **content_metadata(write.partitions[day]),
             "symbols": MetadataValue.json(sorted(bars["symbol"].unique().tolist())),
             "book_rows_verified": MetadataValue.int(verification.verified),
             "book_rows_rejected_live": MetadataValue.int(verification.rejected_live),

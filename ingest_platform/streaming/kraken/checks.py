@@ -81,15 +81,15 @@ def minute_bar_checks(pairs: Sequence[str] = CONFIGURED_PAIRS) -> AssetChecksDef
                 partial(coverage, pairs=pairs),
                 "Per configured pair and UTC day: share of the day's 1440 minutes with a bar "
                 "not flagged gap (a minute without a verified book update has no bar; one a "
-                "recorded gap overlaps counts as missing): WARN below 0.9, ERROR below 0.75.",
+                f"recorded gap overlaps counts as missing): {COVERAGE.bands()}.",
                 key_figure="coverage_min",
             ),
             QualityCheck(
                 "stream_staleness",
                 partial(staleness, pairs=pairs),
                 "Hours from each configured pair's newest minute bar to the check's clock, "
-                "capped at the end of the window's last UTC day: WARN above 0.25 h, ERROR "
-                "above 1 h or never seen.",
+                "capped at the end of the window's last UTC day: "
+                f"{STALENESS.bands()} or never seen.",
                 key_figure="max_lag_hours",
             ),
         ],

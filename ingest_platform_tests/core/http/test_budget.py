@@ -44,13 +44,14 @@ def _spend(location: str, attempts: int, limit: int, spent) -> None:
             spent.value += 1
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "shared.sqlite")
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.mark.slow
 def test_two_processes_drawing_from_one_budget_never_overspend_it(store):
     context = multiprocessing.get_context("spawn")
     spent = context.Value("i", 0)

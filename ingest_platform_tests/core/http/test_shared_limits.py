@@ -18,7 +18,7 @@ CALLS, PERIOD = 5, 0.5  # five calls per half second
 DRAWS = 12  # per process: 24 in all, so at least four full windows
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, tmp_path) -> str:
     """A fresh store per test: a SQLite file, or a throwaway PostgreSQL database."""
     if request.param == "sqlite":
@@ -64,6 +64,7 @@ def test_busiest_window_counts_a_sliding_window():
     assert surely_within([(0.0, 0.01), (0.1, 0.11), (0.2, 1.2)], 1.0) == 2
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_rate_limit(store):
     context = multiprocessing.get_context("spawn")
     start, granted = context.Event(), context.Queue()

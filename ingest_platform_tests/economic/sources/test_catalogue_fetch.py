@@ -36,6 +36,7 @@ def http(name: str, secrets=()) -> HttpClient:
     return HttpClient(name, retry=policy, secrets=secrets, rng=random.Random(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", [dt.date(2023, 1, 1), dt.date(2015, 1, 1)])
 def test_every_fred_series_of_the_catalogue_in_one_request_unless_capped(server, start):
     server.counters.reset()

@@ -345,6 +345,7 @@ def random_number(rng: random.Random, ticks: int, precision: int) -> object:
     return value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [10, 25, 100, 500, 1000])
 def test_random_streams_match_reference(depth: int) -> None:
     rng = random.Random(depth)

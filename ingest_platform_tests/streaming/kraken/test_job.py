@@ -26,6 +26,7 @@ from ingest_platform.streaming.kraken.log.replay import replay
 from ingest_platform.streaming.kraken.log.segments import read_kind
 
 
+@pytest.mark.slow
 def test_the_stream_job_runs_in_a_real_dagster_run(
     tmp_path, sandbox, run_config, stream_resource, heartbeat
 ):
@@ -142,6 +143,7 @@ _RUN_UNTIL_SIGINT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox, heartbeat):
     server = sandbox()
     root = tmp_path / "log"
@@ -201,6 +203,7 @@ def _observations(result) -> list:
     ]
 
 
+@pytest.mark.slow
 def test_a_resource_override_keeps_the_sandbox_endpoint(tmp_path, sandbox, monkeypatch, lake):
     """The environment decides the endpoint: run config cannot switch a sandbox to production."""
     server = sandbox()

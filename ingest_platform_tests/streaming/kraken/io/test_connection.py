@@ -100,6 +100,7 @@ def test_silence_and_missing_heartbeats_reconnect(tmp_path, sandbox, fast_config
     assert result.stats["gaps"] >= 4  # both books, twice
 
 
+@pytest.mark.slow
 def test_reconnects_with_backoff_while_the_server_is_down(tmp_path, sandbox, fast_config, wait):
     server = sandbox()
     config = fast_config(backoff_base=0.05, backoff_cap=0.2)

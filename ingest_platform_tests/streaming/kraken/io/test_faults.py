@@ -57,6 +57,7 @@ def test_every_ws_fault_kind_is_covered():
     assert set(CASES) == WS_FAULTS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_fault_heals_with_a_verified_book_and_a_recorded_gap(
     kind, tmp_path, sandbox, fast_config, wait

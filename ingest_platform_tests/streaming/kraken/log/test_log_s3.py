@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from dagster import (
     DagsterInstance,
     DagsterRunStatus,
@@ -98,6 +99,7 @@ def test_a_segment_rolls_by_age_on_s3(s3_bucket: Bucket, clock):
     assert len(s3_bucket.puts()) == 1
 
 
+@pytest.mark.slow
 def test_minute_bars_read_the_log_from_s3_and_write_the_lake_to_s3(
     s3_bucket: Bucket, market_feed, book_log_writer
 ):
@@ -141,6 +143,7 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_upload_leaves_no_segment(s3_bucket: Bucket, tmp_path: Path):
     root = s3_bucket.url("stream")
     with StallingProxy(s3_bucket.endpoint) as proxy:
@@ -193,6 +196,7 @@ def test_an_s3_log_root_from_the_environment_keeps_the_heartbeat_local(monkeypat
     assert KrakenStream(log_root="file:///srv/log").log_path() == Path("/srv/log")
 
 
+@pytest.mark.slow
 def test_a_stream_run_on_s3_beats_locally_and_the_sensor_keeps_it(
     s3_bucket: Bucket, sandbox, stream_resource, run_config, heartbeat, monkeypatch, tmp_path
 ):

@@ -145,6 +145,7 @@ def test_compaction_refuses_a_day_that_does_not_verify(day_log, lake):
     assert not lake.has_partition("kraken_book_minute_bars", DAY)
 
 
+@pytest.mark.slow
 def test_compaction_of_a_streamed_day(tmp_path, sandbox, stream_resource, run_config):
     """Today's partition only exists once the day is over, so the plain function does today."""
     server = sandbox()

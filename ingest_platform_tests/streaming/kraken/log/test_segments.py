@@ -202,6 +202,7 @@ _KILLED_MID_WRITE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_no_torn_segment_visible(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLED_MID_WRITE, str(tmp_path)],
