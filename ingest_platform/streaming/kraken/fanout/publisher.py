@@ -211,6 +211,7 @@ class FanoutPublisher:
         self._wake: asyncio.Event | None = None
         self._acked: asyncio.Event | None = None
         self._down = False
+        self._restart_after: dict[str, int] = {}  # pair -> monotonic ns
 
     # -- the hot path (the stream's event loop; plain calls, never waits) ----------------------
 
@@ -342,9 +343,16 @@ class FanoutPublisher:
         return self.sequencer.new_epoch(pair)
 
     def _restart(self, pair: str, recv_us: int) -> None:
-        """A new epoch starting with a snapshot of the pair's verified book (if it has one)."""
+        """A new epoch starting with a snapshot of the pair's verified book (if it has one).
+
+        After a loss the pair waits ``retry_delay`` before trying again: a bus that refuses
+        everything (storage full) costs one gap row per pair and try, not one per update.
+        """
         book = self.books(pair)
         if book is None or not self._room():
+            return
+        if time.monotonic_ns() < self._restart_after.get(pair, 0):
+            self.stats.not_ready += 1
             return
         self._snapshot(pair, self._start_epoch(pair, recv_us), recv_us)
 
@@ -429,6 +437,8 @@ class FanoutPublisher:
             return
         if out.kind == "book" and self.sequencer.epoch(out.pair) == out.series:
             self.sequencer.end(out.pair)
+            delay = int(self.settings.retry_delay * 1e9)
+            self._restart_after[out.pair] = time.monotonic_ns() + delay
         key = (out.pair, out.kind, out.series)
         now_ns = time.monotonic_ns()
         gap = self.gaps.get(key)
@@ -565,6 +575,7 @@ class FanoutPublisher:
             )
         if not self.halted:
             now_us = time.time_ns() // 1000
+            self._restart_after.clear()
             for pair in self.pairs:
                 self._restart(pair, now_us)
 
