@@ -88,7 +88,7 @@ def test_a_server_restart_mid_stream_costs_a_new_epoch_never_a_wrong_book(
             server.url, tmp_path / "log", fast_config(), publisher, 4.0, restart_nats
         )
 
-    result, client = asyncio.run(main())
+    result, _ = asyncio.run(main())
     assert result.outcome == "stopped" and result.halt is None  # the book never waited
     assert result.stats["gaps"] == 0  # ... and lost nothing: the bus is not the book
     assert replay(tmp_path / "log").ok
