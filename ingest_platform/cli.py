@@ -125,7 +125,13 @@ def _cmd_kraken_tail(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except Exception as exc:  # unreachable server, no such stream: one line, exit 2
-        print(f"kraken-tail: cannot read {args.stream} at {url}: {exc}", file=sys.stderr)
+        from ingest_platform.streaming.kraken.fanout.bus import redact_url
+
+        reason = f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
+        print(
+            f"kraken-tail: cannot read {args.stream} at {redact_url(url)}: {reason}",
+            file=sys.stderr,
+        )
         return 2
     totals = rebuilder.totals()
     print(

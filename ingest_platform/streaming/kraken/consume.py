@@ -82,7 +82,7 @@ class BookRebuilder:
         state = self.pairs.get(pair)
         if state is None:
             state = self.pairs[pair] = PairBook(pair)
-        if epoch < state.epoch or (epoch == state.epoch and state.synced and seq < state.next_seq):
+        if epoch < state.epoch or (epoch == state.epoch and seq < state.next_seq):
             state.duplicates += 1
             return Outcome.DUPLICATE
         outcome = Outcome.VERIFIED
@@ -96,6 +96,7 @@ class BookRebuilder:
             outcome = Outcome.GAP
         if not state.synced and kind != "snapshot":
             state.waiting += 1
+            state.next_seq = seq + 1
             return outcome if outcome is Outcome.GAP else Outcome.WAITING
         item = {
             "symbol": pair,
@@ -185,7 +186,13 @@ async def tail(
     or (neither) only new ones. ``pair`` keeps one pair's book events (and every status and
     halt event). ``on_event`` sees each kept event with its outcome (None for other kinds).
     """
-    nc = await nats.connect(servers=url.split(","), connect_timeout=2, **(connect_options or {}))
+    nc = await nats.connect(
+        servers=url.split(","),
+        connect_timeout=2,
+        max_reconnect_attempts=5,
+        reconnect_time_wait=0.5,
+        **(connect_options or {}),
+    )
     result = TailResult(rebuilder or BookRebuilder())
     try:
         js = nc.jetstream()

@@ -35,7 +35,7 @@ from pydantic import Field
 from ingest_platform.core.metrics import MetricsServer, serve, stream_metrics
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
 from ingest_platform.streaming.kraken.config import stream_url
-from ingest_platform.streaming.kraken.fanout.bus import BusError, StreamConfigMismatch
+from ingest_platform.streaming.kraken.fanout.bus import BusError, StreamConfigMismatch, redact_url
 from ingest_platform.streaming.kraken.io.connection import open_stream
 from ingest_platform.streaming.kraken.io.runner import StreamRunner
 from ingest_platform.streaming.kraken.io.status import StreamResult
@@ -115,8 +115,10 @@ def check_bus(fanout: KrakenFanout, timeout: float = 5.0) -> str | None:
         asyncio.run(check())
     except StreamConfigMismatch as exc:
         raise Failure(description=str(exc)) from None
-    except (BusError, TimeoutError) as exc:
-        return str(exc) or "timed out"
+    except BusError as exc:
+        return str(exc)
+    except TimeoutError:
+        return f"NATS at {redact_url(fanout.nats_url)}: no answer within {timeout:g} s"
     return None
 
 

@@ -10,11 +10,11 @@ be one more class with these five methods (not shipped: no broker here to test i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -22,6 +22,20 @@ from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NotFoundError
 
 logger = logging.getLogger(__name__)
+
+
+def redact_url(url: str) -> str:
+    """A server URL fit for a log or an error: ``nats://user:secret@host`` -> ``nats://***@host``
+    (a NATS URL may carry credentials; they never leave through a message)."""
+    parts = []
+    for server in url.split(","):
+        scheme, sep, rest = server.strip().partition("://")
+        if not sep:
+            scheme, rest = "", scheme
+        host = rest.rpartition("@")[2] if "@" in rest else rest
+        masked = f"***@{host}" if "@" in rest else host
+        parts.append(f"{scheme}://{masked}" if sep else masked)
+    return ",".join(parts)
 
 
 class BusError(RuntimeError):
@@ -161,7 +175,7 @@ class JetStreamBus:
         max_pending: int = 4000,
         stream: str = StreamSpec.name,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)
         self.servers = [part.strip() for part in url.split(",") if part.strip()]
         if not self.servers:
             raise ValueError("the NATS URL is empty")
@@ -193,19 +207,27 @@ class JetStreamBus:
         options: dict[str, Any] = {key: value for key, value in self._auth.items() if value}
         if self._creds_file:
             options["user_credentials"] = self._creds_file
+        client = NatsClient()
         try:
-            self._nc = await nats.connect(
-                servers=self.servers,
-                connect_timeout=self.connect_timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                disconnected_cb=disconnected,
-                error_cb=error,
-                **options,
-            )
+            # The client retries forever once connected (a bus that restarts is waited for);
+            # the first connection is bounded here, so an absent bus is reported, not waited on.
+            async with asyncio.timeout(self.connect_timeout * 2):
+                await client.connect(
+                    servers=self.servers,
+                    connect_timeout=self.connect_timeout,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    disconnected_cb=disconnected,
+                    error_cb=error,
+                    **options,
+                )
         except (OSError, TimeoutError, NatsError) as exc:
-            raise BusError(f"NATS at {self.url} unreachable: {type(exc).__name__}: {exc}") from None
+            with contextlib.suppress(Exception):
+                await client.close()
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else "no connection"
+            raise BusError(f"NATS at {self.url} unreachable: {reason}") from None
+        self._nc = client
         self._js = self._nc.jetstream(publish_async_max_pending=self.max_pending)
 
     async def ensure_stream(self, spec: StreamSpec) -> None:
