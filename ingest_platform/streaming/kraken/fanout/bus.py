@@ -212,14 +212,14 @@ class JetStreamBus:
             # The client retries forever once connected (a bus that restarts is waited for);
             # the first connection is bounded here, so an absent bus is reported, not waited on.
             async with asyncio.timeout(self.connect_timeout * 2):
+                # (nats-py annotates these seconds as int; it uses them as float.)
                 await client.connect(
                     servers=self.servers,
-                    connect_timeout=self.connect_timeout,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.25,
                     disconnected_cb=disconnected,
                     error_cb=error,
+                    **{"connect_timeout": self.connect_timeout, "reconnect_time_wait": 0.25},
                     **options,
                 )
         except (OSError, TimeoutError, NatsError) as exc:
