@@ -205,6 +205,8 @@ class JetStreamBus:
             logger.warning("NATS client: %s: %s", type(exc).__name__, exc)
 
         options: dict[str, Any] = {key: value for key, value in self._auth.items() if value}
+        options["connect_timeout"] = self.connect_timeout
+        options["reconnect_time_wait"] = 0.25
         if self._creds_file:
             options["user_credentials"] = self._creds_file
         client = NatsClient()
@@ -219,7 +221,6 @@ class JetStreamBus:
                     max_reconnect_attempts=-1,
                     disconnected_cb=disconnected,
                     error_cb=error,
-                    **{"connect_timeout": self.connect_timeout, "reconnect_time_wait": 0.25},
                     **options,
                 )
         except (OSError, TimeoutError, NatsError) as exc:
