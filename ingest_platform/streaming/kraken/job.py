@@ -165,7 +165,7 @@ def run_stream(
     runner = StreamRunner[StreamResult](client, duration=run_seconds, freeze_gc=stream.freeze_gc)
     server: MetricsServer | None = None
     if registry is not None:
-        server = serve(stream.metrics_port, registry)
+        server = serve(stream.metrics_port, registry, addr=stream.metrics_host)
         context.log.info(f"Kraken stream metrics on port {server.port} (/metrics)")
     fanout_note = " fan-out=off"
     if fanout is not None and publisher is not None:

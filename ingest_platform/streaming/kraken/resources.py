@@ -76,6 +76,10 @@ class KrakenStream(StreamConfig, ConfigurableResource):
         description=f"Serve Prometheus /metrics on this port while streaming (0: any free port; "
         f"-1: off). Default from ${METRICS_PORT_ENV}.",
     )
+    metrics_host: str = Field(
+        default="0.0.0.0",
+        description="Address the /metrics endpoint binds (127.0.0.1: this host's scraper only).",
+    )
     freeze_gc: bool = Field(
         default=True,
         description="gc.freeze() the run's process before streaming: keeps full garbage "
