@@ -600,7 +600,7 @@ class FanoutPublisher:
             sent += 1
             if self._acked is not None and not self._acked.is_set():
                 self._acked.set()
-            if sent % 256 == 0:
+            if sent % 64 == 0:
                 await asyncio.sleep(0)  # let the stream read its socket
         return sent
 
