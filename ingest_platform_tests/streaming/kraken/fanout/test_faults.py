@@ -249,3 +249,36 @@ def test_a_halt_is_the_last_event_published(tmp_path, sandbox, fast_config, nats
     assert tailed.halt == events[-1]
     totals = tailed.rebuilder.totals()  # the corrupted updates never left the stream
     assert totals["verified"] == len([e for e in events if e["kind"] == "book"]) > 100
+
+
+def test_a_bus_down_fills_the_buffer_drops_are_recorded_and_its_return_starts_new_epochs(
+    tmp_path, sandbox, fast_config, nats_server
+):
+    server = sandbox(rate=300.0)
+    publisher = _publisher(nats_server.url, buffer_size=100, ack_timeout=0.3, max_attempts=1)
+    seen: dict[str, Any] = {}
+
+    async def outage(client):
+        await asyncio.sleep(0.8)
+        await asyncio.to_thread(nats_server.stop)
+        await asyncio.sleep(1.5)  # 300 msg/s against a 100-event buffer: it overflows
+        seen["during"] = dict(publisher.report())
+        seen["book_during"] = client.protocol.stats.book_messages
+        await asyncio.to_thread(nats_server.start)
+
+    async def main():
+        return await _stream(server.url, tmp_path / "log", fast_config(), publisher, 4.5, outage)
+
+    result, _ = asyncio.run(main())
+    during = seen["during"]
+    assert during["state"] == "down" and during["dropped"] > 0
+    assert during["buffered"] <= 100  # bounded: the book went on without waiting
+    assert result.stats["book_messages"] > seen["book_during"] and result.stats["gaps"] == 0
+    bus = result.stats["bus"]
+    assert bus["reconnects"] >= 1 and bus["state"] == "stopped"
+    gaps = read_kind(tmp_path / "log", "gap").filter(pc.field("channel") == BUS_GAP_CHANNEL)
+    reasons = set(gaps.column("reason").to_pylist())
+    assert gaps.num_rows == bus["gaps"] > 0 and "buffer_full" in reasons
+    tailed, events = _tail(nats_server.url, from_start=True)
+    assert tailed.rebuilder.totals()["epochs"] >= len(PAIRS)  # new epochs after the return
+    _missing_covered_by_gaps(events, list(publisher.recent_gaps))
