@@ -515,6 +515,8 @@ class FanoutPublisher:
     async def _connect(self) -> bool:
         """Connect, verify the stream, read each pair's last epoch; False (state ``down`` or
         ``misconfigured``) when that failed."""
+        if self.stats.state == "starting":
+            self.stats.state = "connecting"
         try:
             await self.bus.connect()
             await self.bus.ensure_stream(self.settings.stream)

@@ -25,7 +25,7 @@ def _free_port() -> int:
 class NatsServer:
     """``nats-server -js`` on loopback; `stop`, `start` and `restart` keep port and store."""
 
-    def __init__(self, store: Path, log: Path) -> None:
+    def __init__(self, store: Path, log: Path, *args: str) -> None:
         if not Path(NATS_SERVER).exists():
             raise AssertionError(
                 "nats-server is not installed: apt-get install -y nats-server (see the README)"
@@ -34,6 +34,7 @@ class NatsServer:
         self.store = store
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args = list(args)
 
     @property
     def url(self) -> str:
@@ -51,6 +52,7 @@ class NatsServer:
                     str(self.port),
                     "-sd",
                     str(self.store),
+                    *self.args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -83,9 +85,25 @@ class NatsServer:
         self.start()
 
 
+NATS_USER = "ingest"
+NATS_PASSWORD = "nats-s3cret-7f3a9"
+
+
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server = NatsServer(tmp_path / "nats-store", tmp_path / "nats-server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nats_server_with_auth(tmp_path: Path) -> Iterator[NatsServer]:
+    """The server requires ``NATS_USER``/``NATS_PASSWORD``."""
+    args = ("--user", NATS_USER, "--pass", NATS_PASSWORD)
+    server = NatsServer(tmp_path / "nats-store", tmp_path / "nats-server.log", *args)
     server.start()
     try:
         yield server
