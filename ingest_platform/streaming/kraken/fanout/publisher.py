@@ -479,7 +479,10 @@ class FanoutPublisher:
     def _write_gap(self, gap: BusGap, end_us: int) -> None:
         self.stats.gaps += 1
         self.recent_gaps.append(gap.as_dict())
-        logger.warning("fan-out: bus gap %s %s", gap.pair, gap.detail())
+        if self.stats.gaps <= 20 or self.stats.gaps % 1000 == 0:  # every one is in the log
+            logger.warning(
+                "fan-out: bus gap %s %s (%d so far)", gap.pair, gap.detail(), self.stats.gaps
+            )
         log = self.log
         if log is None or log.closed:
             return
