@@ -97,6 +97,60 @@ def _cmd_kraken_replay(args: argparse.Namespace) -> int:
     return replay.run_replay(root, args.days, args.symbols, as_json=args.json, out=sys.stdout)
 
 
+def _cmd_kraken_tail(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ingest_platform.streaming.kraken import consume
+    from ingest_platform.streaming.kraken.resources import NATS_URL_ENV
+
+    url = args.url or settings.env(NATS_URL_ENV) or "nats://127.0.0.1:4222"
+    rebuilder = consume.BookRebuilder()
+    try:
+        result = asyncio.run(
+            consume.tail(
+                url,
+                pair=args.pair,
+                last=args.last,
+                from_start=args.from_start,
+                stream=args.stream,
+                max_messages=args.count,
+                idle_seconds=args.idle,
+                rebuilder=rebuilder,
+                on_event=consume.printer(rebuilder, sys.stdout),
+            )
+        )
+    except consume.ChecksumMismatch as exc:
+        print(f"kraken-tail: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # unreachable server, no such stream: one line, exit 2
+        from ingest_platform.streaming.kraken.fanout.bus import redact_url
+
+        reason = f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
+        print(
+            f"kraken-tail: cannot read {args.stream} at {redact_url(url)}: {reason}",
+            file=sys.stderr,
+        )
+        return 2
+    totals = rebuilder.totals()
+    print(
+        f"kraken-tail: {result.received} messages, {totals['verified']} book events re-verified "
+        f"({totals['snapshots']} snapshots), {totals['gaps']} seq gaps, {totals['epochs']} epoch "
+        f"changes, {totals['waiting']} waiting for a snapshot, {totals['duplicates']} duplicates",
+        file=sys.stderr,
+    )
+    return 0
+
+
+KRAKEN_TAIL_EXIT_CODES = """\
+exit codes:
+  0  stopped (--count reached, --idle passed, Ctrl-C) with every book event re-verified
+  1  a checksum did not re-verify; stderr names the pair, epoch and seq
+  2  cannot run: the server is unreachable or the stream does not exist
+"""
+
+
 KRAKEN_REPLAY_EXIT_CODES = """\
 exit codes:
   0  every checksum verified: the log (or the days and pairs asked for) replays cleanly
@@ -406,6 +460,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kraken_replay.add_argument("--json", action="store_true", help="print the report as JSON")
     kraken_replay.set_defaults(func=_cmd_kraken_replay)
+
+    kraken_tail = commands.add_parser(
+        "kraken-tail",
+        help="follow the fan-out on NATS JetStream, re-verifying every book's checksum",
+        description="Subscribe to the Kraken fan-out, rebuild each book from a snapshot plus\n"
+        "updates, re-verify every checksum, detect seq gaps and epoch changes (resyncing\n"
+        "at the next snapshot) and print the top of book as it changes.",
+        epilog=KRAKEN_TAIL_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kraken_tail.add_argument(
+        "--url",
+        default=None,
+        help="NATS server (default: $INGEST_PLATFORM_NATS_URL, else nats://127.0.0.1:4222)",
+    )
+    kraken_tail.add_argument("--pair", default=None, help="one pair only, e.g. BTC/USD")
+    start = kraken_tail.add_mutually_exclusive_group()
+    start.add_argument(
+        "--last", type=int, default=None, metavar="N", help="start with the last N messages"
+    )
+    start.add_argument(
+        "--from-start", action="store_true", help="start with the first message the stream holds"
+    )
+    kraken_tail.add_argument("--stream", default="KRAKEN", help="JetStream stream name")
+    kraken_tail.add_argument(
+        "--count", type=int, default=None, metavar="N", help="stop after N messages"
+    )
+    kraken_tail.add_argument(
+        "--idle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this long without a message (default: follow until Ctrl-C)",
+    )
+    kraken_tail.set_defaults(func=_cmd_kraken_tail)
     for command in commands.choices.values():  # so a stray option is the command's error
         command.set_defaults(command_parser=command)
     return parser

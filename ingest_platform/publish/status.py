@@ -225,6 +225,7 @@ def stream_status(defs: Definitions, instance: DagsterInstance, now: float) -> d
     if beat is not None:
         out["heartbeat_age_seconds"] = round(now - beat.updated_at, 1)
         out["state"] = beat.state
+        out["bus"] = beat.bus.summary() if beat.bus is not None else "fan-out off"
     return out
 
 
@@ -287,7 +288,8 @@ def render(status: Status, out: TextIO) -> None:
     stream = status.stream
     print(
         f"kraken stream: heartbeat {stream['heartbeat_age_seconds']} s ago, state "
-        f"{stream['state']}, run {stream['run'] or 'none'} ({stream['run_status'] or '-'})",
+        f"{stream['state']}, run {stream['run'] or 'none'} ({stream['run_status'] or '-'})"
+        + (f"; {stream['bus']}" if stream.get("bus") else ""),
         file=out,
     )
     for problem in status.problems:

@@ -39,7 +39,7 @@ from ingest_platform.operations.sensors import (
 from ingest_platform.sandbox.kraken_ws import KrakenSandboxServer
 from ingest_platform.streaming.kraken.heartbeat import write_heartbeat
 from ingest_platform.streaming.kraken.job import kraken_stream_job
-from ingest_platform.streaming.kraken.resources import KrakenStream
+from ingest_platform.streaming.kraken.resources import KrakenFanout, KrakenStream
 from ingest_platform.streaming.kraken.sensor import kraken_stream_sensor
 
 
@@ -198,7 +198,7 @@ def _stream(instance, root: Path, pairs: list[str], seconds: float):
     stream = KrakenStream(pairs=pairs, log_root=str(root), **FAST_STREAM)
     return kraken_stream_job.execute_in_process(
         run_config={"ops": {"kraken_stream": {"config": {"run_seconds": seconds}}}},
-        resources={"kraken_stream": stream},
+        resources={"kraken_stream": stream, "kraken_fanout": KrakenFanout()},
         instance=instance,
         raise_on_error=False,
     )

@@ -28,6 +28,7 @@ from ingest_platform.publish.catalogue import DATASETS
 from ingest_platform.reference.universe import traded
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
+from ingest_platform.streaming.kraken.heartbeat import write_heartbeat
 
 pytestmark = pytest.mark.slow
 
@@ -317,6 +318,25 @@ def test_status_reports_each_dataset_schedule_budget_and_the_stream(world):
     document = io.StringIO()
     status.main(world.defs, world.instance, world.lake, json_out=True, out=document)
     assert json.loads(document.getvalue())["problems"] == []
+
+
+def test_status_shows_the_fan_outs_health_from_the_heartbeat(world):
+    beats = world.defs.resources["kraken_stream"].heartbeat_path()
+    bus = {"state": "connected", "buffered": 4, "dropped": 0, "unacked": 0, "gaps": 2}
+    path = write_heartbeat(
+        beats, {"run_id": None, "state": "streaming", "updated_at": now().timestamp(), "bus": bus}
+    )
+    try:
+        report = status.collect(world.defs, world.instance, world.lake, now())
+        assert report.stream["bus"] == "bus connected: 4 buffered, 0 dropped, 0 unacked, 2 gaps"
+        out = io.StringIO()
+        status.render(report, out)
+        assert "state streaming, run none (-); bus connected: 4 buffered" in out.getvalue()
+        write_heartbeat(beats, {"state": "streaming", "updated_at": now().timestamp()})
+        report = status.collect(world.defs, world.instance, world.lake, now())
+        assert report.stream["bus"] == "fan-out off"
+    finally:
+        path.unlink()
 
 
 def test_status_exits_1_and_names_a_failing_error_check(world):

@@ -39,8 +39,10 @@ def heartbeat_document(
     last_error: str | None,
     halt: dict[str, Any] | None,
     stats: dict[str, Any],
+    bus: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The heartbeat of this process (times are epoch seconds)."""
+    """The heartbeat of this process (times are epoch seconds); ``bus``: the fan-out's health
+    (None: the fan-out is off)."""
     return {
         "format": FORMAT,
         "run_id": run_id,
@@ -55,6 +57,7 @@ def heartbeat_document(
         "last_error": last_error,
         "halt": halt,
         "stats": stats,
+        "bus": bus,
     }
 
 
@@ -86,6 +89,26 @@ class HaltNote(BaseModel):
     at: float | None = Field(default=None, strict=True, allow_inf_nan=False)
 
 
+class BusNote(BaseModel):
+    """The fan-out's health, as far as the sensor and ``status`` read it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    state: str = "unknown"
+    buffered: int = 0
+    dropped: int = 0
+    unacked: int = 0
+    gaps: int = 0
+    last_error: str | None = None
+
+    def summary(self) -> str:
+        text = (
+            f"bus {self.state}: {self.buffered} buffered, {self.dropped} dropped, "
+            f"{self.unacked} unacked, {self.gaps} gaps"
+        )
+        return f"{text} ({self.last_error})" if self.last_error else text
+
+
 class Heartbeat(BaseModel):
     """The fields of the heartbeat file the sensor decides on, type-checked."""
 
@@ -95,6 +118,7 @@ class Heartbeat(BaseModel):
     state: str | None = None
     updated_at: float = Field(strict=True, allow_inf_nan=False)
     halt: HaltNote | None = None
+    bus: BusNote | None = None
 
     @property
     def halted_at(self) -> float | None:

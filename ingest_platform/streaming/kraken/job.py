@@ -15,6 +15,7 @@ the op ends.
 (No ``from __future__ import annotations``: Dagster resolves op annotations at runtime.)
 """
 
+import asyncio
 import queue
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
@@ -31,12 +32,14 @@ from dagster import (
 )
 from pydantic import Field
 
+from ingest_platform.core.metrics import MetricsServer, serve, stream_metrics
 from ingest_platform.streaming.kraken.assets import STREAM_ASSET_KEY
 from ingest_platform.streaming.kraken.config import stream_url
+from ingest_platform.streaming.kraken.fanout.bus import BusError, StreamConfigMismatch, redact_url
 from ingest_platform.streaming.kraken.io.connection import open_stream
 from ingest_platform.streaming.kraken.io.runner import StreamRunner
 from ingest_platform.streaming.kraken.io.status import StreamResult
-from ingest_platform.streaming.kraken.resources import KrakenStream
+from ingest_platform.streaming.kraken.resources import KrakenFanout, KrakenStream
 
 JOB_NAME = "kraken_stream_job"
 RUN_TAGS = {
@@ -82,7 +85,41 @@ def observation_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
         meta["last_message_at"] = MetadataValue.timestamp(float(report["last_message_at"]))
     if report.get("halt"):
         meta["halt"] = MetadataValue.json(dict(report["halt"]))
+    bus = report.get("bus")
+    if bus:
+        meta["bus_state"] = MetadataValue.text(str(bus.get("state")))
+        for name in ("published", "buffered", "dropped", "unacked", "gaps", "epochs"):
+            meta[f"bus_{name}"] = MetadataValue.int(int(bus.get(name) or 0))
+        meta["bus_gaps_recent"] = MetadataValue.json(list(bus.get("recent_gaps") or []))
     return meta
+
+
+def check_bus(fanout: KrakenFanout, timeout: float = 5.0) -> str | None:
+    """Before streaming: the stream on the bus is created, or verified against the settings.
+
+    Raises `Failure` when it exists with another configuration (never reconfigured silently);
+    returns why the bus could not be reached (the stream starts anyway: the publisher keeps
+    trying, and the book never waits for it), or None when all is well.
+    """
+
+    async def check() -> None:
+        bus = fanout.bus()
+        try:
+            async with asyncio.timeout(timeout):
+                await bus.connect()
+                await bus.ensure_stream(fanout.stream_spec())
+        finally:
+            await bus.close()
+
+    try:
+        asyncio.run(check())
+    except StreamConfigMismatch as exc:
+        raise Failure(description=str(exc)) from None
+    except BusError as exc:
+        return str(exc)
+    except TimeoutError:
+        return f"NATS at {redact_url(fanout.nats_url)}: no answer within {timeout:g} s"
+    return None
 
 
 def run_stream(
@@ -90,6 +127,7 @@ def run_stream(
     stream: KrakenStream,
     run_seconds: float | None = None,
     poll_seconds: float = 0.5,
+    fanout: KrakenFanout | None = None,
 ) -> Generator[AssetObservation, None, StreamResult]:
     """The op's body: host the client, yield its reports as observations, stop in ``finally``.
 
@@ -100,17 +138,41 @@ def run_stream(
     ended without ever getting a subscription acknowledged. The endpoint comes from the
     environment (`stream_url`); the settings were validated when the resource was built, and
     map onto the plain settings the connection takes (`StreamConfig.stream_settings`).
+
+    With the fan-out on (``fanout`` with a URL), every verified event is also published to
+    NATS JetStream; the stream on the bus is checked first (`check_bus`). With
+    ``stream.metrics_port`` >= 0, Prometheus metrics are served while the stream runs.
     """
     settings = stream.stream_settings()
     url = stream_url()
     root = stream.log_path()
+    publisher = None
+    if fanout is not None and fanout.enabled:
+        problem = check_bus(fanout)
+        if problem is not None:
+            context.log.warning(f"Kraken fan-out: bus unreachable ({problem}); streaming anyway")
+        publisher = fanout.publisher(stream.pairs)
+    metrics, registry = stream_metrics() if stream.metrics_port >= 0 else (None, None)
     client = open_stream(
-        settings, url, root, run_id=context.run_id, status_root=stream.heartbeat_path()
+        settings,
+        url,
+        root,
+        run_id=context.run_id,
+        status_root=stream.heartbeat_path(),
+        fanout=publisher,
+        metrics=metrics,
     )
     runner = StreamRunner[StreamResult](client, duration=run_seconds, freeze_gc=stream.freeze_gc)
+    server: MetricsServer | None = None
+    if registry is not None:
+        server = serve(stream.metrics_port, registry, addr=stream.metrics_host)
+        context.log.info(f"Kraken stream metrics on port {server.port} (/metrics)")
+    fanout_note = " fan-out=off"
+    if fanout is not None and publisher is not None:
+        fanout_note = f" fan-out={fanout.stream_name} ({fanout.subject_prefix}.>)"
     context.log.info(
         f"Kraken stream starting: {url} pairs={list(stream.pairs)} depth={stream.depth} "
-        f"log={root} session={client.log_session}"
+        f"log={root} session={client.log_session}{fanout_note}"
     )
     result: StreamResult | None = None
     halt_observed = False
@@ -139,6 +201,8 @@ def run_stream(
             context.log.error("Kraken stream thread did not stop within 60 s")
         elif result is None and runner.result is not None:
             context.log.info("Kraken stream stopped (run cancelled); log flushed")
+        if server is not None:
+            server.close()
     if result is None:
         raise Failure(description="Kraken stream thread ended without a result")
     if result.halt is not None:
@@ -182,9 +246,12 @@ def run_stream(
     out={},  # no outputs: it yields observations of kraken_order_book_stream as it streams
 )
 def kraken_stream_op(
-    context: OpExecutionContext, config: KrakenStreamRunConfig, kraken_stream: KrakenStream
+    context: OpExecutionContext,
+    config: KrakenStreamRunConfig,
+    kraken_stream: KrakenStream,
+    kraken_fanout: KrakenFanout,
 ) -> Iterator[AssetObservation]:
-    yield from run_stream(context, kraken_stream, config.run_seconds)
+    yield from run_stream(context, kraken_stream, config.run_seconds, fanout=kraken_fanout)
 
 
 @job(

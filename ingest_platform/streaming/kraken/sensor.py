@@ -222,4 +222,8 @@ def kraken_stream_sensor(context: SensorEvaluationContext, kraken_stream: Kraken
             run_key=stream_run_key(latest_stream_run_id(context.instance)),
             tags={**RUN_TAGS, "ingest_platform/launch_reason": decision.reason[:500]},
         )
+    if heartbeat is not None and heartbeat.bus is not None and decision.keep is not None:
+        # The fan-out's health beside the stream's: a bus that is down never replaces the
+        # run (the book does not depend on it), but the sensor's tick says so.
+        return SkipReason(f"{decision.reason}; {heartbeat.bus.summary()}")
     return SkipReason(decision.reason)

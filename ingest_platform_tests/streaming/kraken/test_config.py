@@ -15,6 +15,7 @@ from ingest_platform.streaming.kraken.io.settings import StreamSettings
 from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.protocol.settings import ProtocolSettings
 from ingest_platform.streaming.kraken.resources import KrakenStream
+from ingest_platform_tests.streaming.kraken.fanout_off import FANOUT_OFF
 
 
 @pytest.mark.parametrize(
@@ -76,7 +77,7 @@ def test_the_config_maps_onto_the_plain_settings_field_by_field():
 
 def test_a_run_config_override_is_validated_before_anything_connects(tmp_path):
     result = kraken_stream_job.execute_in_process(
-        resources={"kraken_stream": KrakenStream(log_root=str(tmp_path / "log"))},
+        resources={"kraken_stream": KrakenStream(log_root=str(tmp_path / "log")), **FANOUT_OFF},
         run_config={"resources": {"kraken_stream": {"config": {"depth": 20}}}},
         raise_on_error=False,
     )
@@ -111,7 +112,7 @@ def test_the_sensor_limits_are_validated_too(field, value):
 def test_run_seconds_must_be_positive(tmp_path, monkeypatch, seconds):
     monkeypatch.setenv(SANDBOX_KRAKEN_URL_ENV, "ws://127.0.0.1:9/v2")
     result = kraken_stream_job.execute_in_process(
-        resources={"kraken_stream": KrakenStream(log_root=str(tmp_path / "log"))},
+        resources={"kraken_stream": KrakenStream(log_root=str(tmp_path / "log")), **FANOUT_OFF},
         run_config={"ops": {"kraken_stream": {"config": {"run_seconds": seconds}}}},
         raise_on_error=False,
     )

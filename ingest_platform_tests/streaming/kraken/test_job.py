@@ -24,6 +24,7 @@ from ingest_platform.streaming.kraken.definitions import stream_definitions
 from ingest_platform.streaming.kraken.job import kraken_stream_job, run_stream
 from ingest_platform.streaming.kraken.log.replay import replay
 from ingest_platform.streaming.kraken.log.segments import read_kind
+from ingest_platform_tests.streaming.kraken.fanout_off import FANOUT_OFF
 
 
 @pytest.mark.slow
@@ -35,7 +36,7 @@ def test_the_stream_job_runs_in_a_real_dagster_run(
     with DagsterInstance.ephemeral() as instance:
         result = kraken_stream_job.execute_in_process(
             run_config=run_config(1.5),
-            resources={"kraken_stream": stream_resource(server.url, root)},
+            resources={"kraken_stream": stream_resource(server.url, root), **FANOUT_OFF},
             instance=instance,
         )
         assert result.success
@@ -66,7 +67,7 @@ def test_a_halt_fails_the_run_with_an_observation_and_an_alert_line(
     with DagsterInstance.ephemeral() as instance:
         result = kraken_stream_job.execute_in_process(
             run_config=run_config(30),
-            resources={"kraken_stream": stream},
+            resources={"kraken_stream": stream, **FANOUT_OFF},
             instance=instance,
             raise_on_error=False,
         )
@@ -126,7 +127,7 @@ _RUN_UNTIL_SIGINT = textwrap.dedent(
     import sys
     from dagster import DagsterInstance
     from ingest_platform.streaming.kraken.job import kraken_stream_job
-    from ingest_platform.streaming.kraken.resources import KrakenStream
+    from ingest_platform.streaming.kraken.resources import KrakenFanout, KrakenStream
     root = sys.argv[1]
     # Liveness limits well above a loaded CI machine's stalls: this test is about clean
     # cancellation, and a spurious reconnect would change the disconnect count it checks.
@@ -136,7 +137,9 @@ _RUN_UNTIL_SIGINT = textwrap.dedent(
     )
     with DagsterInstance.get() as instance:
         result = kraken_stream_job.execute_in_process(
-            resources={"kraken_stream": stream}, instance=instance, raise_on_error=False
+            resources={"kraken_stream": stream, "kraken_fanout": KrakenFanout()},
+            instance=instance,
+            raise_on_error=False,
         )
         print("RUN", result.run_id, instance.get_run_by_id(result.run_id).status.value, flush=True)
     """

@@ -166,3 +166,25 @@ def test_the_same_situation_never_launches_two_runs(tmp_path):
         assert isinstance(replacing, RunRequest) and running.run_id in replacing.run_key
         assert instance.get_run_by_id(running.run_id).is_finished
         assert evaluate().run_key == replacing.run_key  # ... once, however often it is asked
+
+
+def test_the_sensor_shows_the_bus_health_beside_a_live_stream(tmp_path):
+    """A bus that is down never replaces the stream run (the book does not need it)."""
+    root = tmp_path / "log"
+    with DagsterInstance.ephemeral() as instance:
+        running = instance.create_run_for_job(kraken_stream_job, status=DagsterRunStatus.STARTED)
+        bus = {"state": "down", "buffered": 812, "dropped": 0, "unacked": 3, "gaps": 1,
+               "last_error": "NATS at nats://127.0.0.1:4222 unreachable"}  # fmt: skip
+        write_heartbeat(
+            root,
+            {"run_id": running.run_id, "state": "streaming", "updated_at": time.time(), "bus": bus},
+        )
+        stream = KrakenStream(log_root=str(root))
+        with build_sensor_context(instance=instance, resources={"kraken_stream": stream}) as ctx:
+            result = kraken_stream_sensor(ctx)
+        assert isinstance(result, SkipReason)
+        assert f"keeping run {running.run_id}" in result.skip_message
+        assert "bus down: 812 buffered, 0 dropped, 3 unacked, 1 gaps (NATS at" in (
+            result.skip_message
+        )
+        assert not instance.get_run_by_id(running.run_id).is_finished

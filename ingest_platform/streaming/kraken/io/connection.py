@@ -31,7 +31,13 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ingest_platform.core.backoff import Backoff
+from ingest_platform.core.metrics import StreamMetrics
+from ingest_platform.streaming.kraken.book import KrakenBook
+from ingest_platform.streaming.kraken.fanout.bus import StreamConfigMismatch
+from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher
+from ingest_platform.streaming.kraken.fanout.sink import FanoutSink
 from ingest_platform.streaming.kraken.heartbeat import heartbeat_document, write_heartbeat
+from ingest_platform.streaming.kraken.io.metrics import StreamMetricsExporter
 from ingest_platform.streaming.kraken.io.settings import StreamSettings
 from ingest_platform.streaming.kraken.io.status import (
     ConnectionState,
@@ -41,7 +47,12 @@ from ingest_platform.streaming.kraken.io.status import (
 from ingest_platform.streaming.kraken.io.transport import StampedConnection, abort, open_websocket
 from ingest_platform.streaming.kraken.log.writer import LogWriteError, StreamLog
 from ingest_platform.streaming.kraken.protocol.clock import SYSTEM_CLOCK, Clock
-from ingest_platform.streaming.kraken.protocol.events import BooksSynced
+from ingest_platform.streaming.kraken.protocol.events import (
+    BooksSynced,
+    ExchangeStatusChanged,
+    Halted,
+    ProtocolEvent,
+)
 from ingest_platform.streaming.kraken.protocol.halts import Halt
 from ingest_platform.streaming.kraken.protocol.protocol import KrakenProtocol
 
@@ -51,7 +62,8 @@ logger = logging.getLogger(__name__)
 class KrakenConnection:
     """Streams the configured pairs from ``url`` until stopped, cancelled or halted.
 
-    ``log`` receives every book item, trade, bar, gap and periodic top-of-book; ``status_root``
+    ``log`` receives every book item, trade, bar, gap and periodic top-of-book; ``fanout``
+    (None: off) publishes every verified event, status change and halt to a bus; ``status_root``
     (usually the log root) gets the heartbeat file; ``on_report`` is called (on the event loop)
     with a statistics dict every ``report_interval`` and once at the end.
     """
@@ -67,6 +79,8 @@ class KrakenConnection:
         on_report: Callable[[dict[str, Any]], None] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
+        fanout: FanoutPublisher | None = None,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ValueError(f"the Kraken stream URL must be ws:// or wss://, got {url!r}")
@@ -78,7 +92,12 @@ class KrakenConnection:
         self.on_report = on_report
         self.clock = clock
         rng = rng or random.Random()
-        self.protocol = KrakenProtocol(settings.protocol, sink=log, clock=clock, rng=rng)
+        self.fanout = fanout
+        sink = FanoutSink(log, fanout, self._verified_book) if fanout is not None else log
+        self.protocol = KrakenProtocol(settings.protocol, sink=sink, clock=clock, rng=rng)
+        self.metrics = (
+            StreamMetricsExporter(metrics, self.protocol, fanout) if metrics is not None else None
+        )
         self.stats = ConnectionStats()
         self.backoff = Backoff(settings.protocol.backoff_base, settings.protocol.backoff_cap, rng)
         self._state = ConnectionState.IDLE
@@ -124,6 +143,7 @@ class KrakenConnection:
         out["halt"] = protocol.halt.as_dict() if protocol.halt else None
         out["open_gaps"] = len(protocol.open_gaps())
         out["last_error"] = self._last_error
+        out["bus"] = self.fanout.report() if self.fanout is not None else None
         if self.log is not None:
             out["log_rows"] = dict(self.log.stats.rows_written)
             out["log_segments"] = dict(self.log.stats.segments_written)
@@ -139,6 +159,10 @@ class KrakenConnection:
             self._wake.set()
         timer = loop.call_later(duration, self.request_stop) if duration is not None else None
         periodic = asyncio.create_task(self._periodic(), name="kraken-periodic")
+        fanout = self.fanout
+        publishing = (
+            asyncio.create_task(fanout.run(), name="kraken-fanout") if fanout is not None else None
+        )
         try:
             while not self._stop_requested and self.protocol.halt is None:
                 await self._connect_once()
@@ -154,6 +178,8 @@ class KrakenConnection:
             periodic.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await periodic
+            if fanout is not None:
+                await self._close_fanout(fanout, publishing)
             self._shutdown()
         halt = self.protocol.halt
         if halt is not None:
@@ -230,6 +256,8 @@ class KrakenConnection:
             stopping = self._stop_requested or protocol.halt is not None
             if not stopping:
                 self._last_error = f"connection lost: {reason}"
+                if self.fanout is not None:
+                    self.fanout.status("connection", "reconnecting", None)
             protocol.connection_lost(reason, stopping)
 
     def _flush(self) -> None:
@@ -242,6 +270,39 @@ class KrakenConnection:
         for event in self.protocol.events_received():
             if isinstance(event, BooksSynced):
                 self._on_synced()
+            if self.fanout is not None:
+                self._publish_event(self.fanout, event)
+
+    def _verified_book(self, symbol: str) -> KrakenBook | None:
+        """A pair's book while it is verified (the fan-out snapshots it), else None."""
+        protocol = self.protocol
+        return protocol.book(symbol) if protocol.is_synced(symbol) else None
+
+    @staticmethod
+    def _publish_event(fanout: FanoutPublisher, event: ProtocolEvent) -> None:
+        """Status changes and halts go on the bus too (``kraken.status``, ``kraken.halt``)."""
+        if isinstance(event, BooksSynced):
+            fanout.status("connection", "streaming", None)
+        elif isinstance(event, ExchangeStatusChanged):
+            fanout.status("exchange", event.status, event.previous)
+        elif isinstance(event, Halted):
+            fanout.halt(event.halt.as_dict())
+
+    async def _close_fanout(self, fanout: FanoutPublisher, task: asyncio.Task[None] | None) -> None:
+        """Before the log closes: the last events (a halt among them) go out, what the bus
+        never acknowledged is written down as bus gaps; a misconfigured stream is an error."""
+        for event in self.protocol.events:  # a halt raised off the receive path
+            self._publish_event(fanout, event)
+        if self.protocol.halt is None:
+            fanout.status("connection", "stopped", None)
+        try:
+            await fanout.close(task)
+        except Exception:
+            logger.exception("Kraken fan-out: close failed")
+        if task is not None and task.done() and not task.cancelled():
+            exc = task.exception()
+            if isinstance(exc, StreamConfigMismatch):
+                self._last_error = str(exc)
 
     async def _send_loop(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
         while True:
@@ -305,6 +366,8 @@ class KrakenConnection:
             except LogWriteError as exc:
                 self._halt("log_write_failed", str(exc))
                 return
+            if self.metrics is not None:
+                self.metrics.sync()
             if now >= next_status:
                 next_status = now + int(cfg.status_interval * 1e9)
                 self._write_status()
@@ -350,6 +413,7 @@ class KrakenConnection:
             last_error=self._last_error,
             halt=protocol.halt.as_dict() if protocol.halt else None,
             stats={**protocol.stats.snapshot(), **stats.snapshot()},
+            bus=self.fanout.report() if self.fanout is not None else None,
         )
 
     def _write_status(self) -> None:
@@ -376,6 +440,8 @@ class KrakenConnection:
             logger.error("Kraken stream log: final flush failed: %s", exc)
             self.protocol.halt_now("log_write_failed", str(exc))
         finally:
+            if self.metrics is not None:
+                self.metrics.sync()
             self._write_status()
             self._emit_report()
 
@@ -390,6 +456,8 @@ def open_stream(
     background_log: bool = True,
     clock: Clock = SYSTEM_CLOCK,
     status_root: str | os.PathLike[str] | None = None,
+    fanout: FanoutPublisher | None = None,
+    metrics: StreamMetrics | None = None,
 ) -> KrakenConnection:
     """A connection to ``url`` writing its log under ``log_root`` (None: no log) and its
     heartbeat under ``status_root``: a local folder, by default the log root itself (an
@@ -413,4 +481,6 @@ def open_stream(
         run_id=run_id,
         on_report=on_report,
         clock=clock,
+        fanout=fanout,
+        metrics=metrics,
     )

@@ -264,6 +264,9 @@ class Books:
         if gap is None:
             return
         self.stats.gaps += 1
+        state = self.states.get(symbol)
+        if state is not None:
+            state.stats.gaps += 1
         if end_us is not None:
             self.stats.gap_seconds += max(0, end_us - gap.start_us) / 1e6
         sink = self.sink

@@ -51,6 +51,7 @@ class SymbolStats:
     resyncs: int = 0
     trades: int = 0
     ohlc: int = 0
+    gaps: int = 0
     synced: bool = False
 
 

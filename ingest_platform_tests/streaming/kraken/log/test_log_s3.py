@@ -36,6 +36,7 @@ from ingest_platform.streaming.kraken.log.writer import StreamLog
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.sensor import kraken_stream_sensor
 from ingest_platform_tests.core.s3_server import Bucket, StallingProxy, aws_environment
+from ingest_platform_tests.streaming.kraken.fanout_off import FANOUT_OFF
 
 MIDNIGHT = int(dt.datetime(2026, 11, 3, tzinfo=dt.UTC).timestamp() * 1_000_000)
 SECOND = 1_000_000
@@ -208,7 +209,9 @@ def test_a_stream_run_on_s3_beats_locally_and_the_sensor_keeps_it(
     stream = stream_resource(server.url, s3_bucket.url("stream", "kraken"))
     with DagsterInstance.ephemeral() as instance:
         result = kraken_stream_job.execute_in_process(
-            run_config=run_config(1.5), resources={"kraken_stream": stream}, instance=instance
+            run_config=run_config(1.5),
+            resources={"kraken_stream": stream, **FANOUT_OFF},
+            instance=instance,
         )
         assert result.success
         beat = heartbeat(stream.heartbeat_path())

@@ -31,6 +31,7 @@ from ingest_platform.streaming.kraken.log.writer import StreamLog
 from ingest_platform.streaming.kraken.resources import KrakenStream
 from ingest_platform.streaming.kraken.schedules import kraken_book_minute_bars_daily
 from ingest_platform.streaming.kraken.schemas import KrakenBookMinuteBars
+from ingest_platform_tests.streaming.kraken.fanout_off import FANOUT_OFF
 
 DAY = "2026-11-02"
 T = int(dt.datetime(2026, 11, 2, tzinfo=dt.UTC).timestamp() * 1_000_000)
@@ -151,7 +152,8 @@ def test_compaction_of_a_streamed_day(tmp_path, sandbox, stream_resource, run_co
     server = sandbox()
     root = tmp_path / "log"
     kraken_stream_job.execute_in_process(
-        run_config=run_config(1.0), resources={"kraken_stream": stream_resource(server.url, root)}
+        run_config=run_config(1.0),
+        resources={"kraken_stream": stream_resource(server.url, root), **FANOUT_OFF},
     )
     bars, verification = compact_day(root, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"))
     assert verification.ok and verification.verified == read_kind(root, "book").num_rows
