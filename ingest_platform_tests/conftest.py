@@ -87,6 +87,8 @@ SERVICE_FIXTURES = {
     "postgres_url": "postgres",
     "s3_server": "s3",
     "s3_bucket": "s3",
+    "nats_server": "nats",
+    "nats_server_with_auth": "nats",
 }
 
 

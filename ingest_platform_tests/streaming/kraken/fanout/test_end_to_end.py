@@ -6,6 +6,7 @@ import asyncio
 
 import jsonschema
 import pyarrow.compute as pc
+import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from ingest_platform.streaming.kraken import consume
@@ -14,6 +15,9 @@ from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.log.replay import replay
 from ingest_platform.streaming.kraken.log.segments import read_kind
 from ingest_platform.streaming.kraken.resources import KrakenFanout
+
+# A real stream against a real nats-server for seconds: CI's, not the inner loop's.
+pytestmark = pytest.mark.slow
 
 
 def _read_all(url: str, **options):

@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 import pyarrow.compute as pc
+import pytest
 
 from ingest_platform.streaming.kraken import consume
 from ingest_platform.streaming.kraken.fanout.bus import Ack, JetStreamBus, StreamSpec
@@ -22,6 +23,9 @@ from ingest_platform.streaming.kraken.fanout.publisher import (
 from ingest_platform.streaming.kraken.io.connection import open_stream
 from ingest_platform.streaming.kraken.log.replay import replay
 from ingest_platform.streaming.kraken.log.segments import read_kind
+
+# A real stream against a real nats-server for seconds: CI's, not the inner loop's.
+pytestmark = pytest.mark.slow
 
 PAIRS = ("BTC/USD", "ETH/USD")
 

@@ -8,12 +8,16 @@ import threading
 import time
 import urllib.request
 
+import pytest
 from dagster import DagsterEventType, DagsterInstance
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest_platform.core.metrics import BUS_METRICS, STREAM_METRICS, known_metric_names
 from ingest_platform.streaming.kraken.job import kraken_stream_job
 from ingest_platform.streaming.kraken.resources import KrakenFanout
+
+# A real stream against a real nats-server for seconds: CI's, not the inner loop's.
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:

@@ -8,12 +8,17 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from ingest_platform.core.settings import project_root
 from ingest_platform.streaming.kraken import consume
 from ingest_platform.streaming.kraken.fanout import message as m
 from ingest_platform.streaming.kraken.fanout.bus import JetStreamBus
 from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher, FanoutSettings
 from ingest_platform.streaming.kraken.io.connection import open_stream
+
+# A real stream against a real nats-server for seconds: CI's, not the inner loop's.
+pytestmark = pytest.mark.slow
 
 PAIRS = ("BTC/USD", "ETH/USD")
 

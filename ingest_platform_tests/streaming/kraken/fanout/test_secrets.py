@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from ingest_platform.streaming.kraken import consume
@@ -17,6 +18,9 @@ from ingest_platform.streaming.kraken.resources import (
     fanout_resource,
 )
 from ingest_platform_tests.streaming.kraken.fanout.conftest import NATS_PASSWORD, NATS_USER
+
+# A real stream against a real nats-server for seconds: CI's, not the inner loop's.
+pytestmark = pytest.mark.slow
 
 
 def test_the_nats_password_never_leaves_the_environment(
