@@ -20,7 +20,8 @@ from ingest_platform.core.dataset import Dataset, DatasetWrite, record_partition
 from ingest_platform.core.lake import LakeError, ParquetLake
 from ingest_platform.core.metadata import mapping_table, markdown_table
 from ingest_platform.core.partitions import market_day
-from ingest_platform.market import rules
+from ingest_platform.market import rules, unavailable
+from ingest_platform.market.members import MemberDays
 from ingest_platform.market.schema import DailyBars
 from ingest_platform.market.sources.bars import BarsFetch, Instrument, empty_actions, empty_bars
 from ingest_platform.reference import universe
@@ -51,14 +52,30 @@ class BarsConfig(Config):
 
 
 def load_universe(
-    lake: ParquetLake, asset_classes: list[str], symbols: list[str]
+    lake: ParquetLake,
+    asset_classes: list[str],
+    symbols: list[str],
+    members: MemberDays | None = None,
+    keys: list[str] | None = None,
 ) -> list[Instrument]:
-    """The instruments a run covers, from the `instruments` dataset in the lake."""
+    """The instruments a run covers, from the `instruments` dataset in the lake.
+
+    With `members` and the run's `keys`, the point-in-time universe: former index members
+    too, those that were members on some day of the range (an explicit symbol list is taken
+    as given); without, today's.
+    """
     try:
         frame = lake.read(INSTRUMENTS.name)
     except LakeError as exc:
         raise LakeError(f"{exc}; materialize the `instruments` asset first") from exc
-    chosen = universe.select(frame, tuple(asset_classes), tuple(symbols) or None)
+    former = members is not None
+    chosen = universe.select(
+        frame, tuple(asset_classes), tuple(symbols) or None, include_former=former
+    )
+    if members is not None and keys and not symbols:
+        inactive = set(chosen.loc[~chosen["active"].astype(bool), "symbol"])
+        outside = inactive - members.overlapping(min(keys), max(keys))
+        chosen = chosen[~chosen["symbol"].isin(outside)]
     return Instrument.from_frame(chosen)
 
 
@@ -163,6 +180,8 @@ class BarsIngest:
     run_metadata: dict[str, Any]
     #: Days the source sent more than once: symbol, date, copies, conflicting.
     duplicates: pd.DataFrame
+    #: Former members the source has no history for (`market.unavailable.COLUMNS`).
+    unavailable: pd.DataFrame
 
 
 def ingest_bars(
@@ -175,6 +194,7 @@ def ingest_bars(
     config: BarsConfig,
     store: bool = True,
     cover_gaps: bool = False,
+    members: MemberDays | None = None,
 ) -> BarsIngest:
     """Plan, fetch, quarantine invalid rows, merge and write a range of daily partitions.
 
@@ -184,12 +204,20 @@ def ingest_bars(
     `cover_gaps` (the split-adjusting source of corporate actions) each request reaches back
     over a gap before the range and forward to today (`reach_back`), so its answer's basis is
     known; rows outside the range are not stored.
+
+    With `members` each partition expects the index members of its day, and stores each
+    member's bars under the ticker in force that day (`market.members`); a former member the
+    source has no history for is recorded as unavailable, not failed (`market.unavailable`).
     """
     keys = sorted(context.partition_keys)
     expected = rules.expected_by_partition(instruments, keys)
+    if members is not None:
+        expected = members.expected(instruments, expected)
     # A refresh rewrites the range, so a corrupt partition in it is repaired, not fatal.
     existing = dataset.read_partitions(lake, keys, skip_corrupt=config.refresh)
     present = {k: set(frame["symbol"]) for k, frame in existing.items()}
+    if members is not None:
+        present = members.canonical(present)
     plan = rules.plan_fetch(instruments, expected, present, config.refresh)
     if cover_gaps:
         plan = reach_back(
@@ -212,11 +240,19 @@ def ingest_bars(
             plan.end,
         )
         result = fetch(plan.instruments, plan.start, plan.end)
+    now = settings.now()
+    gaps = unavailable.empty_gaps()
+    if members is not None:
+        result, gaps = unavailable.separate(result, members, keys, now)
+        for gap in gaps.itertuples(index=False):
+            context.log.warning(
+                "%s %s: unavailable from the source for its member days %s..%s: %s",
+                source_name, gap.symbol, gap.first_date, gap.last_date, gap.reason,
+            )  # fmt: skip
     for _, error in sorted(result.failures.items()):
         context.log.warning("%s", error)
     fetched = result.bars
-    off_calendar = unsettled = outside = 0
-    now = settings.now()
+    off_calendar = unsettled = outside = not_member = 0
     if not fetched.empty:
         # A request widened to see the basis (`reach_back`) brings rows outside the range.
         first, last = dataset.scheme.bounds([keys[0], keys[-1]])
@@ -229,6 +265,9 @@ def ingest_bars(
         final = rules.settled(fetched, plan.instruments, now, result.stamps)
         unsettled = int((~final).sum())
         fetched = fetched[final]
+    by_fetch_symbol = fetched  # as requested: what staleness is judged on
+    if members is not None:
+        fetched, not_member = members.cut_and_relabel(fetched)
     writable = settled_days(keys, expected, instruments, now)
     if unsettled:
         context.log.warning(
@@ -239,7 +278,10 @@ def ingest_bars(
         )
     settled_expected = {k: v for k, v in expected.items() if k in writable}
     stale = rules.stale_symbols(
-        fetched, [i.symbol for i in plan.instruments], settled_expected, result.failures
+        by_fetch_symbol,
+        [i.symbol for i in plan.instruments],
+        settled_expected,
+        [*result.failures, *gaps["symbol"]],
     )
     for row in stale.itertuples(index=False):
         context.log.warning(
@@ -269,7 +311,8 @@ def ingest_bars(
         if key in writable or key in existing
     }
     write = dataset.write(lake, contents if store else {}, existing)
-    per_partition = partition_metadata(write, expected)
+    stored_expected = expected if members is None else members.in_force(expected)
+    per_partition = partition_metadata(write, stored_expected)
     record_partitions(context, write, per_partition)
     for key in sorted(set(keys) - set(contents)) if store else ():
         context.add_asset_metadata(
@@ -289,6 +332,9 @@ def ingest_bars(
         "off_calendar_rows_dropped": MetadataValue.int(off_calendar),
         "rows_outside_range": MetadataValue.int(outside),
         "unsettled_rows_dropped": MetadataValue.int(unsettled),
+        "rows_outside_membership": MetadataValue.int(not_member),
+        "unavailable_count": MetadataValue.int(len(gaps)),
+        "unavailable_from_source": markdown_table(gaps.drop(columns=["recorded_at"])),
         "partitions_left_missing": MetadataValue.int(len(keys) - len(contents)),
         "quarantined_rows": MetadataValue.int(quarantine.rejected_rows),
         "quarantined": mapping_table(quarantine.reasons, "symbol", "reason"),
@@ -302,7 +348,7 @@ def ingest_bars(
             sum(m["missing_count"].value > 0 for m in per_partition.values())
         ),
     }
-    return BarsIngest(result, write, run_metadata, duplicates)
+    return BarsIngest(result, write, run_metadata, duplicates, gaps)
 
 
 def consolidated_content(
