@@ -60,7 +60,8 @@ def load_instruments(directory: Path) -> pd.DataFrame:
 
     Besides today's universe (``active``), every former S&P 500 member since the first market
     partition is listed inactive, under its last ticker, so ids and calendars exist for the
-    history; `select` (what the market assets fetch) keeps to the active ones.
+    history; `select` keeps to the active ones unless asked for former members too (the market
+    assets do: each partition holds the members of its own day, see `market.members`).
 
     Indices are computed from NYSE-listed prices and published on NYSE sessions (XNYS).
     Commodities are front-month CME Group futures (NYMEX, COMEX), which trade on CME Globex's
