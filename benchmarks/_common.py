@@ -175,6 +175,8 @@ class Variant:
     rss: list[float] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Symbols a run recorded as unavailable from a source (market_backfill).
+    unavailable: int = 0
 
     @property
     def label(self) -> str:

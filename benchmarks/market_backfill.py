@@ -1,4 +1,7 @@
-"""Backfill benchmark: three years of the full universe through the real Dagster CLI path.
+"""Backfill benchmark: three years of the point-in-time universe through the real Dagster CLI.
+
+The universe is each day's S&P 500 members (former members included, fetched like any other
+symbol: one request per symbol per source) plus the ETFs, FX pairs, indices and futures.
 
 Against one sandbox (in its own process) it times, interleaved and repeated (A B C A B C …),
 so that one noisy moment on a shared machine cannot decide a ratio:
@@ -8,15 +11,18 @@ so that one noisy moment on a shared machine cannot decide a ratio:
   on a fresh instance and a fresh lake each time;
 - **floor**: the same five assets with empty bodies (`dagster_floor_defs.py`) through the same
   CLI and instance: what Dagster itself costs for that many partitions;
-- **bare**: ``yf.download`` + ``to_parquet`` of the same Yahoo data, nothing else;
+- **bare**: ``yf.download`` + ``to_parquet`` of the same symbols' Yahoo data, nothing else
+  (no membership cut: every row the download returns);
 - **before** (with ``--before PATH``): ``ours`` run from another checkout of the project (for
-  example ``git worktree add /tmp/before <commit>``), to compare a change in the same run.
+  example ``git archive <commit> | tar -x -C /tmp/before``), to compare a change in the same
+  run (before point-in-time membership: today's list on every date).
 
 Each Dagster variant runs on every instance asked for: ``sqlite`` (the repository's
 dagster.yaml) and ``postgres`` (deploy/dagster-postgres.yaml on a fresh database of the server
 at 127.0.0.1:5432, with ``DAGSTER_EVENT_BATCH_SIZE``). It prints medians, the ratios the goals
-are stated in, requests per source and rows written (which must match between ``ours`` and
-``before``). Timings are never asserted anywhere.
+are stated in, the universe's symbols (today's members, former members, other instruments),
+requests per source and rows written, for ``ours`` and ``before``. Timings are never asserted
+anywhere.
 
     .venv/bin/python benchmarks/market_backfill.py                      # 3 years, SQLite, x3
     .venv/bin/python benchmarks/market_backfill.py --instances sqlite,postgres --repeat 3
@@ -32,6 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 from _common import (  # the script's folder is on sys.path
     BIN,
     ROOT,
@@ -51,6 +58,8 @@ AS_OF = "2026-11-20"
 ASSETS = (
     "yahoo_daily_bars,corporate_actions,alpha_vantage_daily_bars,polygon_daily_bars,market_bars"
 )
+#: The reference datasets the market assets read: the instruments and each day's members.
+REFERENCE = "instruments,index_membership"
 #: The keys the sandbox's Alpha Vantage and Polygon accept (any non-empty key).
 SOURCE_KEYS = {"ALPHA_VANTAGE_API_KEY": "bench-av-key-0001", "POLYGON_API_KEY": "bench-pg-key-0001"}
 
@@ -82,7 +91,7 @@ def backfill_lake(home: Home, start: str, end: str) -> float:
     """instruments, then the five market assets over start..end, into `home`'s lake through the
     same CLI path as ``ours`` (the untimed setup other benchmarks start from); wall seconds."""
     target = ["-m", "ingest_platform.definitions"]
-    wall = timed(materialize_cmd(home, target, "instruments"), home.env, home.path)[0]
+    wall = timed(materialize_cmd(home, target, REFERENCE), home.env, home.path)[0]
     cmd = materialize_cmd(home, target, ASSETS, f"{start}...{end}")
     return wall + timed(cmd, home.env, home.path)[0]
 
@@ -95,6 +104,28 @@ def _lake_rows(home: Home) -> dict[str, int]:
         name: ds.dataset(str(lake / name), format="parquet").count_rows()
         for name in ASSETS.split(",")
     }
+
+
+def point_in_time_symbols(lake: Path, start: str, end: str) -> dict[str, list[str]]:
+    """The run's universe by kind, as the ingest picks it: every non-equity instrument, today's
+    members and the former ones that were members on some day of [start, end] (yahoo
+    symbols)."""
+    instruments = pd.read_parquet(lake / "instruments" / "all.parquet")
+    spells = pd.read_parquet(lake / "index_membership" / "all.parquet")
+    for column in ("added", "removed"):  # stored as Arrow dates
+        spells[column] = pd.to_datetime(spells[column])
+    touching = spells[
+        (spells["added"] <= pd.Timestamp(end))
+        & (spells["removed"].isna() | (spells["removed"] > pd.Timestamp(start)))
+    ]
+    member = instruments["instrument_id"].isin(touching["instrument_id"])
+    equity = instruments["asset_class"] == "equity"
+    kinds = {
+        "members in force today": instruments[equity & member & instruments["active"]],
+        "former members": instruments[equity & member & ~instruments["active"]],
+        "ETFs, FX, indices, futures": instruments[~equity],
+    }
+    return {kind: sorted(frame["yahoo_symbol"]) for kind, frame in kinds.items()}
 
 
 def main() -> None:
@@ -135,13 +166,20 @@ def main() -> None:
             [
                 str(BIN / "dagster"),
                 *("asset", "materialize", "-m", "ingest_platform.definitions"),
-                *("--select", "instruments", "-c", str(setup.path / "quiet.yaml")),
+                *("--select", REFERENCE, "-c", str(setup.path / "quiet.yaml")),
             ],
             setup.env,
             setup.path,
         )
-        instruments = base / "instruments.parquet"
-        shutil.copy(setup.path / "data" / "lake" / "instruments" / "all.parquet", instruments)
+        reference = {name: base / f"{name}.parquet" for name in REFERENCE.split(",")}
+        for name, copy in reference.items():
+            shutil.copy(setup.path / "data" / "lake" / name / "all.parquet", copy)
+        universe = point_in_time_symbols(setup.path / "data" / "lake", args.start, args.end)
+        # The bare script downloads the same symbols the ingest asks for.
+        instruments = base / "universe.parquet"
+        pd.DataFrame(
+            {"yahoo_symbol": [s for symbols in universe.values() for s in symbols]}
+        ).to_parquet(instruments)
         bare_args = [url, args.start, args.end]
         timed(
             [
@@ -170,9 +208,10 @@ def main() -> None:
                     assert variant.instance is not None
                     home = fresh_home(base, env, variant.instance, args.batch)
                     try:
-                        lake = home.path / "data" / "lake" / "instruments"
-                        lake.mkdir(parents=True)
-                        shutil.copy(instruments, lake / "all.parquet")
+                        for name, copy in reference.items():
+                            lake = home.path / "data" / "lake" / name
+                            lake.mkdir(parents=True)
+                            shutil.copy(copy, lake / "all.parquet")
                         get(f"{url}/_sandbox/counters", "DELETE")
                         if variant.name == "floor":
                             target = ["-f", str(ROOT / "benchmarks" / "dagster_floor_defs.py")]
@@ -183,6 +222,7 @@ def main() -> None:
                         if variant.name != "floor":
                             variant.rows = _lake_rows(home)
                             variant.requests = get(f"{url}/_sandbox/counters")
+                            variant.unavailable = _unavailable(home)
                     finally:
                         home.close()
                 variant.walls.append(wall)
@@ -191,10 +231,18 @@ def main() -> None:
     finally:
         stop_sandbox(sandbox)
         shutil.rmtree(base, ignore_errors=True)
-    _report(args, variants)
+    _report(args, variants, universe)
 
 
-def _report(args, variants: list[Variant]) -> None:
+def _unavailable(home: Home) -> int:
+    """How many symbols the run recorded as unavailable from Yahoo (0 before the record)."""
+    import json
+
+    record = home.path / "data" / "lake" / "unavailable_yahoo.json"
+    return len(json.loads(record.read_text())["symbols"]) if record.exists() else 0
+
+
+def _report(args, variants: list[Variant], universe: dict[str, list[str]]) -> None:
     from dagster import PartitionKeyRange
 
     from ingest_platform.core.partitions import market_day_partitions
@@ -228,16 +276,25 @@ def _report(args, variants: list[Variant]) -> None:
     sqlite_floor, pg_floor = by.get(("floor", "sqlite")), by.get(("floor", "postgres"))
     if sqlite_floor and pg_floor:
         print(f"floor postgres / floor sqlite = {pg_floor.median / sqlite_floor.median:.2f}")
-    ours_any = next((v for v in variants if v.name == "ours"), None)
-    if ours_any:
-        print("requests per source (symbols, total, most for one symbol):")
+    total = sum(len(s) for s in universe.values())
+    print(
+        f"point-in-time universe: {total} symbols ("
+        + ", ".join(f"{len(s)} {kind}" for kind, s in universe.items())
+        + ")"
+    )
+    for name in ("ours", "before"):
+        run = next((v for v in variants if v.name == name and v.requests), None)
+        if run is None:
+            continue
+        print(f"{name}: requests per source (symbols, total, most for one symbol):")
         for endpoint in ("yahoo.chart", "alpha_vantage.daily", "polygon.aggs"):
-            per_symbol = ours_any.requests.get(endpoint, {})
+            per_symbol = run.requests.get(endpoint, {})
             print(
                 f"  {endpoint:<22} {len(per_symbol):>5} {sum(per_symbol.values()):>7} "
                 f"{max(per_symbol.values(), default=0):>4}"
             )
-        print("rows written: " + ", ".join(f"{k} {n:,}" for k, n in ours_any.rows.items()))
+        print(f"{name}: rows written: " + ", ".join(f"{k} {n:,}" for k, n in run.rows.items()))
+        print(f"{name}: symbols recorded unavailable from yahoo: {run.unavailable}")
     if bare:
         print(f"bare script rows: {bare.rows.get('bare', 0):,}")
 

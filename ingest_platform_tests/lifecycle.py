@@ -172,7 +172,9 @@ class Platform:
         return result
 
     def reference_data(self) -> None:
-        assert self.run(["instruments", "trading_sessions", "exchange_holidays"]).success
+        assert self.run(
+            ["instruments", "index_membership", "trading_sessions", "exchange_holidays"]
+        ).success
         assert self.run(["variable_mappings"]).success
 
     def market(self, first: str, last: str, **config: Any) -> Any:

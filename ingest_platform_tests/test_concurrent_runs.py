@@ -26,7 +26,7 @@ from ingest_platform.core.lake import ParquetLake
 from ingest_platform.market.assets import yahoo_daily_bars
 from ingest_platform.market.resources import YahooFinance
 from ingest_platform.market.schema import MARKET_BARS, POLYGON_DAILY_BARS
-from ingest_platform.reference.assets import instruments
+from ingest_platform.reference.assets import index_membership, instruments
 from ingest_platform.reference.resources import ReferenceFiles
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
@@ -148,7 +148,7 @@ def test_a_backfill_and_a_scheduled_run_share_one_rate_limit_and_write_no_duplic
     lake = ParquetLake(root=env["INGEST_PLATFORM_LAKE_ROOT"])
     reference = ReferenceFiles(directory=str(settings.reference_dir()))
     assert materialize(
-        [instruments], resources={"lake": lake, "reference_files": reference}
+        [instruments, index_membership], resources={"lake": lake, "reference_files": reference}
     ).success
     # Yahoo's bars are in the lake already (an earlier run): the runs start with their Polygon
     # step (Dagster orders ready steps arbitrarily), so the two fetches overlap.

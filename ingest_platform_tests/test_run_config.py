@@ -9,7 +9,7 @@ from ingest_platform.core import settings
 from ingest_platform.definitions import build_definitions
 from ingest_platform.economic.assets import economic_indicators
 from ingest_platform.market.assets import MARKET_ASSETS, yahoo_daily_bars
-from ingest_platform.reference.assets import instruments
+from ingest_platform.reference.assets import index_membership, instruments
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_a_max_failure_rate_outside_0_to_1_fails_naming_the_field(offline_env, a
 @pytest.mark.slow
 def test_ten_thousand_unknown_symbols_fail_the_run_with_a_short_message(offline_env):
     resources = build_definitions().resources
-    assert materialize([instruments], resources=resources).success
+    assert materialize([instruments, index_membership], resources=resources).success
     unknown = [f"ZZ{i:05d}" for i in range(10_000)]
     result = materialize(
         [yahoo_daily_bars],

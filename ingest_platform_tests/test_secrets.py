@@ -30,7 +30,7 @@ from ingest_platform.definitions import build_definitions
 from ingest_platform.economic.assets import economic_indicators, economic_release_calendar
 from ingest_platform.market.assets import MARKET_ASSETS
 from ingest_platform.operations import resources as alert_env
-from ingest_platform.reference.assets import instruments
+from ingest_platform.reference.assets import index_membership, instruments
 from ingest_platform.registry.assets import variable_mappings
 from ingest_platform.sandbox import Sandbox
 from ingest_platform_tests.operations.receivers import (
@@ -123,7 +123,7 @@ def _run_everything(instance: DagsterInstance) -> list[str]:
         return result.run_id
 
     setup = materialize(
-        [instruments, variable_mappings, economic_release_calendar],
+        [instruments, index_membership, variable_mappings, economic_release_calendar],
         resources=resources,
         instance=instance,
         run_config=QUIET,

@@ -37,7 +37,7 @@ from ingest_platform.core.dataset_assets import (
 )
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.metadata import mapping_table, markdown_table
-from ingest_platform.market import rebase, rules
+from ingest_platform.market import rebase, rules, unavailable
 from ingest_platform.market.checks import (
     DUPLICATES_CHECK,
     FAILURE_CHECK,
@@ -45,7 +45,13 @@ from ingest_platform.market.checks import (
     failure_rate_check,
 )
 from ingest_platform.market.config import BarsConfig
-from ingest_platform.market.ingest import consolidated_content, ingest_bars, load_universe
+from ingest_platform.market.ingest import (
+    BarsIngest,
+    consolidated_content,
+    ingest_bars,
+    load_universe,
+)
+from ingest_platform.market.members import MemberDays, load_members
 from ingest_platform.market.reports import partition_metadata, record_bars
 from ingest_platform.market.resources import AlphaVantage, Polygon, YahooFinance
 from ingest_platform.market.schema import (
@@ -60,7 +66,7 @@ from ingest_platform.market.schema import (
 from ingest_platform.market.sources.alpha_vantage import AlphaVantageSource
 from ingest_platform.market.sources.bars import BarsFetch, Instrument
 from ingest_platform.reference import universe
-from ingest_platform.reference.schema import INSTRUMENTS
+from ingest_platform.reference.schema import INDEX_MEMBERSHIP, INSTRUMENTS
 
 
 def _run_specs(dataset: Dataset) -> list[AssetCheckSpec]:
@@ -85,8 +91,8 @@ def _run_specs(dataset: Dataset) -> list[AssetCheckSpec]:
 
 @multi_asset(
     specs=[
-        spec(YAHOO_DAILY_BARS, deps=[INSTRUMENTS.name]),
-        spec(CORPORATE_ACTIONS, deps=[INSTRUMENTS.name]),
+        spec(YAHOO_DAILY_BARS, deps=[INSTRUMENTS.name, INDEX_MEMBERSHIP.name]),
+        spec(CORPORATE_ACTIONS, deps=[INSTRUMENTS.name, INDEX_MEMBERSHIP.name]),
     ],
     check_specs=_run_specs(YAHOO_DAILY_BARS),
     group_name=GROUP,
@@ -105,13 +111,17 @@ def yahoo_daily_bars(
     bars_selected = YAHOO_DAILY_BARS.name in selected
     if not bars_selected:
         config = BarsConfig(**{**config.model_dump(), "refresh": True})
-    instruments = load_universe(lake, config.asset_classes, config.symbols)
+    members = load_members(lake)
+    keys = sorted(context.partition_keys)
+    instruments = load_universe(lake, config.asset_classes, config.symbols, members, keys)
     source = yahoo.source()
     run = ingest_bars(
         lake, YAHOO_DAILY_BARS, "yahoo", instruments, list(context.partition_keys),
         source.fetch, config.refresh, context.log, store=bars_selected, cover_gaps=True,
+        members=members,
     )  # fmt: skip
     run_metadata = record_bars(context, run)
+    gaps = _record_unavailable(lake, "yahoo", run) if bars_selected else {}
     new = rebase.new_splits(run.fetch.actions, lake)
     # The actions first: a refresh rewrites an unreadable actions partition before anything
     # reads the splits it holds.
@@ -128,7 +138,12 @@ def yahoo_daily_bars(
         record_run(
             context,
             YAHOO_DAILY_BARS.name,
-            {**run_metadata, "new_splits": MetadataValue.int(len(new)), **rebased},
+            {
+                **run_metadata,
+                "new_splits": MetadataValue.int(len(new)),
+                **rebased,
+                **gaps,
+            },
         )
         yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
     if actions is not None:
@@ -136,6 +151,19 @@ def yahoo_daily_bars(
     if bars_selected:
         yield failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate)
         yield duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates)
+
+
+def _record_unavailable(
+    lake: ParquetLake, source: str, run: BarsIngest
+) -> dict[str, MetadataValue]:
+    """Persist the run's unavailable-from-source symbols (`market.unavailable`) and describe
+    the whole record in the run's metadata: the known gaps the checks report apart."""
+    delivered = set(run.fetch.bars["symbol"]) if len(run.fetch.bars) else set()
+    known = unavailable.record(lake, source, run.unavailable, delivered)
+    return {
+        "unavailable_recorded": MetadataValue.int(len(known)),
+        "unavailable_record": MetadataValue.path(unavailable.record_name(source)),
+    }
 
 
 def _rebase_yahoo(
@@ -213,8 +241,12 @@ def _secondary(
     covers: Callable[[Instrument], bool],
 ) -> MaterializeResult:
     """A budget-limited second source: fetch a rotating sample, never more than the budget."""
+    members = load_members(lake)
+    keys = sorted(context.partition_keys)
     instruments = [
-        i for i in load_universe(lake, config.asset_classes, config.symbols) if covers(i)
+        i
+        for i in load_universe(lake, config.asset_classes, config.symbols, members, keys)
+        if covers(i)
     ]
     last_day = dt.date.fromisoformat(max(context.partition_keys))
     budget = resource.budget().report()
@@ -237,9 +269,10 @@ def _secondary(
     source = resource.source()
     run = ingest_bars(
         lake, dataset, source_name, sample, list(context.partition_keys), source.fetch,
-        config.refresh, context.log,
+        config.refresh, context.log, members=members,
     )  # fmt: skip
     run_metadata = record_bars(context, run)
+    gaps = _record_unavailable(lake, source_name, run)
     rebased: list[dict] = []
     if dataset is POLYGON_DAILY_BARS:  # split-adjusted as of its fetch (see market.rebase)
         done, write = rebase.rebase_stored(dataset, lake, rebase.known_splits(lake))
@@ -258,6 +291,7 @@ def _secondary(
                 for name, value in source.http.stats.as_dict().items()
             },
             "rebased": markdown_table(rebased),
+            **gaps,
             "budget_calls_today": MetadataValue.int(after.calls),
             # -1: the source has no daily cap.
             "budget_remaining_today": MetadataValue.int(
@@ -276,7 +310,7 @@ def _secondary(
 @asset(
     **asset_kwargs(
         ALPHA_VANTAGE_DAILY_BARS,
-        deps=[INSTRUMENTS.name],
+        deps=[INSTRUMENTS.name, INDEX_MEMBERSHIP.name],
         check_specs=_run_specs(ALPHA_VANTAGE_DAILY_BARS),
         pool="alpha_vantage",
     )
@@ -302,7 +336,7 @@ def alpha_vantage_daily_bars(
     **asset_kwargs(
         POLYGON_DAILY_BARS,
         # After corporate_actions: a split recorded in the same run rebases its stored rows.
-        deps=[INSTRUMENTS.name, CORPORATE_ACTIONS.name],
+        deps=[INSTRUMENTS.name, INDEX_MEMBERSHIP.name, CORPORATE_ACTIONS.name],
         check_specs=_run_specs(POLYGON_DAILY_BARS),
         pool="polygon",
     )
@@ -334,15 +368,20 @@ def market_bars(
     context: AssetExecutionContext, config: ConsolidationConfig, lake: ParquetLake
 ) -> MaterializeResult:
     keys = sorted(context.partition_keys)
-    instruments = load_universe(lake, config.asset_classes, config.symbols)
-    symbols = {i.symbol for i in instruments}
+    members = load_members(lake)
+    instruments = load_universe(lake, config.asset_classes, config.symbols, members, keys)
+    # The sources store each member under the ticker in force on the day: FI and FISV alike.
+    symbols = members.tickers_of(i.symbol for i in instruments)
     contents, existing, consolidated = _consolidate(lake, keys, symbols)
     # market_bars is derived: an unreadable partition is rebuilt whole from its sources, every
     # symbol of the universe (a subset run must not leave the others out of it).
     reasons: dict[str, str] = {}
     corrupt = MARKET_BARS.corrupt_keys(lake, keys)
     if corrupt:
-        everyone = {i.symbol for i in load_universe(lake, list(universe.ASSET_CLASSES), [])}
+        everyone = members.tickers_of(
+            i.symbol
+            for i in load_universe(lake, list(universe.ASSET_CLASSES), [], members, corrupt)
+        )
         repaired, _, _ = _consolidate(lake, corrupt, everyone)
         contents.update(repaired)
         reasons.update(dict.fromkeys(corrupt, "repaired: the file was unreadable"))
@@ -363,9 +402,15 @@ def market_bars(
             rebuilt.append({"symbol": symbol, "partitions_rebuilt": len(older)})
     # Validated as merged partitions by the one write path: the conformed content is
     # re-checked, not trusted because its sources passed.
+    contents = {key: _with_ids(frame, members) for key, frame in contents.items()}
     write = MARKET_BARS.write(lake, contents, existing, reasons=reasons)
-    # Expected: the symbols this run rebuilds (the rest of the partition is left as it was).
-    expected = rules.expected_by_partition(instruments, list(write.partitions))
+    # Expected: the symbols this run rebuilds (the rest of the partition is left as it was),
+    # each day's members under the ticker in force that day.
+    expected = members.in_force(
+        members.expected(
+            instruments, rules.expected_by_partition(instruments, list(write.partitions))
+        )
+    )
     per_partition = partition_metadata(write, expected)
     record_partitions(context, write, per_partition)
     by_source = consolidated["source"].value_counts().to_dict() if len(consolidated) else {}
@@ -387,6 +432,11 @@ def market_bars(
         },
     )
     return MaterializeResult()
+
+
+def _with_ids(frame: pd.DataFrame, members: MemberDays) -> pd.DataFrame:
+    """The partition with each bar's `instrument_id` (the same across a ticker change)."""
+    return frame.assign(instrument_id=members.instrument_ids(frame))
 
 
 def _consolidate(

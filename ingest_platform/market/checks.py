@@ -9,10 +9,12 @@ through the quality factory.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
+from ingest_platform.core.calendars import PRIMARY_CALENDAR
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.core.metadata import markdown_table
@@ -23,9 +25,11 @@ from ingest_platform.market.schema import (
     YAHOO_DAILY_BARS,
 )
 from ingest_platform.market.sources.bars import BarsFetch
+from ingest_platform.market.unavailable import read_unavailable
 from ingest_platform.quality.anomalies import KINDS as ANOMALY_KINDS
 from ingest_platform.quality.anomalies import bar_anomaly_rows
-from ingest_platform.quality.coverage import bar_coverage, coverage_by_key
+from ingest_platform.quality.coverage import coverage as coverage_against
+from ingest_platform.quality.coverage import coverage_by_key
 from ingest_platform.quality.drift import cross_source_drift
 from ingest_platform.quality.expected import expected_sessions
 from ingest_platform.quality.factory import (
@@ -38,6 +42,11 @@ from ingest_platform.quality.factory import (
 )
 from ingest_platform.quality.finding import Finding
 from ingest_platform.quality.flags import anomaly_finding
+from ingest_platform.quality.membership import (
+    member_sessions,
+    split_known_gaps,
+    universe_coverage,
+)
 from ingest_platform.quality.score import quality_score
 from ingest_platform.quality.staleness import bar_staleness, bar_staleness_by_symbol
 from ingest_platform.quality.thresholds import (
@@ -45,9 +54,11 @@ from ingest_platform.quality.thresholds import (
     CoverageThresholds,
     DriftThresholds,
     ScoreThresholds,
+    UniverseCoverageThresholds,
 )
 from ingest_platform.reference import universe
-from ingest_platform.reference.schema import INSTRUMENTS
+from ingest_platform.reference.membership import INDEX
+from ingest_platform.reference.schema import INDEX_MEMBERSHIP, INSTRUMENTS
 
 FAILURE_CHECK = "fetch_failure_rate"
 DUPLICATES_CHECK = "source_duplicates"
@@ -130,11 +141,15 @@ def load_bars(dataset: Dataset) -> Callable[[ParquetLake, CheckWindow], dict[str
     corporate actions, and for drift the per-source datasets over the window."""
 
     def load(lake: ParquetLake, window: CheckWindow) -> dict[str, pd.DataFrame]:
+        everything = INSTRUMENTS.read(lake, columns=["symbol", "calendar", "active", "asset_class"])
+        intervals = INDEX_MEMBERSHIP.read(lake)
         frames = {
             "bars": _with_lookback(dataset, lake, window),
-            "instruments": universe.traded(
-                INSTRUMENTS.read(lake, columns=["symbol", "calendar", "active"])
-            ),
+            # Staleness is about today's instruments; coverage about each day's members.
+            "instruments": universe.traded(everything),
+            "others": everything[everything["asset_class"] != "equity"],
+            "intervals": intervals[intervals["index"] == INDEX],
+            "unavailable": read_unavailable(lake),
             "actions": _with_lookback(CORPORATE_ACTIONS, lake, window),
         }
         if dataset is MARKET_BARS:
@@ -148,19 +163,93 @@ def load_bars(dataset: Dataset) -> Callable[[ParquetLake, CheckWindow], dict[str
     return load
 
 
-def coverage(inputs: CheckInputs) -> Finding:
+def _primary(unavailable: pd.DataFrame) -> pd.DataFrame:
+    """The gaps that leave a member without bars: Yahoo's, the source of the whole universe
+    (Polygon and Alpha Vantage only reconcile rotating samples; their gaps are theirs)."""
+    return unavailable[unavailable["source"] == "yahoo"]
+
+
+def _expected(inputs: CheckInputs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(symbol, date) expected in the window: each session's index members under the ticker
+    in force (`quality.membership`) and every other instrument on its calendar; and apart, the
+    member days a source recorded as unavailable (known gaps)."""
     start, end = _window_dates(inputs.window)
-    return bar_coverage(
-        _in_window(inputs["bars"], inputs.window),
-        inputs["instruments"],
-        start,
-        end,
-        settled_by=inputs.window.now,
+    now = inputs.window.now
+    members = member_sessions(inputs["intervals"], start, end, settled_by=now)
+    bars = _in_window(inputs["bars"], inputs.window)
+    members, gaps = split_known_gaps(members, _primary(inputs["unavailable"]), bars)
+    others = expected_sessions(inputs["others"], start, end, settled_by=now)
+    return pd.concat([others, members[["symbol", "date"]]], ignore_index=True), gaps
+
+
+def _with_gaps(finding: Finding, gaps: pd.DataFrame) -> Finding:
+    """The finding with the known-unavailable member days counted and named apart."""
+    if gaps.empty:
+        return finding
+    names = sorted(set(gaps["symbol"]))
+    shown = ", ".join(names[:8]) + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
+    return replace(
+        finding,
+        figures={
+            **finding.figures,
+            "known_unavailable_symbols": len(names),
+            "known_unavailable_days": len(gaps),
+        },
+        summary=f"{finding.summary}; known unavailable from a source, not counted: {shown}",
     )
 
 
+def coverage(inputs: CheckInputs) -> Finding:
+    start, end = _window_dates(inputs.window)
+    expected, gaps = _expected(inputs)
+    found = coverage_against(
+        _in_window(inputs["bars"], inputs.window),
+        expected,
+        start=start,
+        end=end,
+        check="bar_coverage",
+    )
+    return _with_gaps(found, gaps)
+
+
+def universe_share(inputs: CheckInputs) -> Finding:
+    start, end = _window_dates(inputs.window)
+    members = member_sessions(inputs["intervals"], start, end, settled_by=inputs.window.now)
+    bars = _in_window(inputs["bars"], inputs.window)
+    members, gaps = split_known_gaps(members, _primary(inputs["unavailable"]), bars)
+    return universe_coverage(bars, members, gaps)
+
+
+def _listed(inputs: CheckInputs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What staleness judges: every non-member instrument, and each ticker of the members in
+    force on some day of the window (from its first to its last member day, `listings`), but
+    not one a source recorded as unavailable (a known gap, not a stale feed)."""
+    start, end = _window_dates(inputs.window)
+    spells = inputs["intervals"]
+    spells = spells[
+        (spells["added"] <= end) & (spells["removed"].isna() | (spells["removed"] > start))
+    ]
+    gaps = _primary(inputs["unavailable"])
+    spells = spells[~spells["instrument_id"].isin(gaps["instrument_id"])]
+    spells = spells.sort_values("added")  # the latest spell of a ticker is its listing
+    tickers = pd.DataFrame({"symbol": spells["symbol"], "calendar": PRIMARY_CALENDAR})
+    listings = pd.DataFrame(
+        {
+            "symbol": spells["symbol"],
+            "first_date": spells["added"],
+            "last_date": spells["removed"] - pd.Timedelta(days=1),
+        }
+    )
+    instruments = pd.concat(
+        [inputs["others"][["symbol", "calendar"]], tickers.drop_duplicates("symbol")],
+        ignore_index=True,
+    )
+    return instruments, listings
+
+
 def staleness(inputs: CheckInputs) -> Finding:
-    return bar_staleness(inputs["bars"], inputs["instruments"], inputs.window.now)
+    instruments, listings = _listed(inputs)
+    return bar_staleness(inputs["bars"], instruments, inputs.window.now, listings=listings)
 
 
 def anomalies(inputs: CheckInputs) -> Finding:
@@ -190,10 +279,13 @@ def drift(inputs: CheckInputs) -> Finding:
 def score(inputs: CheckInputs) -> Finding:
     start, end = _window_dates(inputs.window)
     bars = _in_window(inputs["bars"], inputs.window)
-    expected = expected_sessions(inputs["instruments"], start, end, settled_by=inputs.window.now)
+    expected, _ = _expected(inputs)
+    listed, listings = _listed(inputs)
     return quality_score(
         coverage_by_key(bars, expected, start=start, end=end),
-        staleness=bar_staleness_by_symbol(inputs["bars"], inputs["instruments"], inputs.window.now),
+        staleness=bar_staleness_by_symbol(
+            inputs["bars"], listed, inputs.window.now, listings=listings
+        ),
         anomalies=_in_window(bar_anomaly_rows(inputs["bars"], inputs["actions"]), inputs.window),
     )
 
@@ -201,8 +293,10 @@ def score(inputs: CheckInputs) -> Finding:
 COVERAGE = QualityCheck(
     "bar_coverage",
     coverage,
-    "Share of each symbol's calendar sessions present in the window (FX on 24/5, equities on "
-    f"NYSE): {CoverageThresholds().bands()}.",
+    "Share of each symbol's expected sessions present in the window: index members on the "
+    "sessions they were members (under the ticker in force), others on their calendar (FX on "
+    f"24/5, equities on NYSE): {CoverageThresholds().bands()}. Member days a source recorded "
+    "as unavailable (delisted) are counted apart, not as missing.",
     key_figure="coverage_min",
 )
 ANOMALIES = QualityCheck(
@@ -219,7 +313,7 @@ yahoo_checks = quality_checks(
     YAHOO_DAILY_BARS,
     [COVERAGE, ANOMALIES],
     load_bars(YAHOO_DAILY_BARS),
-    reads=[INSTRUMENTS.name, CORPORATE_ACTIONS.name],
+    reads=[INSTRUMENTS.name, INDEX_MEMBERSHIP.name, CORPORATE_ACTIONS.name],
 )
 
 market_bars_checks = quality_checks(
@@ -243,6 +337,13 @@ market_bars_checks = quality_checks(
         ),
         ANOMALIES,
         QualityCheck(
+            "universe_coverage",
+            universe_share,
+            "Per date, the share of that day's S&P 500 members with a bar (members a source "
+            f"recorded as unavailable counted apart): {UniverseCoverageThresholds().bands()}.",
+            key_figure="share_min",
+        ),
+        QualityCheck(
             "quality_score",
             score,
             "Per symbol: coverage x freshness x anomaly factor (0..1): "
@@ -251,7 +352,12 @@ market_bars_checks = quality_checks(
         ),
     ],
     load_bars(MARKET_BARS),
-    reads=[INSTRUMENTS.name, CORPORATE_ACTIONS.name, *(d.name for d in SOURCE_DATASETS.values())],
+    reads=[
+        INSTRUMENTS.name,
+        INDEX_MEMBERSHIP.name,
+        CORPORATE_ACTIONS.name,
+        *(d.name for d in SOURCE_DATASETS.values()),
+    ],
 )
 
 MARKET_CHECKS = [yahoo_checks, market_bars_checks]

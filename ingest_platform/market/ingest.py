@@ -18,7 +18,8 @@ import pandas as pd
 from ingest_platform.core import calendars, settings
 from ingest_platform.core.dataset import Dataset, DatasetWrite
 from ingest_platform.core.lake import LakeError, ParquetLake
-from ingest_platform.market import rules
+from ingest_platform.market import rules, unavailable
+from ingest_platform.market.members import MemberDays
 from ingest_platform.market.schema import DailyBars
 from ingest_platform.market.sources.bars import BarsFetch, Instrument, empty_actions, empty_bars
 from ingest_platform.reference import universe
@@ -26,14 +27,30 @@ from ingest_platform.reference.schema import INSTRUMENTS
 
 
 def load_universe(
-    lake: ParquetLake, asset_classes: list[str], symbols: list[str]
+    lake: ParquetLake,
+    asset_classes: list[str],
+    symbols: list[str],
+    members: MemberDays | None = None,
+    keys: list[str] | None = None,
 ) -> list[Instrument]:
-    """The instruments a run covers, from the `instruments` dataset in the lake."""
+    """The instruments a run covers, from the `instruments` dataset in the lake.
+
+    With `members` and the run's `keys`, the point-in-time universe: former index members
+    too, those that were members on some day of the range (an explicit symbol list is taken
+    as given); without, today's.
+    """
     try:
         frame = lake.read(INSTRUMENTS.name)
     except LakeError as exc:
         raise LakeError(f"{exc}; materialize the `instruments` asset first") from exc
-    chosen = universe.select(frame, tuple(asset_classes), tuple(symbols) or None)
+    former = members is not None
+    chosen = universe.select(
+        frame, tuple(asset_classes), tuple(symbols) or None, include_former=former
+    )
+    if members is not None and keys and not symbols:
+        inactive = set(chosen.loc[~chosen["active"].astype(bool), "symbol"])
+        outside = inactive - members.overlapping(min(keys), max(keys))
+        chosen = chosen[~chosen["symbol"].isin(outside)]
     return Instrument.from_frame(chosen)
 
 
@@ -129,6 +146,8 @@ class BarsIngest:
     #: Fetched rows dropped: outside the run's range (a widened request), on no session of the
     #: symbol's calendar, or of a session not yet closed and settled.
     rows_outside_range: int
+    #: Rows of a ticker on days it was not an index member (point-in-time universe only).
+    rows_outside_membership: int
     off_calendar_rows: int
     unsettled_rows: int
     quarantine: rules.Quarantine
@@ -136,6 +155,8 @@ class BarsIngest:
     stale: pd.DataFrame
     #: Days the source sent more than once: symbol, date, copies, conflicting.
     duplicates: pd.DataFrame
+    #: Former members the source has no history for (`market.unavailable.COLUMNS`).
+    unavailable: pd.DataFrame
 
     @property
     def unstored_keys(self) -> list[str]:
@@ -154,6 +175,7 @@ def ingest_bars(
     log: logging.Logger,
     store: bool = True,
     cover_gaps: bool = False,
+    members: MemberDays | None = None,
 ) -> BarsIngest:
     """Plan, fetch, quarantine invalid rows, merge and write a range of daily partitions.
 
@@ -164,12 +186,20 @@ def ingest_bars(
     split-adjusting source of corporate actions) each request reaches back over a gap before
     the range and forward to today (`reach_back`), so its answer's basis is known; rows outside
     the range are not stored.
+
+    With `members` each partition expects the index members of its day, and stores each
+    member's bars under the ticker in force that day (`market.members`); a former member the
+    source has no history for is recorded as unavailable, not failed (`market.unavailable`).
     """
     keys = sorted(keys)
     expected = rules.expected_by_partition(instruments, keys)
+    if members is not None:
+        expected = members.expected(instruments, expected)
     # A refresh rewrites the range, so a corrupt partition in it is repaired, not fatal.
     existing = dataset.read_partitions(lake, keys, skip_corrupt=refresh)
     present = {k: set(frame["symbol"]) for k, frame in existing.items()}
+    if members is not None:
+        present = members.canonical(present)
     plan = rules.plan_fetch(instruments, expected, present, refresh)
     if cover_gaps:
         plan = reach_back(
@@ -192,11 +222,19 @@ def ingest_bars(
             plan.end,
         )
         result = fetch(plan.instruments, plan.start, plan.end)
+    now = settings.now()
+    gaps = unavailable.empty_gaps()
+    if members is not None:
+        result, gaps = unavailable.separate(result, members, keys, now)
+        for gap in gaps.itertuples(index=False):
+            log.warning(
+                "%s %s: unavailable from the source for its member days %s..%s: %s",
+                source_name, gap.symbol, gap.first_date, gap.last_date, gap.reason,
+            )  # fmt: skip
     for _, error in sorted(result.failures.items()):
         log.warning("%s", error)
     fetched = result.bars
-    off_calendar = unsettled = outside = 0
-    now = settings.now()
+    off_calendar = unsettled = outside = not_member = 0
     if not fetched.empty:
         # A request widened to see the basis (`reach_back`) brings rows outside the range.
         first, last = dataset.scheme.bounds([keys[0], keys[-1]])
@@ -209,6 +247,9 @@ def ingest_bars(
         final = rules.settled(fetched, plan.instruments, now, result.stamps)
         unsettled = int((~final).sum())
         fetched = fetched[final]
+    by_fetch_symbol = fetched  # as requested: what staleness is judged on
+    if members is not None:
+        fetched, not_member = members.cut_and_relabel(fetched)
     writable = settled_days(keys, expected, instruments, now)
     if unsettled:
         log.warning(
@@ -219,7 +260,10 @@ def ingest_bars(
         )
     settled_expected = {k: v for k, v in expected.items() if k in writable}
     stale = rules.stale_symbols(
-        fetched, [i.symbol for i in plan.instruments], settled_expected, result.failures
+        by_fetch_symbol,
+        [i.symbol for i in plan.instruments],
+        settled_expected,
+        [*result.failures, *gaps["symbol"]],
     )
     for row in stale.itertuples(index=False):
         log.warning(
@@ -252,18 +296,21 @@ def ingest_bars(
     return BarsIngest(
         source=source_name,
         keys=keys,
-        expected=expected,
+        # The symbols expected in each partition, as stored: under the ticker in force.
+        expected=expected if members is None else members.in_force(expected),
         plan=plan,
         fetch=result,
         write=write,
         stored=store,
         written_keys=set(contents),
         rows_outside_range=outside,
+        rows_outside_membership=not_member,
         off_calendar_rows=off_calendar,
         unsettled_rows=unsettled,
         quarantine=quarantine,
         stale=stale,
         duplicates=duplicates,
+        unavailable=gaps,
     )
 
 

@@ -54,6 +54,15 @@ class DailyBars(DatasetModel):
         return df["low"] <= bottom * (1 + _RELATIVE_TOLERANCE)
 
 
+class MarketBars(DailyBars):
+    """The conformed bars: `DailyBars` with the instrument each bar belongs to."""
+
+    instrument_id: Series[str] = pa.Field(
+        description="Stable instrument id (SYMBOL@YYYY-MM-DD, see reference.membership): the "
+        "same across a ticker change, different for a ticker reused by another company."
+    )
+
+
 class CorporateActions(DatasetModel):
     """Splits and dividends as reported by a source, one row per (symbol, date, action)."""
 
@@ -123,11 +132,13 @@ POLYGON_DAILY_BARS = _daily(
 )
 MARKET_BARS = _daily(
     "market_bars",
-    DailyBars,
+    MarketBars,
     ("symbol", "date"),
     "The conformed daily bars: one row per symbol and session, taken from the first source "
     "that has it in priority order yahoo > polygon > alpha_vantage (Alpha Vantage's as-traded "
-    "prices split-adjusted first), with the source named on each row.",
+    "prices split-adjusted first), with the source named on each row. Each partition holds the "
+    "S&P 500 members as of its date (under the ticker in force that day, with a stable "
+    "instrument_id), plus the ETFs, FX pairs, indices and futures.",
 )
 
 #: The per-source bar datasets, by source name.

@@ -113,6 +113,27 @@ class CoverageThresholds:
 
 
 @dataclass(frozen=True)
+class UniverseCoverageThresholds:
+    """Per date, the share of that day's index members (known gaps aside) with a bar.
+
+    0.95 of ~503 members is ~25 companies missing on one day, which no index event explains;
+    0.99 (~5 missing) is worth a look.
+    """
+
+    warn_below: float = 0.99
+    error_below: float = 0.95
+
+    def bands(self) -> str:
+        return f"WARN below {_number(self.warn_below)}, ERROR below {_number(self.error_below)}"
+
+    def __post_init__(self) -> None:
+        _check_finite(self)
+        _ratio(self, "warn_below")
+        _ratio(self, "error_below")
+        _looser(self, "warn_below", "error_below", below=True)
+
+
+@dataclass(frozen=True)
 class BarStalenessThresholds:
     """Sessions a symbol's newest bar is behind its calendar's last completed session.
 

@@ -60,7 +60,8 @@ def load_instruments(directory: Path) -> pd.DataFrame:
 
     Besides today's universe (``active``), every former S&P 500 member since the first market
     partition is listed inactive, under its last ticker, so ids and calendars exist for the
-    history; `select` (what the market assets fetch) keeps to the active ones.
+    history; `select` keeps to the active ones unless asked for former members too (the market
+    assets do: each partition holds the members of its own day, see `market.members`).
 
     Indices are computed from NYSE-listed prices and published on NYSE sessions (XNYS).
     Commodities are front-month CME Group futures (NYMEX, COMEX), which trade on CME Globex's
@@ -197,8 +198,11 @@ def select(
     instruments: pd.DataFrame,
     asset_classes: tuple[str, ...] = ASSET_CLASSES,
     symbols: tuple[str, ...] | None = None,
+    include_former: bool = False,
 ) -> pd.DataFrame:
-    """The part of the universe a run covers: some asset classes, or an explicit symbol list.
+    """The part of the universe a run covers: some asset classes, or an explicit symbol list;
+    today's instruments, or with `include_former` every former index member as well (the
+    point-in-time universe: each partition then keeps the members of its own day).
 
     An explicit symbol the universe does not know is an error, not an empty result: a typo in a
     run config must not quietly ingest nothing.
@@ -206,7 +210,10 @@ def select(
     unknown_classes = sorted(set(asset_classes) - set(ASSET_CLASSES))
     if unknown_classes:
         raise ReferenceDataError(f"unknown asset class(es) {unknown_classes}; use {ASSET_CLASSES}")
-    instruments = traded(instruments)  # former members wait for point-in-time ingest
+    if not include_former:
+        instruments = traded(instruments)
+    elif "active" not in instruments.columns:
+        instruments = instruments.assign(active=True)
     chosen = instruments[instruments["asset_class"].isin(asset_classes)]
     if symbols:
         unknown = sorted(set(symbols) - set(instruments["symbol"]))

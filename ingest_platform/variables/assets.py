@@ -78,11 +78,16 @@ def variable_series(context: AssetExecutionContext, lake: ParquetLake) -> Materi
     )
     parts = [rules.from_economic(ECONOMIC_INDICATORS.read(lake, keys))]
     market_days = source_keys(keys, MARKET_BARS.scheme)
-    bars = MARKET_BARS.read(lake, market_days, columns=["symbol", "date", "close"])
+    bars = MARKET_BARS.read(lake, market_days, columns=["symbol", "date", "close", "instrument_id"])
     if len(bars):
-        calendars = INSTRUMENTS.read(lake, columns=["symbol", "calendar"])
+        # By instrument, not ticker: a variable mapped to META is Meta under FB too, and a
+        # ticker another company used before is not mistaken for it.
+        known = INSTRUMENTS.read(lake, columns=["symbol", "calendar", "instrument_id"])
+        id_of = dict(zip(known["symbol"], known["instrument_id"], strict=True))
+        by_id = {id_of[s]: v for s, v in market_of.items() if s in id_of}
         sessions = TRADING_SESSIONS.read(lake, columns=["calendar", "date", "close_utc"])
-        parts.append(rules.from_market(bars.merge(calendars, on="symbol"), market_of, sessions))
+        with_calendar = bars.merge(known[["instrument_id", "calendar"]], on="instrument_id")
+        parts.append(rules.from_market(with_calendar, by_id, sessions, key="instrument_id"))
     stream_days = source_keys(keys, KRAKEN_BOOK_MINUTE_BARS.scheme)
     minutes = KRAKEN_BOOK_MINUTE_BARS.read(
         lake, stream_days, columns=["symbol", "minute", "mid_close"]

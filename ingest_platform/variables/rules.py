@@ -15,17 +15,21 @@ def from_economic(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def from_market(
-    bars: pd.DataFrame, variable_of: dict[str, str], sessions: pd.DataFrame
+    bars: pd.DataFrame, variable_of: dict[str, str], sessions: pd.DataFrame, key: str = "symbol"
 ) -> pd.DataFrame:
-    """Each mapped symbol's close, known at its session's close (`sessions`: calendar, date,
-    close_utc; `bars` carry the instrument's calendar in ``calendar``)."""
-    chosen = bars[bars["symbol"].isin(variable_of)]
+    """Each mapped instrument's close, known at its session's close (`sessions`: calendar,
+    date, close_utc; `bars` carry the instrument's calendar in ``calendar``).
+
+    `variable_of` maps `key` (``symbol``, or ``instrument_id`` so that a variable follows its
+    instrument across ticker changes) to the variable; ``series_id`` is the ticker in force on
+    each day."""
+    chosen = bars[bars[key].isin(variable_of)]
     if chosen.empty:
         return pd.DataFrame(columns=COLUMNS)
     closes = chosen.merge(sessions, on=["calendar", "date"], how="inner")
     return pd.DataFrame(
         {
-            "variable": closes["symbol"].map(variable_of),
+            "variable": closes[key].map(variable_of),
             "source": "market",
             "series_id": closes["symbol"],
             "date": closes["date"],

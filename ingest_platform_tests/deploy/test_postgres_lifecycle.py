@@ -60,7 +60,7 @@ from dagster._core.scheduler.instigation import (
 )
 
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.reference.assets import ReferenceFiles, instruments
+from ingest_platform.reference.assets import ReferenceFiles, index_membership, instruments
 from ingest_platform.sandbox import Sandbox
 from ingest_platform.streaming.kraken.heartbeat import load_heartbeat
 from ingest_platform.streaming.kraken.job import JOB_NAME as STREAM_JOB
@@ -311,7 +311,7 @@ def platform(database: str, tmp_path_factory) -> Iterator[Platform]:
         # The universe the market assets read (the reference assets are not under test here).
         with platform.instance() as instance:
             result = materialize(
-                [instruments],
+                [instruments, index_membership],
                 resources={
                     "lake": ParquetLake(root=str(data / "lake")),
                     "reference_files": ReferenceFiles(directory=str(reference)),

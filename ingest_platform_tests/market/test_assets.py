@@ -20,10 +20,10 @@ from dagster import DagsterInstance, EnvVar, materialize
 from ingest_platform.core import calendars, settings
 from ingest_platform.market.assets import MARKET_ASSETS
 from ingest_platform.market.resources import AlphaVantage, Polygon, YahooFinance
-from ingest_platform.reference.assets import instruments
+from ingest_platform.reference.assets import index_membership, instruments
 from ingest_platform.reference.resources import ReferenceFiles
 from ingest_platform.reference.schema import INSTRUMENTS
-from ingest_platform.reference.universe import load_instruments, traded
+from ingest_platform.reference.universe import load_instruments
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
@@ -75,7 +75,7 @@ def resources(sandbox, lake, tmp_path, monkeypatch):
         ),
         "polygon": Polygon(api_key=EnvVar("POLYGON_API_KEY"), **FAST),
     }
-    assert materialize([instruments], resources=res).success
+    assert materialize([instruments, index_membership], resources=res).success
     return res
 
 
@@ -420,35 +420,99 @@ def test_a_secondary_source_never_plans_beyond_its_daily_budget(resources, sandb
     assert run_meta(spent, "alpha_vantage_daily_bars")["sample"] == "_none_"
 
 
-def test_three_years_of_the_whole_universe_in_one_run(resources, sandbox, lake):
-    """Issue #4's bar: 2023-01-02...2025-12-31, every symbol, one history request each."""
-    universe = traded(lake.read("instruments"))  # former members wait for phase 2 of issue 17
+def _members_in_force(intervals: pd.DataFrame, day: str) -> set[str]:
+    """The tickers in force of the S&P 500 members on `day`, straight from the reconciled
+    intervals (the oracle the partitions are compared with)."""
+    at = pd.Timestamp(day)
+    on = (intervals["added"] <= at) & (intervals["removed"].isna() | (intervals["removed"] > at))
+    return set(intervals.loc[on, "symbol"])
+
+
+def test_three_years_of_the_point_in_time_universe_in_one_run(resources, sandbox, lake):
+    """Issue #4's bar with issue 17's universe: 2023-01-02...2025-12-31, one history request
+    per symbol per source, former members included; each partition holds that day's members."""
+    first, last = "2023-01-02", "2025-12-31"
     with DagsterInstance.ephemeral() as instance:
         result = materialize(
             MARKET_ASSETS,
             resources=resources,
             instance=instance,
             tags={
-                "dagster/asset_partition_range_start": "2023-01-02",
-                "dagster/asset_partition_range_end": "2025-12-31",
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
             },
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
             raise_on_error=False,
         )
     assert result.success
+    everything = lake.read("instruments")
+    intervals = lake.read("index_membership")
+    touching = intervals[
+        (intervals["added"] <= pd.Timestamp(last))
+        & (intervals["removed"].isna() | (intervals["removed"] > pd.Timestamp(first)))
+    ]
+    # ETFs, FX, indices, futures, and every equity that was a member on some day of the range
+    # (a member that joined in 2026, CIEN say, is not asked for).
+    universe = everything[
+        (everything["asset_class"] != "equity")
+        | everything["instrument_id"].isin(touching["instrument_id"])
+    ]
+    assert (~universe["active"]).sum() > 50  # former members are part of the run
+    assert "CIEN" in set(everything["symbol"]) - set(universe["symbol"])
+
     yahoo = sandbox.counters.by_symbol("yahoo.chart")
     assert set(yahoo) == set(universe["yahoo_symbol"]) and set(yahoo.values()) == {1}
     for endpoint in ("alpha_vantage.daily", "polygon.aggs"):
         assert set(sandbox.counters.by_symbol(endpoint).values()) == {1}, endpoint
 
-    counts = universe["calendar"].value_counts()
-    expected_rows = sum(
-        n * len(calendars.sessions("2023-01-02", "2025-12-31", calendar))
-        for calendar, n in counts.items()
+    # Delisted answers, both forms, are recorded as unavailable with Yahoo's reason, not failed.
+    meta = run_meta(result, "yahoo_daily_bars")
+    assert meta["failed_count"] == 0
+    record = lake.read_json("unavailable_yahoo.json")["symbols"]
+    assert record["DISH"]["reason"] == "No data found, symbol may be delisted"  # a 404
+    assert (
+        record["DISH"]["first_date"] == "2023-01-03"  # the range's first session
+        and record["DISH"]["last_date"] == "2023-06-16"  # then Juneteenth, then gone
     )
-    assert lake.partition_keys("market_bars")[0] == "2023-01-02"
-    assert len(lake.partition_keys("market_bars")) == 783
-    assert len(lake.read("market_bars", columns=["symbol"])) == expected_rows
+    assert "empty chart" in record["ATVI"]["reason"]  # a 200 with no bars
+    assert record["ATVI"]["instrument_id"] == "ATVI@2018-01-01"
+    assert meta["unavailable_recorded"] == len(record) > 0
+    assert "DISH" in meta["unavailable_from_source"]
+    unavailable = {r["instrument_id"]: r for r in record.values()}
+
+    bars = lake.read("market_bars", columns=["symbol", "date", "instrument_id"])
+    equities = set(everything.loc[everything["asset_class"] == "equity", "instrument_id"])
+    keys = lake.partition_keys("market_bars")
+    assert keys[0] == first and len(keys) == 783
+    by_day = bars.groupby("date")
+    for key in keys:
+        if not calendars.is_session(key):
+            continue
+        day = by_day.get_group(pd.Timestamp(key))
+        held = set(day.loc[day["instrument_id"].isin(equities), "symbol"])
+        gaps = {
+            s
+            for s, i in zip(intervals["symbol"], intervals["instrument_id"], strict=True)
+            if i in unavailable
+            and unavailable[i]["first_date"] <= key <= unavailable[i]["last_date"]
+        }
+        assert held == _members_in_force(intervals, key) - gaps, key
+
+    def holds(symbol: str, day: str) -> bool:
+        return bool(((bars["symbol"] == symbol) & (bars["date"] == pd.Timestamp(day))).any())
+
+    # Joined later: absent before its date. Removed: present before its removal, gone after.
+    assert not holds("UBER", "2023-12-15") and holds("UBER", "2023-12-18")
+    assert holds("SEDG", "2023-12-15") and not holds("SEDG", "2023-12-18")
+    assert not bars.loc[bars["symbol"] == "SEDG", "date"].gt(pd.Timestamp("2023-12-15")).any()
+    # A rename (twice: FISV -> FI -> FISV) is one instrument under the ticker of each day.
+    fiserv = bars[bars["instrument_id"] == "FISV@2018-01-01"].set_index("date")["symbol"]
+    assert fiserv[pd.Timestamp("2023-06-06")] == "FISV"
+    assert fiserv[pd.Timestamp("2023-06-07")] == "FI"
+    assert fiserv[pd.Timestamp("2025-11-10")] == "FI"
+    assert fiserv[pd.Timestamp("2025-11-11")] == "FISV"
+    assert len(fiserv) == len(calendars.sessions(first, last))  # no day lost at either change
+    assert not bars.duplicated(["symbol", "date"]).any()
 
 
 def test_secondary_rows_fill_a_yahoo_hole_on_the_split_adjusted_basis(

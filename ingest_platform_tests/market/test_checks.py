@@ -21,12 +21,13 @@ from ingest_platform.core import settings
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.market.assets import MARKET_ASSETS
 from ingest_platform.market.checks import MARKET_CHECKS
+from ingest_platform.market.ingest import load_universe
+from ingest_platform.market.members import load_members
 from ingest_platform.market.resources import AlphaVantage, Polygon, YahooFinance
 from ingest_platform.market.rules import rotating_sample
-from ingest_platform.market.sources.bars import Instrument
-from ingest_platform.reference.assets import instruments
+from ingest_platform.reference.assets import index_membership, instruments
 from ingest_platform.reference.resources import ReferenceFiles
-from ingest_platform.reference.universe import traded
+from ingest_platform.reference.universe import ASSET_CLASSES
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
 
@@ -72,7 +73,7 @@ def resources(home) -> dict:
         "alpha_vantage": AlphaVantage(api_key=EnvVar("ALPHA_VANTAGE_API_KEY"), **fast),
         "polygon": Polygon(api_key=EnvVar("POLYGON_API_KEY"), **fast),
     }
-    assert materialize([instruments], resources=res, run_config=QUIET).success
+    assert materialize([instruments, index_membership], resources=res, run_config=QUIET).success
     return res
 
 
@@ -101,7 +102,10 @@ def evaluations(result) -> dict[str, object]:
 
 
 def polygon_sample(resources, day: str) -> list[str]:
-    universe = Instrument.from_frame(traded(resources["lake"].read("instruments")))
+    """The symbols Polygon's rotating sample picks on `day`: from the run's point-in-time
+    universe (the members of some day of the range, former ones included)."""
+    lake = resources["lake"]
+    universe = load_universe(lake, list(ASSET_CLASSES), [], load_members(lake), [START, END])
     return [i.symbol for i in rotating_sample(universe, 25, dt.date.fromisoformat(day))]
 
 
@@ -117,6 +121,7 @@ def test_a_clean_backfill_passes_every_check_with_real_splits_and_dividends(reso
         "market_bars:cross_source_drift",
         "market_bars:bar_anomalies",
         "market_bars:quality_score",
+        "market_bars:universe_coverage",
     }
     assert expected <= set(results)
     failed = {k: v.description for k, v in results.items() if not v.passed}
@@ -188,7 +193,7 @@ def test_the_ci_runner_exits_0_2_and_1_and_writes_junit(resources, sandbox, home
     assert code == 0, out
     assert "cross_source_drift" in out and "PASS" in out
     suite = ET.parse(report).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "6" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "7" and suite.get("failures") == "0"
     assert {c.get("name") for c in suite.iter("testcase")} >= {
         f"cross_source_drift [{START}..{END}]"
     }

@@ -10,7 +10,7 @@ from ingest_platform.core import settings
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.market.assets import MARKET_ASSETS
 from ingest_platform.market.resources import AlphaVantage, Polygon, YahooFinance
-from ingest_platform.reference.assets import instruments
+from ingest_platform.reference.assets import index_membership, instruments
 from ingest_platform.reference.resources import ReferenceFiles
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
@@ -54,7 +54,9 @@ def test_a_new_split_rebases_every_stored_row_of_the_symbol(resources, monkeypat
     with SandboxHTTPServer(MarketSimulator(seed=7, as_of="2024-06-07", large_drifts=())) as sb:
         monkeypatch.setenv(settings.SANDBOX_URL_ENV, sb.url)
         monkeypatch.setenv(settings.NOW_ENV, "2024-06-08T12:00:00+00:00")
-        assert materialize([instruments], resources=resources, run_config=QUIET).success
+        assert materialize(
+            [instruments, index_membership], resources=resources, run_config=QUIET
+        ).success
         assert run(resources, "2024-05-01", "2024-06-07").success
     before = lake.read("market_bars").query("symbol == 'NVDA'").set_index("date")["close"]
 

@@ -54,7 +54,7 @@ def world(tmp_path_factory):
         resources = dict(defs.resources or {})
         with DagsterInstance.get() as instance:
             materialize(
-                [defs.get_assets_def(AssetKey("instruments"))],
+                [defs.get_assets_def(AssetKey(n)) for n in ("instruments", "index_membership")],
                 resources=resources,
                 instance=instance,
                 run_config=QUIET,

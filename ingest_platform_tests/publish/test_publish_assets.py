@@ -120,7 +120,7 @@ def world(tmp_path_factory) -> Iterator[World]:
         env.setenv("POLYGON_API_KEY", "pg-meta-key")
         env.setenv(settings.NOW_ENV, NOW)
         w = World(sandbox, instance, data)
-        w.run(["instruments", "variable_mappings", "economic_release_calendar"])
+        w.run(["instruments", "index_membership", "variable_mappings", "economic_release_calendar"])
         w.market()
         w.run(
             ["economic_indicators"],

@@ -16,6 +16,7 @@ from ingest_platform.quality.thresholds import (
     SplitThresholds,
     StreamStalenessThresholds,
     StuckThresholds,
+    UniverseCoverageThresholds,
     VolumeThresholds,
 )
 
@@ -128,6 +129,7 @@ def test_the_check_descriptions_in_the_ui_state_the_thresholds_the_checks_use(tm
         "market_bars:bar_staleness": BarStalenessThresholds().bands(),
         "market_bars:cross_source_drift": DriftThresholds().bands(),
         "market_bars:quality_score": ScoreThresholds().bands(),
+        "market_bars:universe_coverage": UniverseCoverageThresholds().bands(),
         "economic_indicators:indicator_coverage": economic_checks.COVERAGE.bands(),
         "economic_indicators:indicator_staleness": economic_checks.STALENESS.bands(),
         "economic_indicators:quality_score": ScoreThresholds().bands(),

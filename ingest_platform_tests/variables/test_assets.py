@@ -12,7 +12,7 @@ from ingest_platform.core import settings
 from ingest_platform.definitions import build_definitions
 from ingest_platform.economic.assets import economic_indicators
 from ingest_platform.market.assets import MARKET_ASSETS
-from ingest_platform.reference.assets import instruments, trading_sessions
+from ingest_platform.reference.assets import index_membership, instruments, trading_sessions
 from ingest_platform.registry.assets import variable_mappings
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
@@ -33,7 +33,7 @@ def test_market_and_economic_variables_in_one_point_in_time_table(tmp_path, monk
         instance = DagsterInstance.ephemeral()  # one instance: the job sees upstream history
         res = dict(defs.resources or {})
         res.pop("warehouse", None)
-        setup = [instruments, trading_sessions, variable_mappings]
+        setup = [instruments, index_membership, trading_sessions, variable_mappings]
         assert materialize(setup, resources=res, run_config=QUIET, instance=instance).success
         symbols = sorted(
             res["lake"].read("variable_mappings").query("source == 'market'")["series_id"]

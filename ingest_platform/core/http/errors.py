@@ -61,6 +61,11 @@ class UnknownSymbol(SourceError):
     """The provider does not know the symbol (delisted, mistyped, not covered)."""
 
 
+class NoHistory(UnknownSymbol):
+    """The provider answered, and its answer holds no history for the symbol: Yahoo's 200 with
+    an empty chart for some delisted tickers. Final, like a 404: asking again gives the same."""
+
+
 class AuthenticationFailed(SourceError):
     """The API key is missing, invalid or revoked."""
 

@@ -38,6 +38,7 @@ from ingest_platform.core import calendars, settings
 from ingest_platform.core.http import Redactor, RetryPolicy, retry_call
 from ingest_platform.core.http.errors import (
     MalformedPayload,
+    NoHistory,
     RateLimited,
     SourceError,
     SourceUnavailable,
@@ -131,6 +132,20 @@ def _classify(exc: Exception, symbol: str, redact: Redactor) -> SourceError:
     return SourceUnavailable(SOURCE, f"{type(exc).__name__}: {message}", symbol)
 
 
+def _answered_empty(exc: Exception, ticker: yf.Ticker) -> bool:
+    """Whether Yahoo answered 200 with a chart that names the symbol but holds no prices (what
+    it sends for some delisted tickers), as opposed to an unreadable or missing answer.
+
+    yfinance reports both as a `YFPricesMissingError` without Yahoo's reason; the chart's
+    metadata, which yfinance stores from the same answer before raising, tells them apart.
+    (A failed status never gets here: the session raises `ChartStatus` first.)
+    """
+    if not isinstance(exc, yf_errors.YFPricesMissingError) or exc.yahoo_reason:
+        return False
+    meta = ticker.get_history_metadata()  # stored from this answer: no further request
+    return bool(meta.get("symbol")) and bool(meta.get("exchangeTimezoneName"))
+
+
 def _instant(value: object) -> pd.Timestamp | None:
     """A chart-metadata time (epoch seconds, or the timestamp yfinance made of it) in UTC."""
     if value is None or isinstance(value, bool):
@@ -206,6 +221,12 @@ class YahooSource:
             )
         except Exception as exc:  # yfinance raises anything from JSON to HTTP errors
             clear_memory_cache()  # or the retry is answered with this failure from cache
+            if _answered_empty(exc, ticker):
+                raise NoHistory(
+                    SOURCE,
+                    "possibly delisted; Yahoo answered with an empty chart (no price data)",
+                    instrument.symbol,
+                ) from None
             raise _classify(exc, instrument.symbol, self._redact) from None
         if raw is None or raw.empty:
             raise SourceUnavailable(SOURCE, "yfinance returned no rows", instrument.symbol)
