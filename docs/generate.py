@@ -168,13 +168,12 @@ def checks_page(defs: Any) -> str:
         (graph.get_check_spec(key) for key in graph.asset_check_keys),
         key=lambda s: (s.asset_key.to_user_string(), s.name),
     )
-    rows = []
+    by_asset: dict[str, list[list[str]]] = {}
     for spec in specs:
         description = " ".join((spec.description or "").split())
         severities = sorted(set(SEVERITY.findall(description)), reverse=True)
-        rows.append(
+        by_asset.setdefault(spec.asset_key.to_user_string(), []).append(
             [
-                f"`{spec.asset_key.to_user_string()}`",
                 f"`{spec.name}`",
                 "yes" if spec.blocking else "no",
                 ", ".join(severities) or "as reported",
@@ -187,9 +186,10 @@ def checks_page(defs: Any) -> str:
         "column lists the levels the check's description names. The descriptions are the ones "
         "the Dagster UI shows and state the thresholds. Narrative: "
         "[Asset checks](../checks.md).\n\n"
-        f"{len(specs)} checks.\n\n"
-        + _table(["asset", "check", "blocking", "severity", "description"], rows)
+        f"{len(specs)} checks on {len(by_asset)} assets.\n"
     )
+    for asset, rows in by_asset.items():
+        body += f"\n## {asset}\n\n" + _table(["check", "blocking", "severity", "description"], rows)
     return _page("Asset checks", body)
 
 
