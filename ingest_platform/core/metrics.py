@@ -49,8 +49,8 @@ class MetricSpec:
         return (self.name,)
 
 
-#: Socket read -> verified book, in seconds: sub-millisecond when healthy (see the README's
-#: stream latency figures), tens of milliseconds under load.
+#: Socket read -> verified book, in seconds: sub-millisecond when healthy (the stream latency
+#: figures in docs/pages/performance.md), tens of milliseconds under load.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
 
 #: What the Kraken stream process will serve on its own ``/metrics`` (see `stream_metrics`).
