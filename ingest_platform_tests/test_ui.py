@@ -206,6 +206,20 @@ def test_materialize_one_partition_of_a_market_asset_and_read_its_checks(
         test_materialize_in_the_ui_runs_through_the_daemon_into_the_lake(
             dagster_ui, page, monkeypatch
         )
+    if not (home / "data" / "lake" / "index_membership" / "all.parquet").exists():
+        # The market assets read each day's members: without them the launch dialog first
+        # warns of an upstream never materialized. Materialized through the CLI, same instance.
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "INGEST_PLATFORM_DATA_DIR": str(home / "data"),
+        }
+        dagster = Path(sys.executable).parent / "dagster"
+        subprocess.run(
+            [str(dagster), "asset", "materialize", "-m", "ingest_platform.definitions",
+             "--select", "index_membership"],
+            env=env, cwd=home, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
     # the newest weekday partition whose window has closed and that New York traded
     closed = closed_partition_keys(market_day_partitions, dt.datetime.now(dt.UTC))
     partition = next(k for k in reversed(closed) if not market_day(k).market_closed)

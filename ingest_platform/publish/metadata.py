@@ -25,12 +25,13 @@ from ingest_platform.core.lake import ParquetLake
 from ingest_platform.economic import due as economic_due
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS
 from ingest_platform.market.schema import MARKET_BARS, YAHOO_DAILY_BARS
+from ingest_platform.market.unavailable import read_unavailable
 from ingest_platform.publish import state
 from ingest_platform.publish.catalogue import DATASETS
 from ingest_platform.quality.coverage import coverage_by_key
 from ingest_platform.quality.expected import expected_sessions
-from ingest_platform.reference import universe
-from ingest_platform.reference.schema import INSTRUMENTS
+from ingest_platform.quality.membership import member_sessions, split_known_gaps
+from ingest_platform.reference.schema import INDEX_MEMBERSHIP, INSTRUMENTS
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 
 SCHEMA_VERSION = 1
@@ -112,9 +113,21 @@ def coverage_table(table: pd.DataFrame, key: str) -> dict[str, Any]:
 def _bar_coverage(
     lake: ParquetLake, dataset: Dataset, frame: pd.DataFrame, now: dt.datetime
 ) -> dict[str, Any]:
-    instruments = universe.traded(INSTRUMENTS.read(lake, columns=["symbol", "calendar", "active"]))
+    """Coverage against each date's expected symbols, as the checks count it: index members on
+    the sessions they were members (known-unavailable member days left out), every other
+    instrument on its calendar."""
+    everything = INSTRUMENTS.read(lake, columns=["symbol", "calendar", "asset_class"])
+    others = everything[everything["asset_class"] != "equity"]
     start, end = frame["date"].min(), frame["date"].max()
-    expected = expected_sessions(instruments, start, end, settled_by=pd.Timestamp(now))
+    settled = pd.Timestamp(now)
+    intervals = INDEX_MEMBERSHIP.read(lake)
+    members = member_sessions(intervals, start, end, settled_by=settled)
+    gaps = read_unavailable(lake, ["yahoo"])
+    members, _ = split_known_gaps(members, gaps, frame)
+    expected = pd.concat(
+        [expected_sessions(others, start, end, settled_by=settled), members[["symbol", "date"]]],
+        ignore_index=True,
+    )
     return coverage_table(coverage_by_key(frame, expected, start=start, end=end), "symbol")
 
 
