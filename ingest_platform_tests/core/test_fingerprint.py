@@ -23,6 +23,7 @@ def bars(n: int = 4, seed: int = 1) -> pd.DataFrame:
         pd.DataFrame(
             {
                 "symbol": [f"S{i}" for i in range(n)],
+                "instrument_id": [f"S{i}@2018-01-01" for i in range(n)],
                 "date": pd.Timestamp("2024-06-10"),
                 "open": close,
                 "high": close * 1.01,
@@ -86,7 +87,9 @@ def test_a_null_differs_from_any_value():
     )
 
 
-@pytest.mark.parametrize("column", ["symbol", "close", "volume", "date", "ingested_at"])
+@pytest.mark.parametrize(
+    "column", ["symbol", "instrument_id", "close", "volume", "date", "ingested_at"]
+)
 def test_every_column_counts(column):
     frame = bars()
     other = frame.copy()

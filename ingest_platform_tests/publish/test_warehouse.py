@@ -34,6 +34,7 @@ def bars(days: list[str], symbols: list[str], close: float = 100.0) -> pd.DataFr
     rows = [
         {
             "symbol": s,
+            "instrument_id": f"{s}@2018-01-01",
             "date": pd.Timestamp(d),
             "open": close,
             "high": close * 1.01,
@@ -162,7 +163,8 @@ _KILLED_WRITER = textwrap.dedent(
     url, marker = sys.argv[1], sys.argv[2]
     days = [d.strftime("%Y-%m-%d") for d in pd.bdate_range("2024-01-01", "2024-12-31")]
     frame = MARKET_BARS.validate(pd.DataFrame(
-        [{"symbol": s, "date": pd.Timestamp(d), "open": 2.0, "high": 2.0, "low": 2.0,
+        [{"symbol": s, "instrument_id": f"{s}@2018-01-01", "date": pd.Timestamp(d),
+          "open": 2.0, "high": 2.0, "low": 2.0,
           "close": 2.0, "adj_close": 2.0, "volume": 1, "source": "polygon",
           "ingested_at": pd.Timestamp("2024-07-10", tz="UTC")}
          for d in days for s in ("AAPL", "MSFT")]))
