@@ -214,8 +214,6 @@ class JetStreamBus:
                     max_reconnect_attempts=-1,
                     disconnected_cb=disconnected,
                     error_cb=error,
-                    # our subjects are built from checked pair tokens (`message.subject`)
-                    skip_subject_validation=True,
                     **options,
                 )
                 prefix = client.new_inbox() + "."
