@@ -82,6 +82,9 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def cpu_seconds(self) -> float:
+        return _cpu_seconds(self.proc.pid)
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
@@ -150,6 +153,15 @@ def _consume(conn: Any, url: str) -> None:
     conn.send(asyncio.run(main()))
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ConsumerProcess:
     def __init__(self, url: str) -> None:
         ctx = mp.get_context("spawn")
@@ -187,7 +199,12 @@ async def _ensure_stream(url: str) -> None:
 
 
 async def measure(
-    target: float, seconds: float, root: Path, nats_url: str | None, snapshot_every: int
+    target: float,
+    seconds: float,
+    root: Path,
+    nats_url: str | None,
+    snapshot_every: int,
+    server: NatsServer | None = None,
 ) -> dict[str, Any]:
     sandbox = SandboxProcess()
     consumer: ConsumerProcess | None = None
@@ -223,11 +240,18 @@ async def measure(
         if consumer is not None:
             consumer.window()
         await asyncio.to_thread(sandbox.call, "rate", rate)
+        others = [server.proc.pid if server else None]
+        others.append(consumer.process.pid if consumer else None)
+        others_started = [_cpu_seconds(pid) for pid in others]
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)
         await asyncio.to_thread(sandbox.call, "rate", 0.0)
         elapsed = time.perf_counter() - started
         cpu = (time.process_time() - cpu_started) / elapsed
+        server_cpu, consumer_cpu = (
+            (_cpu_seconds(pid) - before_s) / elapsed
+            for pid, before_s in zip(others, others_started, strict=True)
+        )
         sent = await asyncio.to_thread(sandbox.call, "counters")
         sent_window = sum(sent[c] - before[c] for c in DATA_COUNTERS)
 
@@ -264,6 +288,8 @@ async def measure(
         out["published"] = published
         out["consumer"] = consumed
         out["lost"] = bus["dropped"] + bus["unacked"] + max(0, published - consumed["received"])
+        out["server_cpu"] = server_cpu
+        out["consumer_cpu"] = consumer_cpu
     return out
 
 
@@ -301,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                         root = Path(tmp) / f"log-{target:.0f}-{repeat}-{variant}"
                         url = server.url if variant == "B" else None
                         r = asyncio.run(
-                            measure(target, args.seconds, root, url, args.snapshot_every)
+                            measure(target, args.seconds, root, url, args.snapshot_every, server)
                         )
                         results.setdefault((target, variant), []).append(r)
                         book = r["book"]
@@ -315,7 +341,10 @@ def main(argv: list[str] | None = None) -> int:
                             line += (
                                 f", socket->consumer p99 {c['latency'].get('p99', 0):.2f} ms, "
                                 f"lost {r['lost']}, re-verified {c['verified']} "
-                                f"(mismatches {c['mismatches']})"
+                                f"(mismatches {c['mismatches']}); nats-server CPU "
+                                f"{r['server_cpu']:.0%}, consumer CPU {r['consumer_cpu']:.0%}, "
+                                f"publish->ack p99 {r['bus']['publish_p99_ms']} ms, "
+                                f"load {os.getloadavg()[0]:.1f}"
                             )
                         print(line, flush=True)
         finally:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import Error as JetStreamError
@@ -110,6 +112,10 @@ class Ack:
     duplicate: bool
 
 
+_STORED = Ack(duplicate=False)
+_DUPLICATE = Ack(duplicate=True)
+
+
 class Bus(Protocol):
     """What the publisher needs of a bus."""
 
@@ -132,35 +138,19 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
 
-def _as_ack(future: asyncio.Future[Any]) -> asyncio.Future[Ack]:
-    """nats-py's PubAck future as an `Ack` future, by callback (no task per publish)."""
-    result: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-
-    def done(source: asyncio.Future[Any]) -> None:
-        if result.done():
-            return
-        if source.cancelled():
-            result.cancel()
-        elif (exc := source.exception()) is not None:
-            result.set_exception(exc)
-        else:
-            result.set_result(Ack(bool(getattr(source.result(), "duplicate", False))))
-
-    def cancelled(target: asyncio.Future[Ack]) -> None:
-        if target.cancelled() and not future.done():
-            future.cancel()  # releases nats-py's pending slot
-
-    future.add_done_callback(done)
-    result.add_done_callback(cancelled)
-    return result
-
-
 class JetStreamBus:
     """NATS JetStream through ``nats-py``; ``url`` may list several servers (comma-separated).
 
     Credentials: ``user``/``password`` or ``token`` (from the environment through Dagster's
     `EnvVar`, never logged) or a ``creds_file``. The client reconnects on its own; `connected`
     says whether it is connected right now.
+
+    A publish is a plain NATS publish with a reply subject (``<inbox>.<n>``, one subscription
+    on ``<inbox>.*`` for every acknowledgement) and the ``Nats-Msg-Id`` header: what
+    ``js.publish_async`` does, without its per-publish NUID, random token, semaphore wait,
+    second future and `PubAck` dataclass (see `benchmarks/kraken_fanout_publish_cost.py`). At
+    most ``max_pending`` publishes await their acknowledgement; one more is refused
+    (`BusError`) until acknowledgements or the caller's cancellations (its timeout) make room.
     """
 
     def __init__(
@@ -187,6 +177,9 @@ class JetStreamBus:
         self._nc: NatsClient | None = None
         self._js: Any = None
         self.disconnects = 0
+        self._reply_prefix = ""
+        self._acks: dict[str, asyncio.Future[Ack]] = {}
+        self._next_ack = 0
 
     @property
     def connected(self) -> bool:
@@ -223,13 +216,16 @@ class JetStreamBus:
                     error_cb=error,
                     **options,
                 )
+                prefix = client.new_inbox() + "."
+                await client.subscribe(prefix + "*", cb=self._acknowledged)
         except (OSError, TimeoutError, NatsError) as exc:
             with contextlib.suppress(Exception):
                 await client.close()
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else "no connection"
             raise BusError(f"NATS at {self.url} unreachable: {reason}") from None
         self._nc = client
-        self._js = self._nc.jetstream(publish_async_max_pending=self.max_pending)
+        self._reply_prefix = prefix
+        self._js = self._nc.jetstream()
 
     async def ensure_stream(self, spec: StreamSpec) -> None:
         js = self._require()
@@ -268,12 +264,53 @@ class JetStreamBus:
             )
 
     async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[Ack]:
-        js = self._require()
+        nc = self._nc
+        if nc is None or not self._reply_prefix:
+            raise BusError(f"not connected to NATS at {self.url}")
+        acks = self._acks
+        if len(acks) >= self.max_pending:
+            for token in [t for t, f in acks.items() if f.done()]:  # given up by the caller
+                del acks[token]
+            if len(acks) >= self.max_pending:
+                raise BusError(
+                    f"publish to {subject}: {len(acks)} publishes already await their "
+                    f"acknowledgement (max_pending={self.max_pending})"
+                )
+        token = str(self._next_ack)
+        self._next_ack += 1
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        acks[token] = future
         try:
-            future = await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
+            await nc.publish(
+                subject, payload, reply=self._reply_prefix + token, headers={"Nats-Msg-Id": msg_id}
+            )
         except (NatsError, JetStreamError, TimeoutError) as exc:
+            del acks[token]
             raise BusError(f"publish to {subject}: {type(exc).__name__}: {exc}") from None
-        return _as_ack(future)
+        return future
+
+    async def _acknowledged(self, msg: Msg) -> None:
+        """JetStream's answer to one publish: a PubAck (``{"stream":…,"seq":…}``, with
+        ``"duplicate":true`` when the message id was already stored), an error, or a 503
+        status (no stream holds the subject)."""
+        future = self._acks.pop(msg.subject[len(self._reply_prefix) :], None)
+        if future is None or future.done():
+            return
+        data = msg.data
+        if not data and msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(BusError(f"no JetStream stream holds the subject ({self.url})"))
+        elif b'"error"' in data:
+            error = json.loads(data).get("error") or {}
+            future.set_exception(
+                BusError(
+                    f"JetStream refused the publish: {error.get('description')} "
+                    f"(code {error.get('err_code')})"
+                )
+            )
+        elif b'"duplicate"' in data and json.loads(data).get("duplicate") is True:  # rare
+            future.set_result(_DUPLICATE)
+        else:
+            future.set_result(_STORED)
 
     async def last_message(self, subject: str) -> bytes | None:
         js = self._require()
@@ -288,6 +325,10 @@ class JetStreamBus:
 
     async def close(self) -> None:
         nc, self._nc = self._nc, None
+        self._reply_prefix = ""
+        for future in self._acks.values():
+            future.cancel()
+        self._acks.clear()
         if nc is not None and not nc.is_closed:
             try:
                 async with asyncio.timeout(2.0):

@@ -29,6 +29,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ingest_platform.streaming.kraken.book import KrakenBook
 
 FORMAT_VERSION = 1
@@ -91,8 +93,9 @@ def _text(value: Any) -> Any:
 
 
 def level_list(levels: Iterable[tuple[Any, Any]]) -> list[list[Any]]:
-    """``[(price, qty), ...]`` as received -> ``[["price", "qty"], ...]`` decimal strings."""
-    return [[_text(p), _text(q)] for p, q in levels]
+    """``[(price, qty), ...]`` as received -> ``[["price", "qty"], ...]`` decimal strings.
+    `_text` inlined: this runs for every level of every verified update."""
+    return [[str(p) if type(p) is int else p, str(q) if type(q) is int else q] for p, q in levels]
 
 
 def book_levels(book: KrakenBook) -> tuple[list[list[str]], list[list[str]]]:
@@ -187,9 +190,17 @@ def halt_event(session: str, n: int, halt: Mapping[str, Any], at_us: int) -> dic
     }
 
 
+_ENCODE_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
 def encode(event: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON."""
-    return json.dumps(event, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON (no spaces; keys in the event's order).
+
+    orjson, not ``json.dumps``: a book update of 10 levels a side costs about 1 µs instead of
+    12 (`benchmarks/kraken_fanout_publish_cost.py`), for the same bytes on ASCII text (all of
+    a book event; non-ASCII text in a halt's detail is written as UTF-8, not ``\\u`` escapes,
+    the same JSON to any reader)."""
+    return orjson.dumps(event, option=_ENCODE_OPTIONS)
 
 
 def decode(data: bytes | str) -> dict[str, Any]:

@@ -212,6 +212,7 @@ class FanoutPublisher:
         self._acked: asyncio.Event | None = None
         self._down = False
         self._restart_after: dict[str, int] = {}  # pair -> monotonic ns
+        self._subjects: dict[tuple[str, str], str] = {}
 
     # -- the hot path (the stream's event loop; plain calls, never waits) ----------------------
 
@@ -288,7 +289,7 @@ class FanoutPublisher:
                 pair,
                 self.session,
                 seq,
-                message.subject(kind, pair, self.settings.prefix),
+                self._subject(kind, pair),
                 message.feed_msg_id(kind, pair, self.session, seq),
                 event,
                 recv_us,
@@ -330,6 +331,14 @@ class FanoutPublisher:
             event,
             now_us,
         )
+
+    def _subject(self, kind: str, pair: str) -> str:
+        """`message.subject`, built (and its pair checked) once per kind and pair."""
+        key = (kind, pair)
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = self._subjects[key] = message.subject(kind, pair, self.settings.prefix)
+        return subject
 
     def _room(self) -> bool:
         if len(self.buffer) < self.settings.buffer_size:
@@ -410,7 +419,7 @@ class FanoutPublisher:
                 pair,
                 slot.epoch,
                 slot.seq,
-                message.subject("book", pair, self.settings.prefix),
+                self._subject("book", pair),
                 message.book_msg_id(pair, slot.epoch, slot.seq),
                 event,
                 recv_us,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import jsonschema
@@ -101,6 +102,20 @@ def test_other_events_validate_against_the_schema():
     )
     for event in (trade, status, {**halt, "critical_errors": 0}):
         jsonschema.validate(m.decode(m.encode(event)), schema)
+
+
+def test_encoding_writes_the_same_bytes_as_compact_json_dumps():
+    """The encoder is an implementation detail: the bytes on the wire are the format's compact
+    JSON (what ``json.dumps(separators=(",", ":"))`` writes), key order included."""
+    book = m.book_event(
+        "BTC/USD", 3, 41, "update", m.level_list([("100.10", "0.5"), (99, 0)]),
+        m.level_list([("100.2", "1E-8")]), 4294967295, 10, 1, 8, None, 1_765_000_000_000_001,
+    )  # fmt: skip
+    trade = m.feed_event("trade", "ETH/USD", "s1", 2, "update", {"price": 1, "qty": "2"}, 5)
+    halt = m.halt_event("s1", 1, {"reason": "r", "detail": 'a "quoted"\nline'}, 10)
+    for event in (book, trade, m.status_event("s1", 0, "connection", None, "online", 9), halt):
+        assert m.encode(event) == json.dumps(event, separators=(",", ":")).encode()
+        assert m.decode(m.encode(event)) == event
 
 
 def test_decode_names_what_is_wrong():
