@@ -88,7 +88,24 @@ def _failing_status(owner: object, attribute: str) -> None:
 
 
 @dataclass(frozen=True)
-class CoverageThresholds:
+class _ShareBands:
+    """Bands on a share (0..1) that fails when it falls: WARN below, ERROR below (lower)."""
+
+    warn_below: float
+    error_below: float
+
+    def bands(self) -> str:
+        return f"WARN below {_number(self.warn_below)}, ERROR below {_number(self.error_below)}"
+
+    def __post_init__(self) -> None:
+        _check_finite(self)
+        _ratio(self, "warn_below")
+        _ratio(self, "error_below")
+        _looser(self, "warn_below", "error_below", below=True)
+
+
+@dataclass(frozen=True)
+class CoverageThresholds(_ShareBands):
     """Fraction of expected observations present, per symbol or variable.
 
     `on_extra`: the status of a key with rows on days it was not expected (a holiday, outside
@@ -100,20 +117,14 @@ class CoverageThresholds:
     error_below: float = 0.75
     on_extra: Status = Status.WARN
 
-    def bands(self) -> str:
-        return f"WARN below {_number(self.warn_below)}, ERROR below {_number(self.error_below)}"
-
     def __post_init__(self) -> None:
-        _check_finite(self)
-        _ratio(self, "warn_below")
-        _ratio(self, "error_below")
-        _looser(self, "warn_below", "error_below", below=True)
+        super().__post_init__()
         if not isinstance(self.on_extra, Status):
             raise ValueError(f"{_name(self, 'on_extra')} must be a Status")
 
 
 @dataclass(frozen=True)
-class UniverseCoverageThresholds:
+class UniverseCoverageThresholds(_ShareBands):
     """Per date, the share of that day's index members (known gaps aside) with a bar.
 
     0.95 of ~503 members is ~25 companies missing on one day, which no index event explains;
@@ -122,15 +133,6 @@ class UniverseCoverageThresholds:
 
     warn_below: float = 0.99
     error_below: float = 0.95
-
-    def bands(self) -> str:
-        return f"WARN below {_number(self.warn_below)}, ERROR below {_number(self.error_below)}"
-
-    def __post_init__(self) -> None:
-        _check_finite(self)
-        _ratio(self, "warn_below")
-        _ratio(self, "error_below")
-        _looser(self, "warn_below", "error_below", below=True)
 
 
 @dataclass(frozen=True)
