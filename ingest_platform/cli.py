@@ -226,7 +226,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from ingest_platform.domains import build_definitions, domains_for
-    from ingest_platform.quality import runner
+    from ingest_platform.quality.shared import runner
 
     use_project_instance()
     # Only the domains the selection reaches are imported and built (`domains_for`).
