@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        usage_exit_code=1,  # quality.runner.EXIT_CANNOT_RUN (not imported: it loads Dagster)
+        usage_exit_code=1,  # quality.shared.runner.EXIT_CANNOT_RUN (not imported: it loads Dagster)
         help="run the asset checks against the lake (no materialization), for CI",
         description="Run the selected assets' checks through Dagster against what is in the "
         "lake, print a table and exit 0 (nothing failed at --fail-on or above), 2 (a check "
