@@ -61,13 +61,13 @@ from _common import BIN, fresh_home, load_note, start_sandbox, stop_sandbox, tim
 from market_backfill import AS_OF, SOURCE_KEYS, backfill_lake
 
 from ingest_platform.core import settings
-from ingest_platform.quality.anomalies import bar_anomalies, bar_anomaly_rows
-from ingest_platform.quality.coverage import bar_coverage, coverage_by_key
-from ingest_platform.quality.drift import cross_source_drift
-from ingest_platform.quality.expected import expected_sessions
-from ingest_platform.quality.mappings import unmapped_variables
-from ingest_platform.quality.score import quality_score
-from ingest_platform.quality.staleness import bar_staleness, bar_staleness_by_symbol
+from ingest_platform.quality.bars.anomalies import bar_anomalies, bar_anomaly_rows
+from ingest_platform.quality.bars.coverage import bar_coverage, coverage_by_key
+from ingest_platform.quality.bars.drift import cross_source_drift
+from ingest_platform.quality.bars.expected import expected_sessions
+from ingest_platform.quality.bars.staleness import bar_staleness, bar_staleness_by_symbol
+from ingest_platform.quality.registry.mappings import unmapped_variables
+from ingest_platform.quality.shared.score import quality_score
 from ingest_platform.reference.universe import load_instruments
 from ingest_platform.sandbox.data import SPLITS, MarketSimulator
 

@@ -226,7 +226,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from ingest_platform.domains import build_definitions, domains_for
-    from ingest_platform.quality import runner
+    from ingest_platform.quality.shared import runner
 
     use_project_instance()
     # Only the domains the selection reaches are imported and built (`domains_for`).
@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        usage_exit_code=1,  # quality.runner.EXIT_CANNOT_RUN (not imported: it loads Dagster)
+        usage_exit_code=1,  # quality.shared.runner.EXIT_CANNOT_RUN (not imported: it loads Dagster)
         help="run the asset checks against the lake (no materialization), for CI",
         description="Run the selected assets' checks through Dagster against what is in the "
         "lake, print a table and exit 0 (nothing failed at --fail-on or above), 2 (a check "

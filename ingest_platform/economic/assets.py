@@ -33,7 +33,7 @@ from ingest_platform.core.metadata import markdown_table
 from ingest_platform.economic.indicators import economic_mappings, ingest_indicators
 from ingest_platform.economic.resources import Fred, WorldBank
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS, ECONOMIC_RELEASE_CALENDAR
-from ingest_platform.quality.factory import failure_rate_result
+from ingest_platform.quality.shared.factory import failure_rate_result
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 
 FAILURE_CHECK = "fetch_failure_rate"

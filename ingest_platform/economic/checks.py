@@ -16,21 +16,21 @@ import pandas as pd
 from ingest_platform.core.lake import ParquetLake
 from ingest_platform.economic import due
 from ingest_platform.economic.schema import ECONOMIC_INDICATORS, ECONOMIC_RELEASE_CALENDAR
-from ingest_platform.quality.coverage import coverage_by_key, indicator_coverage
-from ingest_platform.quality.factory import (
+from ingest_platform.quality.bars.coverage import coverage_by_key, indicator_coverage
+from ingest_platform.quality.bars.staleness import (
+    indicator_staleness,
+    indicator_staleness_by_variable,
+)
+from ingest_platform.quality.shared.factory import (
     CheckInputs,
     ChecksCouldNotRun,
     CheckWindow,
     QualityCheck,
     quality_checks,
 )
-from ingest_platform.quality.finding import Finding, Status
-from ingest_platform.quality.score import quality_score
-from ingest_platform.quality.staleness import (
-    indicator_staleness,
-    indicator_staleness_by_variable,
-)
-from ingest_platform.quality.thresholds import (
+from ingest_platform.quality.shared.finding import Finding, Status
+from ingest_platform.quality.shared.score import quality_score
+from ingest_platform.quality.shared.thresholds import (
     CoverageThresholds,
     IndicatorStalenessThresholds,
     ScoreThresholds,

@@ -26,13 +26,20 @@ from ingest_platform.market.schema import (
 )
 from ingest_platform.market.sources.bars import BarsFetch
 from ingest_platform.market.unavailable import read_unavailable
-from ingest_platform.quality.anomalies import KINDS as ANOMALY_KINDS
-from ingest_platform.quality.anomalies import bar_anomaly_rows
-from ingest_platform.quality.coverage import coverage as coverage_against
-from ingest_platform.quality.coverage import coverage_by_key
-from ingest_platform.quality.drift import cross_source_drift
-from ingest_platform.quality.expected import expected_sessions
-from ingest_platform.quality.factory import (
+from ingest_platform.quality.bars.anomalies import KINDS as ANOMALY_KINDS
+from ingest_platform.quality.bars.anomalies import bar_anomaly_rows
+from ingest_platform.quality.bars.coverage import coverage as coverage_against
+from ingest_platform.quality.bars.coverage import coverage_by_key
+from ingest_platform.quality.bars.drift import cross_source_drift
+from ingest_platform.quality.bars.expected import expected_sessions
+from ingest_platform.quality.bars.flags import anomaly_finding
+from ingest_platform.quality.bars.membership import (
+    member_sessions,
+    split_known_gaps,
+    universe_coverage,
+)
+from ingest_platform.quality.bars.staleness import bar_staleness, bar_staleness_by_symbol
+from ingest_platform.quality.shared.factory import (
     CheckInputs,
     ChecksCouldNotRun,
     CheckWindow,
@@ -40,16 +47,9 @@ from ingest_platform.quality.factory import (
     failure_rate_result,
     quality_checks,
 )
-from ingest_platform.quality.finding import Finding
-from ingest_platform.quality.flags import anomaly_finding
-from ingest_platform.quality.membership import (
-    member_sessions,
-    split_known_gaps,
-    universe_coverage,
-)
-from ingest_platform.quality.score import quality_score
-from ingest_platform.quality.staleness import bar_staleness, bar_staleness_by_symbol
-from ingest_platform.quality.thresholds import (
+from ingest_platform.quality.shared.finding import Finding
+from ingest_platform.quality.shared.score import quality_score
+from ingest_platform.quality.shared.thresholds import (
     BarStalenessThresholds,
     CoverageThresholds,
     DriftThresholds,
@@ -171,7 +171,7 @@ def _primary(unavailable: pd.DataFrame) -> pd.DataFrame:
 
 def _expected(inputs: CheckInputs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(symbol, date) expected in the window: each session's index members under the ticker
-    in force (`quality.membership`) and every other instrument on its calendar; and apart, the
+    in force (`quality.bars.membership`) and every other instrument on its calendar; and apart, the
     member days a source recorded as unavailable (known gaps)."""
     start, end = _window_dates(inputs.window)
     now = inputs.window.now

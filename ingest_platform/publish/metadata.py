@@ -1,7 +1,7 @@
 """`metadata.json`: what the lake holds, described from the lake itself.
 
 Every figure is computed from the Parquet files (row counts, date ranges, partitions present
-and missing, the source mix), coverage with the quality functions (`quality.coverage`, never a
+and missing, the source mix), coverage with the quality functions (`quality.bars.coverage`, never a
 second implementation), and the rest from the instance (last materialization, latest check
 results) and the call budgets. The document has a versioned JSON schema,
 ``metadata.schema.json`` beside this module.
@@ -28,9 +28,9 @@ from ingest_platform.market.schema import MARKET_BARS, YAHOO_DAILY_BARS
 from ingest_platform.market.unavailable import read_unavailable
 from ingest_platform.publish import state
 from ingest_platform.publish.catalogue import DATASETS
-from ingest_platform.quality.coverage import coverage_by_key
-from ingest_platform.quality.expected import expected_sessions
-from ingest_platform.quality.membership import member_sessions, split_known_gaps
+from ingest_platform.quality.bars.coverage import coverage_by_key
+from ingest_platform.quality.bars.expected import expected_sessions
+from ingest_platform.quality.bars.membership import member_sessions, split_known_gaps
 from ingest_platform.reference.schema import INDEX_MEMBERSHIP, INSTRUMENTS
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 

@@ -1,25 +1,23 @@
-"""Quality checks as plain functions over frames: each returns a `finding.Finding`.
+"""Quality checks as plain functions over frames, each returning a `shared.finding.Finding`,
+grouped by what they judge.
 
-No Dagster here: the asset-check factory and the CI runner wrap these, and tests call them
-directly. The package imports only `ingest_platform.core` (calendars), pandas and numpy;
-frames come in as arguments, never from a domain module.
+- `shared`: the machinery every check uses and nothing it judges: `finding` (Finding, Status,
+  combine), `thresholds` (the one source of every band: the check descriptions in the UI and
+  the docs' tables are built from its ``bands()``), `wording` (summaries), `frames` (column
+  contracts, integer encodings, runs of days), `freshness` (grading a lag), `score`
+  (``quality_score`` over the other checks' per-key tables), and the Dagster side: `factory`
+  (checks from these functions) and `runner` (``ingest-platform check``).
+- `bars`: checks of day-grain series on calendars: daily bars, and the economic indicators
+  judged on the same day grid (`coverage`, `expected`, `staleness`, `membership`), the
+  cross-source `drift`, and the bar `anomalies` with their detectors (`ticks`, `stuck`,
+  `volume`, `integrity`) and support (`bar_series`, `adjustment`, `flags`).
+- `stream`: checks of the live Kraken stream at its own grain: minutes of each day
+  (`coverage`) and hours since its heartbeat (`staleness`).
+- `registry`: the registry's `mappings` (variables no source is mapped to).
 
-Checks (each ``(frames..., thresholds) -> Finding``):
-
-- `coverage`: ``bar_coverage``, ``indicator_coverage``, ``stream_coverage`` (days),
-  ``coverage``; `stream_coverage`: ``stream_minute_coverage`` (minutes of each day);
-  ``coverage_by_key`` (the per-key table metadata.json reuses);
-- `staleness`: ``bar_staleness``, ``indicator_staleness`` (and their ``*_by_*`` tables);
-  `stream_staleness`: ``stream_staleness``;
-- `drift`: ``cross_source_drift`` (``drift_rows``);
-- `anomalies`: ``bar_anomalies`` (``bar_anomaly_rows``), one pass over the detectors in
-  `ticks` (``false_ticks``, ``unadjusted_splits``), `stuck` (``stuck_prices``), `volume`
-  (``volume_outliers``) and `integrity` (``ohlc_bounds``, ``duplicate_keys``);
-- `mappings`: ``unmapped_variables``;
-- `score`: ``quality_score`` (``score_by_key``).
-
-Support: `finding` (Finding, Status, combine), `thresholds` (validated defaults), `expected`
-(what a dataset should hold), `freshness` (grading a lag), `adjustment` (split-adjusting
-as-traded bars), `bar_series` (sorted arrays and aligned corporate actions), `flags` (the
-flagged-row shape), `frames` (column contracts, integer encodings), `wording` (summaries).
+The rule the layout encodes (an import-linter contract in pyproject.toml): `bars`, `stream`
+and `registry` do not import each other, and `shared` imports none of them, so a helper two
+groups need lives in `shared`. Only `shared.factory` and `shared.runner` import Dagster; the
+check functions import `ingest_platform.core` (calendars), pandas and numpy, and frames come
+in as arguments, never from a domain module.
 """

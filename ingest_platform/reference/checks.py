@@ -6,8 +6,13 @@ from __future__ import annotations
 import pandas as pd
 
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.quality.factory import CheckInputs, CheckWindow, QualityCheck, quality_checks
-from ingest_platform.quality.finding import Finding
+from ingest_platform.quality.shared.factory import (
+    CheckInputs,
+    CheckWindow,
+    QualityCheck,
+    quality_checks,
+)
+from ingest_platform.quality.shared.finding import Finding
 from ingest_platform.reference import membership_checks
 from ingest_platform.reference.schema import INDEX_MEMBERSHIP, INSTRUMENTS
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ingest_platform.core.metadata import shortlist
-from ingest_platform.quality.finding import MAX_OFFENDING_ROWS, Figures, Finding, Status
+from ingest_platform.quality.shared.finding import MAX_OFFENDING_ROWS, Figures, Finding, Status
 from ingest_platform.reference.membership import COUNT_BAND
 
 

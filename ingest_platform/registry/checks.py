@@ -5,9 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.quality.factory import CheckInputs, CheckWindow, QualityCheck, quality_checks
-from ingest_platform.quality.finding import Finding
-from ingest_platform.quality.mappings import unmapped_variables
+from ingest_platform.quality.registry.mappings import unmapped_variables
+from ingest_platform.quality.shared.factory import (
+    CheckInputs,
+    CheckWindow,
+    QualityCheck,
+    quality_checks,
+)
+from ingest_platform.quality.shared.finding import Finding
 from ingest_platform.registry.schema import VARIABLE_MAPPINGS
 
 

@@ -24,11 +24,16 @@ import pandas as pd
 from dagster import AssetChecksDefinition
 
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.quality.factory import CheckInputs, CheckWindow, QualityCheck, quality_checks
-from ingest_platform.quality.finding import Finding
-from ingest_platform.quality.stream_coverage import stream_minute_coverage
-from ingest_platform.quality.stream_staleness import stream_staleness
-from ingest_platform.quality.thresholds import CoverageThresholds, StreamStalenessThresholds
+from ingest_platform.quality.shared.factory import (
+    CheckInputs,
+    CheckWindow,
+    QualityCheck,
+    quality_checks,
+)
+from ingest_platform.quality.shared.finding import Finding
+from ingest_platform.quality.shared.thresholds import CoverageThresholds, StreamStalenessThresholds
+from ingest_platform.quality.stream.coverage import stream_minute_coverage
+from ingest_platform.quality.stream.staleness import stream_staleness
 from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.schemas import KRAKEN_BOOK_MINUTE_BARS
 

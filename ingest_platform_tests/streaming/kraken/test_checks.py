@@ -12,8 +12,8 @@ from dagster import Definitions, materialize
 
 from ingest_platform.core import settings
 from ingest_platform.core.lake import ParquetLake
-from ingest_platform.quality.factory import CheckInputs, CheckWindow
-from ingest_platform.quality.finding import Status
+from ingest_platform.quality.shared.factory import CheckInputs, CheckWindow
+from ingest_platform.quality.shared.finding import Status
 from ingest_platform.streaming.kraken import checks
 from ingest_platform.streaming.kraken.assets import (
     kraken_book_minute_bars,
