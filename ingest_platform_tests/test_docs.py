@@ -77,6 +77,44 @@ def test_pages_describe_the_code(pages: dict[str, str]) -> None:
         assert f"\n## ingest-platform {command}\n\n```\nusage: ingest-platform {command}" in cli
 
 
+def test_thresholds_page_reads_every_default_and_the_checks_from_the_code(
+    generate: ModuleType, pages: dict[str, str]
+) -> None:
+    """Each threshold class has its section with every field's default as the class holds it,
+    and the checks found to judge by it, including a domain's own limits."""
+    import dataclasses
+
+    from ingest_platform.quality.shared.thresholds import (
+        AnomalyThresholds,
+        CoverageThresholds,
+        ScoreThresholds,
+        UniverseCoverageThresholds,
+    )
+
+    page = pages["thresholds.md"]
+    classes = generate.threshold_classes()
+    assert {AnomalyThresholds, CoverageThresholds, ScoreThresholds} <= set(classes)
+    for cls in classes:
+        section = page[page.index(f"\n## {cls.__name__}\n") :].split("\n## ")[1]
+        for f in dataclasses.fields(cls):
+            assert f"| `{f.name}` | `{f.type}` | {generate._default(getattr(cls(), f.name))} |" in (
+                section
+            ), f"{cls.__name__}.{f.name}"
+    coverage = page[page.index("\n## CoverageThresholds\n") :].split("\n## ")[1]
+    assert f"| `warn_below` | `float` | {CoverageThresholds().warn_below:g} |" in coverage
+    assert "`indicator_coverage` on [`economic_indicators`]" in coverage
+    assert "(set to `on_extra=Status.PASS`)" in coverage
+    assert "`stream_coverage` on [`kraken_book_minute_bars`]" in coverage
+    universe = page[page.index("\n## UniverseCoverageThresholds\n") :].split("\n## ")[1]
+    assert "`universe_coverage` on [`market_bars`]" in universe
+    assert UniverseCoverageThresholds().bands() in universe
+    ticks = page[page.index("\n## FalseTickThresholds\n") :].split("\n## ")[1]
+    assert (
+        "`bar_anomalies` on [`market_bars`](checks.md#market_bars), [`yahoo_daily_bars`]" in ticks
+    )
+    assert "a MAD of almost nothing" in ticks  # the field's `#:` comment
+
+
 def test_pages_hold_nothing_from_the_machine(pages: dict[str, str]) -> None:
     text = "".join(pages.values())
     for local in (str(ROOT), "/tmp", "ingest_platform_docs_", sys.prefix):
