@@ -378,7 +378,8 @@ def thresholds_reached(roots: list[object], classes: list[type]) -> dict[type, l
     Follows the function through the functions of `ingest_platform` it calls by name (not
     through attributes of modules or objects) and collects the thresholds objects it meets: a
     module constant (`COVERAGE = CoverageThresholds(...)`), a parameter's default, or the parts
-    of a combined one (`AnomalyThresholds`). A parameter annotated with a class counts too.
+    of a combined one (`AnomalyThresholds`). A class the code builds, or a parameter annotated
+    with one, counts too (without its values).
     """
     by_name = {c.__name__: c for c in classes}
     found: dict[type, list[object]] = {}
@@ -392,6 +393,9 @@ def thresholds_reached(roots: list[object], classes: list[type]) -> dict[type, l
         if type(obj) in classes:
             found.setdefault(type(obj), []).append(obj)
             todo += [getattr(obj, f.name) for f in dataclasses.fields(obj)]  # type: ignore[arg-type]
+            continue
+        if isinstance(obj, type) and obj in classes:  # built inside the function
+            found.setdefault(obj, [])
             continue
         if isinstance(obj, functools.partial):
             todo += [obj.func, *obj.args, *obj.keywords.values()]
