@@ -5,7 +5,8 @@
 
 The pages describe what the code defines, so they are generated rather than written: the
 datasets with their Pandera and Arrow schemas and partitions, the asset checks with their
-descriptions (which carry the thresholds), the schedules and sensors, and the CLI's `--help`.
+descriptions (which carry the thresholds), the threshold classes with their defaults and the
+checks that judge by them, the schedules and sensors, and the CLI's `--help`.
 A hand-written copy of any of these drifts the day someone changes the code; CI runs `--check`
 and `ingest_platform_tests/test_docs.py` compares the pages too.
 
@@ -19,12 +20,19 @@ settings are read from the environment when the definitions are built.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import dataclasses
+import enum
+import functools
+import importlib
+import inspect
 import io
 import os
 import re
 import sys
 import tempfile
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -184,8 +192,8 @@ def checks_page(defs: Any) -> str:
         "Every asset check of the code location, by asset. A *blocking* check that fails holds "
         "back the assets downstream; severity (WARN or ERROR) is set by each result, and the "
         "column lists the levels the check's description names. The descriptions are the ones "
-        "the Dagster UI shows and state the thresholds. Narrative: "
-        "[Asset checks](../checks.md).\n\n"
+        "the Dagster UI shows and state the thresholds; every threshold with its default is in "
+        "[Thresholds](thresholds.md). Narrative: [Asset checks](../checks.md).\n\n"
         f"{len(specs)} checks on {len(by_asset)} assets.\n"
     )
     for asset, rows in by_asset.items():
@@ -283,6 +291,237 @@ def cli_page() -> str:
     return _page("Command line", "\n".join(parts))
 
 
+# ---- thresholds ---------------------------------------------------------------------------------
+
+#: How a field compares, from the naming rule `quality/shared/thresholds.py` states (a value
+#: exactly at a limit passes it; run lengths count "at least").
+COMPARISONS = (
+    (re.compile(r"_below$"), "strictly below"),
+    (re.compile(r"_above$|_after_"), "strictly above"),
+    (re.compile(r"_run_sessions$"), "at or above (a run at least this long)"),
+)
+
+
+def threshold_classes() -> list[type]:
+    """The public threshold dataclasses of `quality.shared.thresholds`, in source order."""
+    from ingest_platform.quality.shared import thresholds
+
+    classes = [
+        value
+        for name, value in vars(thresholds).items()
+        if isinstance(value, type)
+        and dataclasses.is_dataclass(value)
+        and value.__module__ == thresholds.__name__
+        and not name.startswith("_")
+    ]
+    return sorted(classes, key=lambda c: inspect.getsourcelines(c)[1])
+
+
+def _field_notes(cls: type) -> dict[str, str]:
+    """The `#:` comments written above a class's fields, by field name."""
+    notes: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        named = re.match(r"(\w+)\s*:", stripped)
+        if named and pending:
+            notes[named.group(1)] = " ".join(pending)
+        pending = []
+    return notes
+
+
+def _anchor(cls: type) -> str:
+    return cls.__name__.lower()
+
+
+def _default(value: object) -> str:
+    """A default as read from the class: numbers as people write them (0.9, 12, 0.005)."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, enum.Enum):
+        return f"`{type(value).__name__}.{value.name}`"
+    if dataclasses.is_dataclass(value):
+        name = type(value).__name__
+        return f"[`{name}()`](#{name.lower()})"
+    if isinstance(value, tuple):
+        return ", ".join(_default(v) for v in value)
+    return str(value)
+
+
+def _changed(value: object) -> list[str]:
+    """`field=value` for each field of a thresholds object that differs from its class's
+    default (how a domain's `checks.py` moved a limit)."""
+    default = type(value)()
+    return [
+        f"`{f.name}={_default(getattr(value, f.name)).strip('`')}`"
+        for f in dataclasses.fields(value)  # type: ignore[arg-type]
+        if getattr(value, f.name) != getattr(default, f.name)
+    ]
+
+
+def _code_names(code: types.CodeType) -> Iterator[str]:
+    """The global names a function's code (and the code nested in it) refers to."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_names(const)
+
+
+def thresholds_reached(roots: list[object], classes: list[type]) -> dict[type, list[object]]:
+    """The thresholds objects a check function judges by, by class.
+
+    Follows the function through the functions of `ingest_platform` it calls by name (not
+    through attributes of modules or objects) and collects the thresholds objects it meets: a
+    module constant (`COVERAGE = CoverageThresholds(...)`), a parameter's default, or the parts
+    of a combined one (`AnomalyThresholds`). A class the code builds, or a parameter annotated
+    with one, counts too (without its values).
+    """
+    by_name = {c.__name__: c for c in classes}
+    found: dict[type, list[object]] = {}
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if type(obj) in classes:
+            found.setdefault(type(obj), []).append(obj)
+            todo += [getattr(obj, f.name) for f in dataclasses.fields(obj)]  # type: ignore[arg-type]
+            continue
+        if isinstance(obj, type) and obj in classes:  # built inside the function
+            found.setdefault(obj, [])
+            continue
+        if isinstance(obj, functools.partial):
+            todo += [obj.func, *obj.args, *obj.keywords.values()]
+            continue
+        if not inspect.isfunction(obj) or not obj.__module__.startswith("ingest_platform"):
+            continue
+        for parameter in inspect.signature(obj).parameters.values():
+            if type(parameter.default) in classes:
+                todo.append(parameter.default)
+            elif isinstance(parameter.annotation, str) and parameter.annotation in by_name:
+                found.setdefault(by_name[parameter.annotation], [])
+        todo += [obj.__globals__[n] for n in _code_names(obj.__code__) if n in obj.__globals__]
+    return found
+
+
+def _quality_check_calls(tree: ast.Module) -> Iterator[tuple[str, list[str]]]:
+    """(check name, global names its function expression refers to) for each
+    `QualityCheck(name, evaluate, ...)` written in a module."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if called != "QualityCheck":
+            continue
+        arguments = dict(zip(("name", "evaluate"), node.args, strict=False))
+        arguments.update({k.arg: k.value for k in node.keywords if k.arg})
+        name = arguments.get("name")
+        if not isinstance(name, ast.Constant) or not isinstance(name.value, str):
+            raise ValueError(f"QualityCheck at line {node.lineno}: the name is not a literal")
+        names = [n.id for n in ast.walk(arguments["evaluate"]) if isinstance(n, ast.Name)]
+        yield name.value, names
+
+
+def threshold_users(classes: list[type]) -> dict[type, list[tuple[str, list[str], list[str]]]]:
+    """For each threshold class, the checks that judge by it: (check, its assets, the fields
+    its domain set away from the defaults), found from the `QualityCheck`s of every domain's
+    `checks.py` and the functions they evaluate."""
+    import ingest_platform
+
+    package = Path(ingest_platform.__file__).parent
+    users: dict[type, list[tuple[str, list[str], list[str]]]] = {}
+    for path in sorted(package.rglob("checks.py")):
+        dotted = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        module = importlib.import_module(dotted)
+        defined = [
+            key
+            for value in vars(module).values()
+            if isinstance(value, dagster.AssetChecksDefinition)
+            for key in value.check_keys
+        ]
+        for check, names in _quality_check_calls(ast.parse(path.read_text())):
+            roots = [vars(module)[n] for n in names if n in vars(module)]
+            assets = sorted({k.asset_key.to_user_string() for k in defined if k.name == check})
+            if not assets:
+                raise ValueError(f"{dotted}: no asset check named {check!r} in the module")
+            for cls, objects in thresholds_reached(roots, classes).items():
+                changed = sorted({c for obj in objects for c in _changed(obj)})
+                users.setdefault(cls, []).append((check, assets, changed))
+    return {cls: sorted(rows) for cls, rows in users.items()}
+
+
+def _users_text(rows: list[tuple[str, list[str], list[str]]]) -> str:
+    return "; ".join(
+        f"`{check}` on "
+        + ", ".join(f"[`{a}`](checks.md#{a})" for a in assets)
+        + (f" (set to {', '.join(changed)})" if changed else "")
+        for check, assets, changed in rows
+    )
+
+
+def thresholds_page() -> str:
+    """Every threshold class: its fields with their defaults and meaning, its bands, and the
+    checks that judge by it, all read from the code."""
+    from ingest_platform.quality.shared import thresholds
+
+    classes = threshold_classes()
+    users = threshold_users(classes)
+    # The module's paragraph on how a value meets a threshold, stated once there.
+    rule = next(p for p in (thresholds.__doc__ or "").split("\n\n") if "exactly at" in p)
+    parts = [
+        "Every threshold class of `ingest_platform/quality/shared/thresholds.py`, the one source "
+        "of the numbers the checks judge by: each field with its default, as the class holds "
+        "it, and the asset checks that judge by it (found by following each check's function "
+        "in the domains' `checks.py` to the quality functions it calls). A domain sets a limit "
+        "by passing its own thresholds object; the checks below say where one does. Narrative: "
+        "[Asset checks](../checks.md).\n",
+        " ".join(rule.split()) + "\n",
+        _table(
+            ["thresholds", "bands", "checks"],
+            [
+                [
+                    f"[`{cls.__name__}`](#{_anchor(cls)})",
+                    cls().bands() if hasattr(cls, "bands") else "",
+                    _users_text(users.get(cls, [])) or "none",
+                ]
+                for cls in classes
+            ],
+        ),
+    ]
+    for cls in classes:
+        default = cls()
+        notes = _field_notes(cls)
+        parts.append(f"## {cls.__name__}\n")
+        parts.append(" ".join((cls.__doc__ or "").split()) + "\n")
+        facts = []
+        if hasattr(cls, "bands"):
+            facts.append(f"- Bands: {default.bands()}.")
+        facts.append(f"- Checks: {_users_text(users.get(cls, [])) or 'none'}.")
+        parts.append("\n".join(facts) + "\n")
+        rows = []
+        for f in dataclasses.fields(cls):
+            compares = next((text for pattern, text in COMPARISONS if pattern.search(f.name)), "")
+            rows.append(
+                [
+                    f"`{f.name}`",
+                    f"`{f.type}`",
+                    _default(getattr(default, f.name)),
+                    compares,
+                    notes.get(f.name, ""),
+                ]
+            )
+        parts.append(_table(["field", "type", "default", "fires", "note"], rows))
+    return _page("Thresholds", "\n".join(parts))
+
+
 # ---- writing and checking -----------------------------------------------------------------------
 
 
@@ -295,6 +534,7 @@ def render() -> dict[str, str]:
             "checks.md": lambda: checks_page(defs),
             "automation.md": lambda: automation_page(defs),
             "cli.md": cli_page,
+            "thresholds.md": thresholds_page,
         }
         return {name: build() for name, build in sorted(builders.items())}
 

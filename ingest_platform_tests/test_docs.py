@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 MARKERS = ("demo-command", "test-command")
+#: The hand-written pages, which name threshold classes and fields but never their numbers.
+NARRATIVE = (*sorted((DOCS / "pages").glob("*.md")), README)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,113 @@ def test_pages_describe_the_code(pages: dict[str, str]) -> None:
     cli = pages["cli.md"]
     for command in ("check", "status", "audit", "kraken-replay", "demo", "sandbox"):
         assert f"\n## ingest-platform {command}\n\n```\nusage: ingest-platform {command}" in cli
+
+
+def test_thresholds_page_reads_every_default_and_the_checks_from_the_code(
+    generate: ModuleType, pages: dict[str, str]
+) -> None:
+    """Each threshold class has its section with every field's default as the class holds it,
+    and the checks found to judge by it, including a domain's own limits."""
+    import dataclasses
+
+    from ingest_platform.quality.shared.thresholds import (
+        AnomalyThresholds,
+        CoverageThresholds,
+        ScoreThresholds,
+        UniverseCoverageThresholds,
+    )
+
+    page = pages["thresholds.md"]
+    classes = generate.threshold_classes()
+    assert {AnomalyThresholds, CoverageThresholds, ScoreThresholds} <= set(classes)
+    for cls in classes:
+        section = page[page.index(f"\n## {cls.__name__}\n") :].split("\n## ")[1]
+        for f in dataclasses.fields(cls):
+            assert f"| `{f.name}` | `{f.type}` | {generate._default(getattr(cls(), f.name))} |" in (
+                section
+            ), f"{cls.__name__}.{f.name}"
+    coverage = page[page.index("\n## CoverageThresholds\n") :].split("\n## ")[1]
+    assert f"| `warn_below` | `float` | {CoverageThresholds().warn_below:g} |" in coverage
+    assert "`indicator_coverage` on [`economic_indicators`]" in coverage
+    assert "(set to `on_extra=Status.PASS`)" in coverage
+    assert "`stream_coverage` on [`kraken_book_minute_bars`]" in coverage
+    universe = page[page.index("\n## UniverseCoverageThresholds\n") :].split("\n## ")[1]
+    assert "`universe_coverage` on [`market_bars`]" in universe
+    assert UniverseCoverageThresholds().bands() in universe
+    ticks = page[page.index("\n## FalseTickThresholds\n") :].split("\n## ")[1]
+    assert (
+        "`bar_anomalies` on [`market_bars`](checks.md#market_bars), [`yahoo_daily_bars`]" in ticks
+    )
+    assert "a MAD of almost nothing" in ticks  # the field's `#:` comment
+
+
+def _numeric_defaults() -> tuple[dict[str, set[float]], dict[str, set[float]]]:
+    """The numeric defaults of the threshold classes, by field name and by class name."""
+    import dataclasses
+
+    from ingest_platform.quality.shared import thresholds
+
+    by_field: dict[str, set[float]] = {}
+    by_class: dict[str, set[float]] = {}
+    for name, cls in vars(thresholds).items():
+        if name.startswith("_") or not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            continue
+        for f in dataclasses.fields(cls):
+            value = getattr(cls(), f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                by_field.setdefault(f.name, set()).add(float(value))
+                by_class.setdefault(cls.__name__, set()).add(float(value))
+    return by_field, by_class
+
+
+def retyped_thresholds(text: str) -> list[str]:
+    """Where `text` states a threshold default instead of naming it: a field followed by its
+    default (`tolerance=0.05`, `settle_hours (12)`, `warn_z: 8`), or a table cell holding a
+    threshold class's name and one of that class's defaults."""
+    by_field, by_class = _numeric_defaults()
+    found = []
+    for name, values in by_field.items():
+        pattern = rf"\b{name}\b`?\s*(?:=|:|\()\s*`?(\d+(?:\.\d+)?)"
+        found += [m.group(0) for m in re.finditer(pattern, text) if float(m.group(1)) in values]
+    cells = (
+        cell
+        for line in text.splitlines()
+        if line.lstrip().startswith("|")
+        for cell in re.split(r"(?<!\\)\|", line)
+    )
+    for cell in cells:
+        numbers = {float(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", cell)}
+        for name, values in by_class.items():
+            if re.search(rf"\b{name}\b", cell) and numbers & values:
+                found.append(f"{name} with {sorted(numbers & values)} in cell: {cell.strip()}")
+    return found
+
+
+def test_the_retyped_threshold_finder_finds_the_forms_it_forbids() -> None:
+    from ingest_platform.quality.shared.thresholds import (
+        CoverageThresholds,
+        SplitThresholds,
+        StuckThresholds,
+    )
+
+    coverage, split = CoverageThresholds(), SplitThresholds()
+    cell = f"| `CoverageThresholds`: WARN below `{coverage.warn_below}`. |"
+    assert retyped_thresholds(cell)
+    assert retyped_thresholds(f"within `tolerance={split.tolerance}` of a ratio")
+    assert retyped_thresholds(f"| `StuckThresholds`: from {StuckThresholds().warn_run_sessions} |")
+    assert not retyped_thresholds("| [`CoverageThresholds`](x.md): WARN below `warn_below`. |")
+    assert not retyped_thresholds("`DriftThresholds(warn_above=0.03, error_above=0.02)`")
+
+
+@pytest.mark.parametrize("page", NARRATIVE, ids=lambda p: p.name)
+def test_narrative_pages_name_thresholds_instead_of_retyping_them(page: Path) -> None:
+    """The numbers live in `quality/shared/thresholds.py` and the generated Thresholds page; a
+    hand-written page that restates one drifts the day the class changes."""
+    found = retyped_thresholds(page.read_text())
+    assert not found, (
+        f"{page.relative_to(ROOT)} retypes threshold defaults: {found}; name the field and link "
+        "reference/thresholds.md instead"
+    )
 
 
 def test_pages_hold_nothing_from_the_machine(pages: dict[str, str]) -> None:

@@ -30,11 +30,6 @@ from ingest_platform.quality.shared.finding import (
 from ingest_platform.quality.shared.frames import DayLike, as_day, day_to_date, require_columns
 from ingest_platform.quality.shared.thresholds import UniverseCoverageThresholds
 
-#: The share of a date's members (known gaps aside) with a bar below which the check fails,
-#: and below which it warns (from the one source of thresholds).
-UNIVERSE_ERROR_BELOW = UniverseCoverageThresholds().error_below
-UNIVERSE_WARN_BELOW = UniverseCoverageThresholds().warn_below
-
 
 def member_sessions(
     intervals: pd.DataFrame,
@@ -97,8 +92,7 @@ def universe_coverage(
     members: pd.DataFrame,
     gaps: pd.DataFrame,
     *,
-    error_below: float = UNIVERSE_ERROR_BELOW,
-    warn_below: float = UNIVERSE_WARN_BELOW,
+    thresholds: UniverseCoverageThresholds = UniverseCoverageThresholds(),  # noqa: B008 - frozen
 ) -> Finding:
     """Per date: the share of that date's members (known gaps aside) with a bar.
 
@@ -109,6 +103,7 @@ def universe_coverage(
     """
     require_columns(bars, ["symbol", "date"], "bars")
     require_columns(members, ["symbol", "date"], "members")
+    warn_below, error_below = thresholds.warn_below, thresholds.error_below
     held = members.merge(bars[["symbol", "date"]].drop_duplicates(), on=["symbol", "date"],
                          how="left", indicator=True)  # fmt: skip
     held["present"] = held["_merge"] == "both"

@@ -6,14 +6,15 @@ import pandas as pd
 
 from ingest_platform.core import calendars
 from ingest_platform.quality.bars.membership import (
-    UNIVERSE_ERROR_BELOW,
     member_sessions,
     split_known_gaps,
     universe_coverage,
 )
 from ingest_platform.quality.shared.finding import Status
+from ingest_platform.quality.shared.thresholds import UniverseCoverageThresholds
 
 T = pd.Timestamp
+UNIVERSE_ERROR_BELOW = UniverseCoverageThresholds().error_below
 # 100 members all month; OLD leaves on 2024-06-17 (ticker OLD until 2024-06-10, then NEWNAME);
 # LATE joins on 2024-06-20.
 STEADY = [f"S{i:03d}" for i in range(98)]
@@ -58,6 +59,11 @@ def test_a_date_missing_too_many_members_fails_and_names_them():
     assert found.offending["date"].tolist() == [day]
     # Complete: passes.
     assert universe_coverage(_bars(members), members, NO_GAPS.iloc[:0]).passed
+    # The limits are the thresholds passed: looser ones turn the same day into a warning.
+    looser = UniverseCoverageThresholds(warn_below=0.95, error_below=0.9)
+    found = universe_coverage(bars, members, NO_GAPS.iloc[:0], thresholds=looser)
+    assert found.status is Status.WARN
+    assert found.figures["error_below"] == looser.error_below
 
 
 def test_known_unavailable_members_are_counted_apart_not_as_failures():
