@@ -294,7 +294,8 @@ def test_a_chunked_backfill_in_two_concurrent_runs_writes_the_lake_of_one_run_wi
         # A deployment sets its pools up front (Dagster 1.13 on PostgreSQL fails a run when two
         # insert a pool's default at once). Yahoo and the lake stay one step at a time, as
         # deploy/dagster-postgres.yaml has them; the limited sources are opened to both runs,
-        # so only their shared limits keep them in bounds.
+        # so only their shared limits keep them in bounds (safe here: current members only,
+        # so their unavailable-symbol records stay empty, and no new split to rebase).
         for pool in ("yahoo", "lake", "warehouse"):
             instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
         for pool in ("alpha_vantage", "polygon"):
