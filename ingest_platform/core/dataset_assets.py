@@ -2,17 +2,20 @@
 
 `core.dataset` describes a dataset and writes it, knowing no Dagster; this adapter is where the
 description becomes ``@asset`` arguments (name, group, partitions, single-run backfills, owners,
-column schema), and where a `DatasetWrite` becomes materialization metadata.
+column schema), where a domain opts its assets into chunked backfills
+(`with_backfill_chunks`), and where a `DatasetWrite` becomes materialization metadata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetMaterialization,
+    AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     FreshnessPolicy,
@@ -29,6 +32,9 @@ from ingest_platform.core.dataset import (
     DatasetWrite,
     PartitionContent,
 )
+
+#: The tag Dagster puts on every run a backfill launches: the backfill's id.
+BACKFILL_TAG = "dagster/backfill"
 
 
 def partitions_def(dataset: Dataset) -> PartitionsDefinition | None:
@@ -78,6 +84,47 @@ def asset_kwargs(dataset: Dataset, **overrides: Any) -> dict[str, Any]:
         kwargs["freshness_policy"] = freshness
     kwargs.update(overrides)
     return kwargs
+
+
+def with_backfill_chunks(
+    assets: Sequence[AssetsDefinition], chunk: int | None
+) -> list[AssetsDefinition]:
+    """`assets`, each single-run asset backfilled in runs of at most `chunk` partitions
+    (`BackfillPolicy.multi_run`); unchanged when `chunk` is None.
+
+    Applied by a domain's Definitions when they load (`core.settings.backfill_chunk`), not at
+    import, so the setting is read where the other settings are. Assets with another policy
+    (none: one run per partition) keep it.
+    """
+    if chunk is None:
+        return list(assets)
+    multi_run = BackfillPolicy.multi_run(chunk)
+    return [
+        item.with_attributes(backfill_policy=multi_run)
+        if item.backfill_policy == BackfillPolicy.single_run()
+        else item
+        for item in assets
+    ]
+
+
+def backfill_partition_keys(context: AssetExecutionContext, asset: str) -> list[str]:
+    """The partitions of `asset` that the run's backfill targets as a whole, or, for a run no
+    backfill launched (or one whose target the instance no longer holds), the run's own.
+
+    A chunked backfill runs a range as several runs; a choice that must not depend on where
+    the chunks fall (the rotating sample a budget-limited source reconciles) is made over the
+    whole backfill, so every chunk makes the choice a single run would have made.
+    """
+    own = sorted(context.partition_keys)
+    backfill_id = context.run.tags.get(BACKFILL_TAG)
+    backfill = context.instance.get_backfill(backfill_id) if backfill_id else None
+    data = getattr(backfill, "asset_backfill_data", None)  # None: a job backfill
+    if data is None:
+        return own
+    subset = data.target_subset.partitions_subsets_by_asset_key.get(AssetKey(asset))
+    if subset is None:
+        return own
+    return sorted(set(subset.get_partition_keys()) | set(own))
 
 
 def spec(dataset: Dataset, **overrides: Any) -> AssetSpec:

@@ -109,3 +109,26 @@ def now() -> pd.Timestamp:
         stamp = pd.Timestamp(pinned)
         return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return pd.Timestamp.now(tz="UTC")
+
+
+BACKFILL_CHUNK_ENV = "INGEST_PLATFORM_BACKFILL_CHUNK"
+
+
+def backfill_chunk() -> int | None:
+    """The most partitions one backfill run covers ($INGEST_PLATFORM_BACKFILL_CHUNK), or None
+    (unset or empty): a whole range in one run.
+
+    Chunks let a cluster run a long backfill as several runs side by side; each run makes its
+    own history request per symbol per source, so requests grow with the number of chunks (see
+    docs/pages/operations.md). A value that is not a whole number of at least 1 is refused with
+    its name and value, when the definitions load, rather than silently running one big run.
+    """
+    raw = os.environ.get(BACKFILL_CHUNK_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"{BACKFILL_CHUNK_ENV}={raw!r}: expected a whole number of partitions per run, "
+            "1 or more (unset it to run each backfill range as one run)"
+        )
+    return int(raw)

@@ -5,6 +5,12 @@ three-year backfill makes one history request per symbol per source and writes e
 partition atomically with its own metadata. The flow is `market.ingest`, the rules
 `market.rules`; these functions choose the source and wire resources.
 
+With $INGEST_PLATFORM_BACKFILL_CHUNK a backfill runs as chunks (`BackfillPolicy.multi_run`),
+and each chunk writes what the single run would have: every partition's content depends on its
+own day only (Yahoo's request reaches to today in every chunk, so each sees the same basis and
+the same corporate actions), and the one choice made over a range, the rotating sample of a
+budget-limited source, is made over the whole backfill (`backfill_partition_keys`).
+
 A symbol that fails (unknown, throttled past the retries, malformed answer) is named with its
 error in the run metadata and the rest is written. When failures exceed `max_failure_rate`, the
 blocking `fetch_failure_rate` check fails the run after the good data is recorded, so nothing
@@ -30,6 +36,7 @@ from pydantic import Field
 from ingest_platform.core.dataset import Dataset
 from ingest_platform.core.dataset_assets import (
     asset_kwargs,
+    backfill_partition_keys,
     partitions_def,
     record_partitions,
     record_run,
@@ -242,13 +249,15 @@ def _secondary(
 ) -> MaterializeResult:
     """A budget-limited second source: fetch a rotating sample, never more than the budget."""
     members = load_members(lake)
-    keys = sorted(context.partition_keys)
+    # The sample is drawn over the whole backfill, not this run's chunk of it: the universe of
+    # its range and its last day, so each chunk reconciles the symbols one run would have.
+    keys = backfill_partition_keys(context, dataset.name)
     instruments = [
         i
         for i in load_universe(lake, config.asset_classes, config.symbols, members, keys)
         if covers(i)
     ]
-    last_day = dt.date.fromisoformat(max(context.partition_keys))
+    last_day = dt.date.fromisoformat(max(keys))
     budget = resource.budget().report()
     # Never plan more calls than the day's budget has left: a spent budget means a smaller
     # sample (possibly none), not a run that fails on every symbol.
