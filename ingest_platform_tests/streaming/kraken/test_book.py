@@ -286,6 +286,19 @@ def test_bad_numbers_are_rejected() -> None:
         book.apply_update(item([{"price": Decimal("NaN"), "qty": "1"}], [], 0))
 
 
+def test_a_bad_level_leaves_the_levels_before_it_in_the_checksum() -> None:
+    """The book is half-applied after a bad level, and its checksum says so (a caller comparing
+    it to a later snapshot must not see the checksum of the book before the message)."""
+    for side in ("asks", "bids"):
+        book, _ = ten_by_ten()
+        good = {"price": "100.5" if side == "asks" else "99.5", "qty": "7"}
+        bad = {"price": "abc", "qty": "1"}
+        with pytest.raises(ValueError, match="not a decimal"):
+            book.apply_update({"symbol": "BTC/USD", side: [good, bad], "checksum": 0})
+        assert (book.best_ask() if side == "asks" else book.best_bid())[1] == Decimal(7)
+        assert book.checksum() == kraken_book_checksum(book.asks(), book.bids(), 1, 8)
+
+
 def test_constructor_validation_names_the_bad_value() -> None:
     with pytest.raises(
         ValueError, match=r"depth must be one of \[10, 25, 100, 500, 1000\], got 50"
