@@ -51,6 +51,7 @@ Number = Decimal | int | str
 
 _POW10 = [10**i for i in range(64)]
 _ZEROS = ["0" * i for i in range(64)]
+_crc32 = zlib.crc32
 
 
 def _ticks(value: Number, precision: int) -> int:
@@ -170,79 +171,52 @@ def parse_message(raw: str | bytes, *, numbers_as_text: bool = False) -> Any:
     return json.loads(raw, parse_float=str if numbers_as_text else Decimal)
 
 
-class _Numbers:
-    """A book's number conversions off the inlined fast path, prices memoised by their text.
-
-    A price recurs constantly (a level is updated many times; 84% of the levels in the real
-    capture repeat a price seen before), and the same text at the same precision always
-    gives the same ticks and checksum text, so a dict hit replaces the parse, the
-    validation and the formatting. Only ``str`` prices (``numbers_as_text``) are memoised;
-    the cache is emptied when it reaches ``limit`` entries, which bounds memory whatever
-    the stream sends. Quantities mostly differ from one level to the next (the capture
-    repeats 42%, mostly deletes), so they are converted inline instead.
-    """
-
-    __slots__ = ("limit", "pp", "prices", "qp")
-
-    def __init__(self, pp: int, qp: int, limit: int = 50_000) -> None:
-        self.pp, self.qp, self.limit = pp, qp, limit
-        self.prices: dict[Any, tuple[int, str]] = {}
-        """price text -> (price ticks, the price's checksum text)"""
-
-    def price(self, value: Number) -> tuple[int, str]:
-        """Ticks and checksum text of a price the cache does not hold (then it does)."""
-        ticks = _ticks(value, self.pp)
-        known = (ticks, f"{ticks or ''}")
-        if type(value) is str:
-            if len(self.prices) >= self.limit:
-                self.prices.clear()
-            self.prices[value] = known
-        return known
-
-    def qty(self, value: Number) -> str:
-        """Checksum text of a qty ('' for zero, a delete) that is not plain decimal text."""
-        return f"{_ticks(value, self.qp) or ''}"
-
-
 class _Side:
-    """One side of the book: levels in ascending price order, plus its checksum cache.
+    """One side of the book, best level first, with the checksum text of its top 10.
 
-    ``prices`` holds price ticks ascending (asks best first, bids best last) and
-    ``fragments`` the matching levels' checksum fragments: two plain lists kept in
-    step by ``bisect``, so a set, insert or delete is one C-level binary search and
-    memmove (cheap at every allowed depth), truncation one slice deletion, and the top
-    10's checksum text one ``join`` of a slice. The qty is recovered from the fragment
-    on the rare read. ``part`` is the checksum text of the top 10, rebuilt only when a
-    change reached them (a change deeper than the top 10 leaves it as it is).
+    ``keys`` holds each level's price ticks as a sort key (negated for bids, so both sides
+    sort ascending from their best level) and ``fragments`` the levels' checksum fragments:
+    two plain lists kept in step by ``bisect``, so a set, insert or delete is one C-level
+    binary search and memmove (cheap at every allowed depth), truncation one slice
+    deletion, and the top 10's checksum text one ``join`` of a slice. The qty is recovered
+    from the fragment on the rare read. ``part`` is the top 10's checksum text, rebuilt only
+    when a change reached them (a change deeper than the top 10 leaves it as it is).
+
+    ``prices`` memoises the price text received: a price recurs constantly (84% of the
+    levels in the real capture repeat one seen before), and the same text at the same
+    precision always gives the same ticks and text, so a dict hit replaces the parse, the
+    validation and the formatting. Only ``str`` prices (``numbers_as_text``) are memoised,
+    and the memo is emptied at ``_PRICE_MEMO`` entries, which bounds memory whatever the
+    stream sends. Quantities mostly differ from one level to the next (the capture repeats
+    42%, mostly deletes), so they are cut from their text inline instead.
     """
 
-    __slots__ = ("ask", "crc", "fragments", "part", "prices")
+    __slots__ = ("depth", "fragments", "keys", "part", "pp", "prices", "qp", "sign")
 
-    def __init__(self, ask: bool) -> None:
-        self.ask = ask
-        self.prices: list[int] = []
+    def __init__(self, sign: int, depth: int, pp: int, qp: int) -> None:
+        self.sign, self.depth, self.pp, self.qp = sign, depth, pp, qp
+        self.keys: list[int] = []
         self.fragments: list[str] = []
         self.part = b""
         """The checksum text of the top 10 levels, best first, always current."""
-        self.crc = 0
-        """CRC32 of ``part`` (kept for the asks only: the bids' part continues it)."""
+        self.prices: dict[Any, tuple[int, str]] = {}
+        """price text -> (sort key, the price's checksum text)"""
 
-    def apply(self, entries: Iterable[Mapping[str, Number]], numbers: _Numbers, depth: int) -> bool:
+    def apply(self, entries: Iterable[Mapping[str, Number]]) -> bool:
         """Set or (qty 0) delete each level in message order, then truncate to depth; True
-        if the top 10 changed (their checksum text is then rebuilt, here, in the same call).
+        if the top 10 changed (``part`` is then rebuilt, here, in the same call).
 
         The hot path: the decimal text of ``parse_message(raw, numbers_as_text=True)`` is
         turned into ticks and fragments inline (what :func:`_ticks` and :func:`_fragment`
-        do, without two calls per number); anything else goes through :func:`_ticks`.
+        do, without calls per number); anything else goes through :func:`_ticks`.
         """
-        prices, fragments, ask = self.prices, self.fragments, self.ask
-        price_cache, qp = numbers.prices, numbers.qp
+        keys, fragments, prices, qp = self.keys, self.fragments, self.prices, self.qp
         top = CHECKSUM_LEVELS
-        n = len(prices)
+        n = len(keys)
         stale = False
         for entry in entries:
             value = entry["price"]
-            price, price_text = price_cache.get(value) or numbers.price(value)
+            key, price_text = prices.get(value) or self.price(value)
             value = entry["qty"]
             if type(value) is str:  # what _ticks and _fragment do, inlined
                 whole, _, frac = value.partition(".")
@@ -252,63 +226,61 @@ class _Side:
                     if qty_text:
                         qty_text += _ZEROS[qp - len(frac)]
                 else:
-                    qty_text = numbers.qty(value)
+                    qty_text = f"{_ticks(value, qp) or ''}"
             else:
-                qty_text = numbers.qty(value)
-            i = bisect_left(prices, price)
-            if i < n and prices[i] == price:
+                qty_text = f"{_ticks(value, qp) or ''}"
+            i = bisect_left(keys, key)
+            if i < n and keys[i] == key:
                 if qty_text:
                     fragments[i] = price_text + qty_text
                 else:
-                    del prices[i], fragments[i]
+                    del keys[i], fragments[i]
                     n -= 1
             elif qty_text:
-                prices.insert(i, price)
+                keys.insert(i, key)
                 fragments.insert(i, price_text + qty_text)
                 n += 1
             else:
                 continue  # deleting a level the book does not hold
-            # The top 10 are the first 10 asks and the last 10 bids (after this change).
-            if i < top if ask else i >= n - top:
+            if i < top:
                 stale = True
-        if n > depth:
-            if ask:
-                del prices[depth:], fragments[depth:]
-            else:
-                del prices[: n - depth], fragments[: n - depth]
-        if stale:  # self.refresh(), inlined
-            if ask:
-                part = self.part = "".join(fragments[:top]).encode()
-                self.crc = zlib.crc32(part)
-            else:
-                self.part = "".join(fragments[: -top - 1 : -1]).encode()
+        if n > self.depth:
+            del keys[self.depth :], fragments[self.depth :]
+        if stale:
+            self.part = "".join(fragments[:top]).encode()
         return stale
 
+    def price(self, value: Number) -> tuple[int, str]:
+        """Sort key and checksum text of a price not memoised yet (then it is)."""
+        ticks = _ticks(value, self.pp)
+        known = (ticks * self.sign, f"{ticks or ''}")
+        if type(value) is str:
+            if len(self.prices) >= _PRICE_MEMO:
+                self.prices.clear()
+            self.prices[value] = known
+        return known
+
     def refresh(self) -> None:
-        """Rebuild the top 10's checksum text, best first, and (asks) its CRC32."""
-        fragments = self.fragments
-        if self.ask:
-            self.part = "".join(fragments[:CHECKSUM_LEVELS]).encode()
-            self.crc = zlib.crc32(self.part)
-        else:
-            self.part = "".join(fragments[: -CHECKSUM_LEVELS - 1 : -1]).encode()
+        """Rebuild ``part`` from the levels (after a bad level interrupted `apply`)."""
+        self.part = "".join(self.fragments[:CHECKSUM_LEVELS]).encode()
 
     def clear(self) -> None:
-        self.prices.clear()
+        self.keys.clear()
         self.fragments.clear()
         self.part = b""
-        self.crc = 0  # zlib.crc32(b"")
 
-    def items(self, pp: int, qp: int, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
+    def items(self, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
         """The levels best first (the best ``n``), as exact Decimals at the precisions."""
-        pairs: Iterable[tuple[int, str]] = zip(self.prices, self.fragments, strict=True)
-        if not self.ask:
-            pairs = reversed(list(pairs))
         result = []
-        for price, fragment in islice(pairs, n):
+        for key, fragment in islice(zip(self.keys, self.fragments, strict=True), n):
+            price = key * self.sign
             qty = int(fragment[len(_fragment(price, 0)) :])
-            result.append((_from_ticks(price, pp), _from_ticks(qty, qp)))
+            result.append((_from_ticks(price, self.pp), _from_ticks(qty, self.qp)))
         return result
+
+
+_PRICE_MEMO = 50_000
+"""Prices memoised per side at most (then the memo starts afresh)."""
 
 
 class KrakenBook:
@@ -335,10 +307,10 @@ class KrakenBook:
         self.depth = depth
         self.price_precision = price_precision
         self.qty_precision = qty_precision
-        self._asks = _Side(ask=True)
-        self._bids = _Side(ask=False)
+        self._asks = _Side(1, depth, price_precision, qty_precision)
+        self._bids = _Side(-1, depth, price_precision, qty_precision)
+        self._asks_crc = 0  # CRC32 of the asks' part: the bids' part continues it
         self._checksum: int | None = None
-        self._numbers = _Numbers(price_precision, qty_precision)
 
     def apply_snapshot(self, item: Mapping[str, Any]) -> bool:
         """Replace both sides with the snapshot's levels; True if the checksum matches."""
@@ -346,6 +318,7 @@ class KrakenBook:
             self._wrong_symbol(item)
         self._asks.clear()
         self._bids.clear()
+        self._asks_crc = 0  # zlib.crc32(b"")
         self._checksum = None
         return self.apply_update(item)
 
@@ -359,20 +332,22 @@ class KrakenBook:
             self._wrong_symbol(item)
         asks, bids = self._asks, self._bids
         try:
-            if (entries := item.get("asks")) and asks.apply(entries, self._numbers, self.depth):
+            if (entries := item.get("asks")) and asks.apply(entries):
+                self._asks_crc = _crc32(asks.part)
                 self._checksum = None
-            if (entries := item.get("bids")) and bids.apply(entries, self._numbers, self.depth):
+            if (entries := item.get("bids")) and bids.apply(entries):
                 self._checksum = None
         except BaseException:
             # A bad level: what was applied before it must still show in the checksum.
             asks.refresh()
             bids.refresh()
+            self._asks_crc = _crc32(asks.part)
             self._checksum = None
             raise
         checksum = self._checksum
         if checksum is None:
             # crc32(b, crc32(a)) == crc32(a + b): a change to the bids alone reuses the asks'.
-            checksum = self._checksum = zlib.crc32(bids.part, asks.crc)
+            checksum = self._checksum = _crc32(bids.part, self._asks_crc)
         expected = item["checksum"]
         return checksum == (expected if type(expected) is int else int(expected))
 
@@ -397,23 +372,23 @@ class KrakenBook:
         """Kraken's CRC32 of the current top 10 asks then bids, cached until the book changes."""
         checksum = self._checksum
         if checksum is None:
-            checksum = self._checksum = zlib.crc32(self._bids.part, self._asks.crc)
+            checksum = self._checksum = _crc32(self._bids.part, self._asks_crc)
         return checksum
 
     def asks(self) -> list[tuple[Decimal, Decimal]]:
         """All ask levels as ``(price, qty)``, lowest price first."""
-        return self._asks.items(self.price_precision, self.qty_precision)
+        return self._asks.items()
 
     def bids(self) -> list[tuple[Decimal, Decimal]]:
         """All bid levels as ``(price, qty)``, highest price first."""
-        return self._bids.items(self.price_precision, self.qty_precision)
+        return self._bids.items()
 
     def best_ask(self) -> tuple[Decimal, Decimal] | None:
-        levels = self._asks.items(self.price_precision, self.qty_precision, 1)
+        levels = self._asks.items(1)
         return levels[0] if levels else None
 
     def best_bid(self) -> tuple[Decimal, Decimal] | None:
-        levels = self._bids.items(self.price_precision, self.qty_precision, 1)
+        levels = self._bids.items(1)
         return levels[0] if levels else None
 
     def spread(self) -> Decimal | None:
@@ -428,20 +403,19 @@ class KrakenBook:
 
     def top(self, n: int = CHECKSUM_LEVELS) -> dict[str, Any]:
         """JSON-ready summary of the best ``n`` levels (numbers as exact strings), for logs."""
-        pp, qp = self.price_precision, self.qty_precision
         return {
             "symbol": self.symbol,
             "checksum": self.checksum(),
-            "asks": [[str(p), str(q)] for p, q in self._asks.items(pp, qp, n)],
-            "bids": [[str(p), str(q)] for p, q in self._bids.items(pp, qp, n)],
+            "asks": [[str(p), str(q)] for p, q in self._asks.items(n)],
+            "bids": [[str(p), str(q)] for p, q in self._bids.items(n)],
         }
 
     def __len__(self) -> int:
         """Number of price levels held, both sides together."""
-        return len(self._asks.prices) + len(self._bids.prices)
+        return len(self._asks.keys) + len(self._bids.keys)
 
     def __repr__(self) -> str:
         return (
             f"KrakenBook({self.symbol!r}, depth={self.depth}, "
-            f"asks={len(self._asks.prices)}, bids={len(self._bids.prices)})"
+            f"asks={len(self._asks.keys)}, bids={len(self._bids.keys)})"
         )
