@@ -279,8 +279,9 @@ class _Side:
         return result
 
 
-_PRICE_MEMO = 50_000
-"""Prices memoised per side at most (then the memo starts afresh)."""
+_PRICE_MEMO = 8192
+"""Prices memoised per side at most (then the memo starts afresh): ~2 MB a side, and the
+prices near the touch, the ones that recur, are back in it within a few messages."""
 
 
 class KrakenBook:
