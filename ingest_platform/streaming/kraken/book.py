@@ -16,28 +16,30 @@ Exactness: every price and quantity becomes an integer count of
 rejected, because the precision would then be misconfigured and no checksum
 could match. With integer ticks, a level's checksum fragment is just
 ``f"{price_ticks}{qty_ticks}"`` (formatting to the precision, dropping the ``.``
-and the leading zeros yields exactly the decimal digits of the tick count). The
-fragment is computed once when the level is set, so a checksum only joins cached
-strings, and only for a side whose top 10 changed since the last one.
+and the leading zeros yields exactly the decimal digits of the tick count).
 
 Speed: the JSON parse costs about as much as the book. ``json.loads(raw,
 parse_float=Decimal)`` builds a new decoder on every call; :func:`parse_message`
 reuses one and is the same parse, about 3x faster. ``apply_*`` also accept the
 numbers as their JSON text (``parse_message(raw, numbers_as_text=True)``, i.e.
-``parse_float=str``): exact as well, and the fastest path.
+``parse_float=str``): exact as well, and the fastest path. On it, per level: the
+price's ticks and text come from a per-book memo of the price text (prices recur),
+the qty's fragment is cut from its text with a few C string methods, and the level
+lands in two plain sorted lists by ``bisect``. Per side, the top 10's checksum
+text is rebuilt (one ``join``) only when a change reached it, and the asks' CRC32
+is kept so a bids-only change hashes only the bids.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from operator import itemgetter
 from typing import Any
-
-from sortedcontainers import SortedDict
 
 ALLOWED_DEPTHS = frozenset({10, 25, 100, 500, 1000})
 CHECKSUM_LEVELS = 10
@@ -48,6 +50,8 @@ Number = Decimal | int | str
 
 
 _POW10 = [10**i for i in range(64)]
+_ZEROS = ["0" * i for i in range(64)]
+_crc32 = zlib.crc32
 
 
 def _ticks(value: Number, precision: int) -> int:
@@ -168,62 +172,116 @@ def parse_message(raw: str | bytes, *, numbers_as_text: bool = False) -> Any:
 
 
 class _Side:
-    """One side of the book: ticks-keyed levels, best first, plus checksum cache.
+    """One side of the book, best level first, with the checksum text of its top 10.
 
-    ``levels`` maps a sort key (price ticks for asks, negated for bids, so
-    iteration is best first) to the level's checksum fragment, which is all the
-    hot path needs; the qty is recovered from it on the rare read. ``part`` is
-    the cached checksum text of the top 10 (``None`` once stale) and ``edge`` the
-    10th key when it was built: a change to a deeper level cannot touch the top 10.
+    ``keys`` holds each level's price ticks as a sort key (negated for bids, so both sides
+    sort ascending from their best level) and ``fragments`` the levels' checksum fragments:
+    two plain lists kept in step by ``bisect``, so a set, insert or delete is one C-level
+    binary search and memmove (cheap at every allowed depth), truncation one slice
+    deletion, and the top 10's checksum text one ``join`` of a slice. The qty is recovered
+    from the fragment on the rare read. ``part`` is the top 10's checksum text, rebuilt only
+    when a change reached them (a change deeper than the top 10 leaves it as it is).
+
+    ``prices`` memoises the price text received: a price recurs constantly (84% of the
+    levels in the real capture repeat one seen before), and the same text at the same
+    precision always gives the same ticks and text, so a dict hit replaces the parse, the
+    validation and the formatting. Only ``str`` prices (``numbers_as_text``) are memoised,
+    and the memo is emptied at ``_PRICE_MEMO`` entries, which bounds memory whatever the
+    stream sends. Quantities mostly differ from one level to the next (the capture repeats
+    42%, mostly deletes), so they are cut from their text inline instead.
     """
 
-    __slots__ = ("edge", "levels", "part", "sign")
+    __slots__ = ("depth", "fragments", "keys", "part", "pp", "prices", "qp", "sign")
 
-    def __init__(self, sign: int) -> None:
-        self.sign = sign
-        self.levels: SortedDict = SortedDict()
-        self.part: str | None = None
-        self.edge: int | None = None
+    def __init__(self, sign: int, depth: int, pp: int, qp: int) -> None:
+        self.sign, self.depth, self.pp, self.qp = sign, depth, pp, qp
+        self.keys: list[int] = []
+        self.fragments: list[str] = []
+        self.part = b""
+        """The checksum text of the top 10 levels, best first, always current."""
+        self.prices: dict[Any, tuple[int, str]] = {}
+        """price text -> (sort key, the price's checksum text)"""
 
-    def apply(self, entries: Iterable[Mapping[str, Number]], pp: int, qp: int, depth: int) -> None:
-        """Set or (qty 0) delete each level in message order, then truncate to depth.
+    def apply(self, entries: Iterable[Mapping[str, Number]]) -> bool:
+        """Set or (qty 0) delete each level in message order, then truncate to depth; True
+        if the top 10 changed (``part`` is then rebuilt, here, in the same call).
 
-        Truncation pops only the deepest levels: O(k) for k levels removed.
+        The hot path: the decimal text of ``parse_message(raw, numbers_as_text=True)`` is
+        turned into ticks and fragments inline (what :func:`_ticks` and :func:`_fragment`
+        do, without calls per number); anything else goes through :func:`_ticks`.
         """
-        levels, sign, edge = self.levels, self.sign, self.edge
+        keys, fragments, prices, qp = self.keys, self.fragments, self.prices, self.qp
+        top = CHECKSUM_LEVELS
+        n = len(keys)
+        stale = False
         for entry in entries:
-            price = _ticks(entry["price"], pp)
-            qty = _ticks(entry["qty"], qp)
-            key = price * sign
-            if qty:
-                levels[key] = f"{price or ''}{qty}"  # _fragment(price, qty), inlined
-            elif levels.pop(key, None) is None:
-                continue
-            if edge is None or key <= edge:
-                self.part = None
-        if len(levels) > depth:
-            for _ in range(len(levels) - depth):
-                levels.popitem()
+            value = entry["price"]
+            key, price_text = prices.get(value) or self.price(value)
+            value = entry["qty"]
+            if type(value) is str:  # what _ticks and _fragment do, inlined
+                whole, _, frac = value.partition(".")
+                digits = whole + frac
+                if len(frac) <= qp and digits.isdecimal() and digits.isascii():
+                    qty_text = digits.lstrip("0")
+                    if qty_text:
+                        qty_text += _ZEROS[qp - len(frac)]
+                else:
+                    qty_text = f"{_ticks(value, qp) or ''}"
+            else:
+                qty_text = f"{_ticks(value, qp) or ''}"
+            i = bisect_left(keys, key)
+            if i < n and keys[i] == key:
+                if qty_text:
+                    fragments[i] = price_text + qty_text
+                else:
+                    del keys[i], fragments[i]
+                    n -= 1
+            elif qty_text:
+                keys.insert(i, key)
+                fragments.insert(i, price_text + qty_text)
+                n += 1
+            else:
+                continue  # deleting a level the book does not hold
+            if i < top:
+                stale = True
+        if n > self.depth:
+            del keys[self.depth :], fragments[self.depth :]
+        if stale:
+            self.part = "".join(fragments[:top]).encode()
+        return stale
 
-    def checksum_part(self) -> str:
-        """Rebuild (and cache) the checksum text of the top 10 levels."""
-        levels = self.levels
-        top = list(islice(levels, CHECKSUM_LEVELS))
-        part = self.part = "".join(map(levels.__getitem__, top))
-        self.edge = top[-1] if len(top) == CHECKSUM_LEVELS else None
-        return part
+    def price(self, value: Number) -> tuple[int, str]:
+        """Sort key and checksum text of a price not memoised yet (then it is)."""
+        ticks = _ticks(value, self.pp)
+        known = (ticks * self.sign, f"{ticks or ''}")
+        if type(value) is str:
+            if len(self.prices) >= _PRICE_MEMO:
+                self.prices.clear()
+            self.prices[value] = known
+        return known
+
+    def refresh(self) -> None:
+        """Rebuild ``part`` from the levels (after a bad level interrupted `apply`)."""
+        self.part = "".join(self.fragments[:CHECKSUM_LEVELS]).encode()
 
     def clear(self) -> None:
-        self.levels.clear()
-        self.part = self.edge = None
+        self.keys.clear()
+        self.fragments.clear()
+        self.part = b""
 
-    def items(self, pp: int, qp: int, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
+    def items(self, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
+        """The levels best first (the best ``n``), as exact Decimals at the precisions."""
         result = []
-        for key, fragment in islice(self.levels.items(), n):
+        for key, fragment in islice(zip(self.keys, self.fragments, strict=True), n):
             price = key * self.sign
             qty = int(fragment[len(_fragment(price, 0)) :])
-            result.append((_from_ticks(price, pp), _from_ticks(qty, qp)))
+            result.append((_from_ticks(price, self.pp), _from_ticks(qty, self.qp)))
         return result
+
+
+_PRICE_MEMO = 8192
+"""Prices memoised per side at most (then the memo starts afresh): ~2 MB a side, and the
+prices near the touch, the ones that recur, are back in it within a few messages."""
 
 
 class KrakenBook:
@@ -250,8 +308,9 @@ class KrakenBook:
         self.depth = depth
         self.price_precision = price_precision
         self.qty_precision = qty_precision
-        self._asks = _Side(1)
-        self._bids = _Side(-1)
+        self._asks = _Side(1, depth, price_precision, qty_precision)
+        self._bids = _Side(-1, depth, price_precision, qty_precision)
+        self._asks_crc = 0  # CRC32 of the asks' part: the bids' part continues it
         self._checksum: int | None = None
 
     def apply_snapshot(self, item: Mapping[str, Any]) -> bool:
@@ -260,6 +319,8 @@ class KrakenBook:
             self._wrong_symbol(item)
         self._asks.clear()
         self._bids.clear()
+        self._asks_crc = 0  # zlib.crc32(b"")
+        self._checksum = None
         return self.apply_update(item)
 
     def apply_update(self, item: Mapping[str, Any]) -> bool:
@@ -270,12 +331,26 @@ class KrakenBook:
         """
         if item.get("symbol") != self.symbol:
             self._wrong_symbol(item)
-        self._checksum = None
-        if entries := item.get("asks"):
-            self._asks.apply(entries, self.price_precision, self.qty_precision, self.depth)
-        if entries := item.get("bids"):
-            self._bids.apply(entries, self.price_precision, self.qty_precision, self.depth)
-        return self.checksum() == int(item["checksum"])
+        asks, bids = self._asks, self._bids
+        try:
+            if (entries := item.get("asks")) and asks.apply(entries):
+                self._asks_crc = _crc32(asks.part)
+                self._checksum = None
+            if (entries := item.get("bids")) and bids.apply(entries):
+                self._checksum = None
+        except BaseException:
+            # A bad level: what was applied before it must still show in the checksum.
+            asks.refresh()
+            bids.refresh()
+            self._asks_crc = _crc32(asks.part)
+            self._checksum = None
+            raise
+        checksum = self._checksum
+        if checksum is None:
+            # crc32(b, crc32(a)) == crc32(a + b): a change to the bids alone reuses the asks'.
+            checksum = self._checksum = _crc32(bids.part, self._asks_crc)
+        expected = item["checksum"]
+        return checksum == (expected if type(expected) is int else int(expected))
 
     def _wrong_symbol(self, item: Mapping[str, Any]) -> None:
         raise ValueError(f"book for {self.symbol!r} got an item for {item.get('symbol')!r}")
@@ -296,30 +371,25 @@ class KrakenBook:
 
     def checksum(self) -> int:
         """Kraken's CRC32 of the current top 10 asks then bids, cached until the book changes."""
-        if self._checksum is None:
-            asks, bids = self._asks.part, self._bids.part
-            if asks is None:
-                asks = self._asks.checksum_part()
-            if bids is None:
-                bids = self._bids.checksum_part()
-            text = asks + bids
-            self._checksum = zlib.crc32(text.encode())
-        return self._checksum
+        checksum = self._checksum
+        if checksum is None:
+            checksum = self._checksum = _crc32(self._bids.part, self._asks_crc)
+        return checksum
 
     def asks(self) -> list[tuple[Decimal, Decimal]]:
         """All ask levels as ``(price, qty)``, lowest price first."""
-        return self._asks.items(self.price_precision, self.qty_precision)
+        return self._asks.items()
 
     def bids(self) -> list[tuple[Decimal, Decimal]]:
         """All bid levels as ``(price, qty)``, highest price first."""
-        return self._bids.items(self.price_precision, self.qty_precision)
+        return self._bids.items()
 
     def best_ask(self) -> tuple[Decimal, Decimal] | None:
-        levels = self._asks.items(self.price_precision, self.qty_precision, 1)
+        levels = self._asks.items(1)
         return levels[0] if levels else None
 
     def best_bid(self) -> tuple[Decimal, Decimal] | None:
-        levels = self._bids.items(self.price_precision, self.qty_precision, 1)
+        levels = self._bids.items(1)
         return levels[0] if levels else None
 
     def spread(self) -> Decimal | None:
@@ -334,20 +404,19 @@ class KrakenBook:
 
     def top(self, n: int = CHECKSUM_LEVELS) -> dict[str, Any]:
         """JSON-ready summary of the best ``n`` levels (numbers as exact strings), for logs."""
-        pp, qp = self.price_precision, self.qty_precision
         return {
             "symbol": self.symbol,
             "checksum": self.checksum(),
-            "asks": [[str(p), str(q)] for p, q in self._asks.items(pp, qp, n)],
-            "bids": [[str(p), str(q)] for p, q in self._bids.items(pp, qp, n)],
+            "asks": [[str(p), str(q)] for p, q in self._asks.items(n)],
+            "bids": [[str(p), str(q)] for p, q in self._bids.items(n)],
         }
 
     def __len__(self) -> int:
         """Number of price levels held, both sides together."""
-        return len(self._asks.levels) + len(self._bids.levels)
+        return len(self._asks.keys) + len(self._bids.keys)
 
     def __repr__(self) -> str:
         return (
             f"KrakenBook({self.symbol!r}, depth={self.depth}, "
-            f"asks={len(self._asks.levels)}, bids={len(self._bids.levels)})"
+            f"asks={len(self._asks.keys)}, bids={len(self._bids.keys)})"
         )

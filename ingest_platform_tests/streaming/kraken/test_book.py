@@ -286,6 +286,42 @@ def test_bad_numbers_are_rejected() -> None:
         book.apply_update(item([{"price": Decimal("NaN"), "qty": "1"}], [], 0))
 
 
+def test_a_bad_level_leaves_the_levels_before_it_in_the_checksum() -> None:
+    """The book is half-applied after a bad level, and its checksum says so (a caller comparing
+    it to a later snapshot must not see the checksum of the book before the message)."""
+    for side in ("asks", "bids"):
+        book, _ = ten_by_ten()
+        good = {"price": "100.5" if side == "asks" else "99.5", "qty": "7"}
+        bad = {"price": "abc", "qty": "1"}
+        with pytest.raises(ValueError, match="not a decimal"):
+            book.apply_update({"symbol": "BTC/USD", side: [good, bad], "checksum": 0})
+        assert (book.best_ask() if side == "asks" else book.best_bid())[1] == Decimal(7)
+        assert book.checksum() == kraken_book_checksum(book.asks(), book.bids(), 1, 8)
+
+
+def test_a_long_drift_through_many_distinct_prices_stays_exact() -> None:
+    """Prices arrive as text and the book memoises them (a bounded memo, emptied when full):
+    a market drifting through more distinct prices than the memo holds still verifies."""
+    rng = random.Random(20)
+    book, ref = KrakenBook("BTC/USD", 10, 1, 8), RefBook(10, 1, 8)
+    mid = 300_000  # ticks of 0.1
+    snap = item(
+        [{"price": f"{(mid + i) / 10:.1f}", "qty": "1"} for i in range(1, 11)],
+        [{"price": f"{(mid - i) / 10:.1f}", "qty": "1"} for i in range(1, 11)],
+        0,
+    )
+    snap["checksum"] = ref.apply(snap, snapshot=True)
+    assert book.apply_snapshot(snap)
+    for n in range(12_000):  # the mid walks 12,000 ticks: over 8,192 prices per side
+        mid += 1
+        ask = {"price": f"{(mid + rng.randint(1, 3)) / 10:.1f}", "qty": f"0.{rng.randint(1, 99)}"}
+        bid = {"price": f"{(mid - rng.randint(1, 3)) / 10:.1f}", "qty": f"{rng.randint(1, 9)}"}
+        update = item([ask], [bid], 0)
+        update["checksum"] = ref.apply(update)
+        assert book.apply_update(update), f"update {n}"
+    assert book.asks() == ref.sorted_asks() and book.bids() == ref.sorted_bids()
+
+
 def test_constructor_validation_names_the_bad_value() -> None:
     with pytest.raises(
         ValueError, match=r"depth must be one of \[10, 25, 100, 500, 1000\], got 50"

@@ -58,7 +58,7 @@ FORMAT_VERSION = "1"
 SUFFIX = ".parquet"
 _TEMP_PREFIX = TEMP_PREFIX  # the same hidden temp files as the lake's (core.durable)
 _TEMP_SUFFIX = TEMP_SUFFIX
-_CONVERT_CHUNK = 1024  # rows per Arrow conversion: ~1 ms of GIL each, never one long stall
+_CONVERT_CHUNK = 1024  # rows per Arrow conversion: well under 1 ms of GIL each
 _SEGMENT_NAME = re.compile(r"^(\d{8}T\d{6}\d{6}Z)-([0-9a-zA-Z]+)-(\d{12})\.parquet$")
 _DAY_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -348,9 +348,9 @@ def _ts_us_array(values: list[Any]) -> pa.Array:
     return pa.array(values, type=pa.int64()).cast(TS)
 
 
-def _ts_text_array(values: list[Any]) -> pa.Array:
+def _ts_text_array(values: list[Any] | pa.Array) -> pa.Array:
     """RFC 3339 text (``...Z``) to timestamps; text that does not parse becomes null."""
-    texts = _text_array(values)
+    texts = values if isinstance(values, pa.Array) else _text_array(values)
     try:
         return texts.cast(TS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -381,18 +381,60 @@ _CONVERTERS = {
 }
 
 
-def rows_to_table(kind: str, session: str, rows: list[tuple]) -> pa.Table:
-    """Row tuples (every column but ``session``, in schema order) as a table of ``kind``."""
-    schema = SCHEMAS[kind]
+def _row_type(schema: pa.Schema) -> pa.StructType:
+    """A row tuple's shape as one Arrow struct: the schema without ``session``, timestamps as
+    they arrive (``*_us`` integers, the rest RFC 3339 text), cast after conversion."""
+    fields = []
+    for f in schema:
+        if f.name == "session":
+            continue
+        if f.type == TS:
+            fields.append(pa.field(f.name, pa.int64() if f.name in _US_COLUMNS else pa.string()))
+        else:
+            fields.append(pa.field(f.name, f.type))
+    return pa.struct(fields)
+
+
+_ROW_TYPES = {kind: _row_type(schema) for kind, schema in SCHEMAS.items()}
+
+
+def _chunk_arrays(kind: str, chunk: list[tuple]) -> list[pa.Array]:
+    """A chunk's columns (``session`` aside). The rows go to Arrow whole, as one struct array:
+    one C call with no Python per value. Rows Arrow will not take as they are (a number where
+    text belongs, malformed levels) go column by column through the lenient converters."""
     converters = _CONVERTERS[kind]
+    try:
+        rows = pa.array(chunk, type=_ROW_TYPES[kind])
+    except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError, ValueError):
+        columns = list(zip(*chunk, strict=True)) if chunk else [()] * len(converters)
+        return [convert(list(col)) for (_, convert), col in zip(converters, columns, strict=True)]
+    arrays = []
+    for (_, convert), array in zip(converters, rows.flatten(), strict=True):
+        if convert is _ts_us_array:
+            array = array.cast(TS)
+        elif convert is _ts_text_array:
+            array = _ts_text_array(array)
+        arrays.append(array)
+    return arrays
+
+
+def rows_to_table(
+    kind: str, session: str, rows: list[tuple], pause: Callable[[], object] | None = None
+) -> pa.Table:
+    """Row tuples (every column but ``session``, in schema order) as a table of ``kind``.
+
+    Converted in chunks; ``pause`` runs between them (the writer thread sleeps there, so a
+    thread waiting for the GIL, the stream's event loop, gets it after one chunk at most
+    instead of after the interpreter's 5 ms switch interval).
+    """
+    schema = SCHEMAS[kind]
     batches = []
     for start in range(0, len(rows), _CONVERT_CHUNK):
+        if pause is not None and start:
+            pause()
         chunk = rows[start : start + _CONVERT_CHUNK]
-        columns = list(zip(*chunk, strict=True)) if chunk else [()] * len(converters)
-        arrays = [pa.array([session] * len(chunk), type=pa.string())]
-        arrays += [
-            convert(list(col)) for (_, convert), col in zip(converters, columns, strict=True)
-        ]
+        arrays = [pa.repeat(pa.scalar(session, pa.string()), len(chunk))]
+        arrays += _chunk_arrays(kind, chunk)
         batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
     if not batches:
         return schema.empty_table()

@@ -95,6 +95,29 @@ def test_rows_round_trip_exactly(tmp_path):
     assert gap["end_ts"] is None and gap["last_book_seq"] == 1
 
 
+def test_rows_read_back_the_same_whether_or_not_a_row_beside_them_is_malformed(tmp_path):
+    """A chunk of well-formed rows goes to Arrow whole; one odd row sends its chunk through the
+    lenient per-column conversion. Either way the well-formed rows read back identically."""
+    rows = [
+        (T0 + i, ts, "BTC/USD", "update", (("64123.4", f"0.{i}"),), (), 1000 + i, True, 10, 1, 8)
+        for i, ts in enumerate(
+            ["2026-11-02T12:00:00.5Z", None, "not a time", "2026-11-02T12:00:01Z"]
+        )
+    ]
+    odd = (T0 + 9, None, "BTC/USD", "update", ((64124, 2),), (("1", None),), 7, False, 10, 1, 8)
+    tables = []
+    for name, extra in (("clean", []), ("mixed", [odd])):
+        with StreamLog(tmp_path / name, session="s1") as log:
+            for row in rows + extra:
+                log.book(*row)
+        tables.append(read_kind(tmp_path / name, "book").to_pylist())
+    clean, mixed = tables
+    assert mixed[: len(clean)] == clean
+    assert [r["exch_ts"] is None for r in clean] == [False, True, True, False]
+    assert mixed[-1]["bids"] == [{"price": "64124", "qty": "2"}]
+    assert mixed[-1]["asks"] == [{"price": "1", "qty": None}]
+
+
 def test_segments_roll_by_rows_and_keep_seq_consecutive(tmp_path):
     with StreamLog(tmp_path, session="s1", max_rows=10) as log:
         for i in range(25):
