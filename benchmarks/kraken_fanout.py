@@ -2,7 +2,7 @@
 JetStream, interleaved in one run.
 
 Four processes: the sandbox Kraken WebSocket, ``nats-server -js`` (temporary store), a
-consumer (its own process: a pull consumer that rebuilds and re-verifies every book with
+consumer (its own process: a push consumer that rebuilds and re-verifies every book with
 `consume.BookRebuilder`, as ``kraken-tail`` does) and the stream itself, here, exactly as the
 Dagster op hosts it (`KrakenConnection` with a real `StreamLog`, plus a `FanoutPublisher` in
 the fan-out variant). Per rate and repeat, the variant without fan-out (A) and then with it (B)
@@ -103,38 +103,43 @@ def _consume(conn: Any, url: str) -> None:
         nc = Client()
         await nc.connect(servers=[url])
         js = nc.jetstream()
-        config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.NEW)
-        sub = await js.pull_subscribe("kraken.>", stream="KRAKEN", config=config)
-        conn.send("ready")
         rebuilder = BookRebuilder()
         latencies: list[int] = []
-        received, verified, mismatches = 0, 0, 0
-        stop_at: float | None = None
-        window_us = 1 << 62  # latency only for frames read inside the measured window
+        counts = {"received": 0, "verified": 0, "mismatches": 0}
+        window_us = [1 << 62]  # latency only for frames read inside the measured window
+
+        async def receive(msg: Any) -> None:  # what `consume.tail` does per message
+            now_us = time.time_ns() // 1000
+            counts["received"] += 1
+            event = decode(msg.data)
+            if event.get("recv_us", 0) >= window_us[0]:
+                latencies.append(now_us - event["recv_us"])
+            if event["kind"] == "book":
+                try:
+                    if rebuilder.apply(event) is Outcome.VERIFIED:
+                        counts["verified"] += 1
+                except Exception:
+                    counts["mismatches"] += 1
+
+        # a push consumer without acknowledgements, as `consume.tail` reads
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.NEW)
+        await js.subscribe("kraken.>", stream="KRAKEN", config=config, cb=receive)
+        conn.send("ready")
         loop = asyncio.get_running_loop()
+        stop_at: float | None = None
         while stop_at is None or loop.time() < stop_at:
             if stop_at is None and conn.poll():
                 command, arg = conn.recv()
                 if command == "window":
-                    window_us = arg
+                    window_us[0] = arg
                 else:
                     stop_at = loop.time() + 1.0  # then drain what is still on its way
-            try:
-                msgs = await sub.fetch(512, timeout=0.2)
-            except Exception:
-                continue
-            now_us = time.time_ns() // 1000
-            for msg in msgs:
-                received += 1
-                event = decode(msg.data)
-                if event.get("recv_us", 0) >= window_us:
-                    latencies.append(now_us - event["recv_us"])
-                if event["kind"] == "book":
-                    try:
-                        if rebuilder.apply(event) is Outcome.VERIFIED:
-                            verified += 1
-                    except Exception:
-                        mismatches += 1
+            await asyncio.sleep(0.05)
+        received, verified, mismatches = (
+            counts["received"],
+            counts["verified"],
+            counts["mismatches"],
+        )
         await nc.close()
         values = np.array(latencies, dtype=np.int64) / 1000.0
         pct = (

@@ -624,6 +624,7 @@ class FanoutPublisher:
         stats = self.stats
         acked = self._acked
         assert acked is not None
+        handled = 0
         while True:
             if not self.inflight:
                 acked.clear()
@@ -634,6 +635,10 @@ class FanoutPublisher:
                 remaining = (sent_ns + timeout_ns - time.monotonic_ns()) / 1e9
                 if remaining > 0:
                     await asyncio.wait([future], timeout=remaining)
+            else:
+                handled += 1
+                if not handled & 63:
+                    await asyncio.sleep(0)  # a run of answered publishes: let the stream read
             self.inflight.popleft()
             if future.done() and not future.cancelled() and future.exception() is None:
                 stats.published += 1

@@ -148,7 +148,7 @@ def test_a_slow_consumer_still_gets_and_verifies_everything(
         while not publisher.ready:  # the stream on the bus exists once the publisher connected
             await asyncio.sleep(0.01)
         slow["result"] = await consume.tail(
-            nats_server.url, from_start=True, idle_seconds=2.0, batch=16, on_event=dawdle
+            nats_server.url, from_start=True, idle_seconds=2.0, on_event=dawdle
         )
 
     async def main():
