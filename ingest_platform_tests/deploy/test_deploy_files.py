@@ -66,6 +66,7 @@ def test_helm_values_have_the_structure_the_chart_reads(values):
     assert {s["name"] for s in deployment["envSecrets"]} >= {"ingest-platform-api-keys"}
     env = _env_names(deployment["env"])
     assert env["DAGSTER_EVENT_BATCH_SIZE"] == "500"
+    assert env["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] == "true"
     assert env["INGEST_PLATFORM_LAKE_ROOT"].startswith("s3://")
     assert env["INGEST_PLATFORM_STREAM_ROOT"].startswith("s3://")
 
@@ -73,6 +74,7 @@ def test_helm_values_have_the_structure_the_chart_reads(values):
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     assert {s["name"] for s in launcher["envSecrets"]} >= {"ingest-platform-api-keys"}
     assert "DAGSTER_EVENT_BATCH_SIZE=500" in launcher["envVars"]
+    assert "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true" in launcher["envVars"]
     # The heartbeat volume is mounted where the code server (sensor) and run pods both look.
     mounts = {m["name"]: m["mountPath"] for m in launcher["volumeMounts"]}
     assert mounts == {m["name"]: m["mountPath"] for m in deployment["volumeMounts"]}
@@ -86,6 +88,9 @@ def test_helm_values_have_the_structure_the_chart_reads(values):
 
     daemon = values["dagsterDaemon"]
     assert _env_names(daemon["env"])["DAGSTER_EVENT_BATCH_SIZE"] == "500"
+    # runs are created by the webserver (Materialize) and the daemon (schedules, backfills)
+    for creator in (daemon, values["dagsterWebserver"]):
+        assert _env_names(creator["env"])["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] == "true"
     assert daemon["runMonitoring"]["enabled"] and daemon["runRetries"]["enabled"]
     assert daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
     limits = values["concurrency"]["runs"]["tagConcurrencyLimits"]
@@ -259,6 +264,7 @@ def test_the_dockerfile_is_slim_non_root_and_serves_port_4000():
     assert users and not users[-1].startswith(("root", "0"))
     assert "EXPOSE 4000" in text and '"code-server", "start"' in text
     assert "DAGSTER_EVENT_BATCH_SIZE=500" in text
+    assert "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true" in text
     for secret in [*API_KEY_ENV_VARS, "AWS_SECRET_ACCESS_KEY", "DAGSTER_PG_PASSWORD"]:
         assert secret not in text
 
