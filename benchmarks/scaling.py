@@ -178,10 +178,10 @@ def main() -> None:
                     f"{point.cpus[-1]:7.1f} s CPU {point.rss[-1]:6.0f} MB",
                     flush=True,
                 )
+            _report(args, points, real, sizes, spans, round_no + 1)  # so far, if stopped later
     finally:
         stop_sandbox(sandbox)
         shutil.rmtree(base, ignore_errors=True)
-    _report(args, points, real, sizes, spans)
 
 
 def _universe(base: Path, env: dict[str, str], span: tuple[str, str]) -> int:
@@ -255,7 +255,9 @@ def slope(x0: float, y0: float, x1: float, y1: float) -> float:
     return math.log(y1 / y0) / math.log(x1 / x0)
 
 
-def _report(args, points: list[Point], real: int, sizes: list[int], spans: list[float]) -> None:
+def _report(
+    args, points: list[Point], real: int, sizes: list[int], spans: list[float], rounds: int
+) -> None:
     from dagster import PartitionKeyRange
 
     from ingest_platform.core.partitions import market_day_partitions
@@ -267,7 +269,7 @@ def _report(args, points: list[Point], real: int, sizes: list[int], spans: list[
 
     print(
         f"\nGrowth curves, sandbox as of {AS_OF}, SQLite, {os.cpu_count()} cores, "
-        f"{args.repeat} interleaved round(s) (medians); {load_note()}"
+        f"{rounds} interleaved round(s) (medians); {load_note()}"
     )
     print(f"real one-year universe: {real} symbols; the rest synthetic members")
     print(
