@@ -11,7 +11,7 @@ for ours, the floor and ours minus the floor (our own work).
 - **years axis** (the real universe, no synthetic members): the last 1, 2 and 3.88 years before
   the sandbox's as-of date (the longer windows hold more former members: ~560 to ~610 symbols).
   The market partitions start on 2023-01-02 (``MARKET_START_DATE``), so 3.88 years
-  (2023-01-02...2026-11-19, 1,014 weekday partitions) is the longest backfill the code location
+  (2023-01-02...2026-11-19, 1,013 weekday partitions) is the longest backfill the code location
   defines: a 10-year curve would need other asset definitions than the ones measured.
 - **before** (with ``--before PATH``, instruments axis only): ours from another checkout.
 
