@@ -103,24 +103,44 @@ class MemberDays:
     def cut_and_relabel(self, bars: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         """Fetched bars (under canonical symbols) kept on the days their instrument was a
         member, each under the ticker in force that day; other instruments' rows unchanged.
-        Returns the bars and how many rows fell outside membership (dropped)."""
+        Returns the bars and how many rows fell outside membership (dropped).
+
+        One join of the members' rows to their own instrument's spells: the work grows with
+        rows x spells per instrument (one or two), never with rows x every spell of the index.
+        """
         if bars.empty:
             return bars, 0
         spells = self.spells[self.spells["canonical"].isin(set(bars["symbol"]))]
         if spells.empty:
             return bars, 0
+        symbols = bars["symbol"].to_numpy(dtype=object)
         member = bars["symbol"].isin(set(spells["canonical"])).to_numpy()
         keep = ~member
-        label = bars["symbol"].to_numpy(dtype=object).copy()
-        dates = bars["date"].to_numpy(dtype="datetime64[ns]")
-        symbols = bars["symbol"].to_numpy(dtype=object)
-        for spell in spells.itertuples(index=False):
-            removed = spell.removed
-            inside = (symbols == spell.canonical) & (dates >= np.datetime64(spell.added, "ns"))
-            if not pd.isna(removed):
-                inside &= dates < np.datetime64(removed, "ns")
-            keep |= inside
-            label[inside] = spell.symbol
+        label = symbols.copy()
+        rows = np.flatnonzero(member)
+        joined = pd.DataFrame(
+            {
+                "row": rows,
+                "canonical": symbols[rows],
+                "date": bars["date"].to_numpy(dtype="datetime64[ns]")[rows],
+            }
+        ).merge(
+            pd.DataFrame(
+                {
+                    "canonical": spells["canonical"].to_numpy(dtype=object),
+                    "in_force": spells["symbol"].to_numpy(dtype=object),
+                    "added": pd.to_datetime(spells["added"]).to_numpy(dtype="datetime64[ns]"),
+                    "removed": pd.to_datetime(spells["removed"]).to_numpy(dtype="datetime64[ns]"),
+                }
+            ),
+            on="canonical",
+        )
+        date = joined["date"].to_numpy()
+        removed = joined["removed"].to_numpy()
+        inside = (date >= joined["added"].to_numpy()) & (np.isnat(removed) | (date < removed))
+        hits = joined[inside]
+        keep[hits["row"].to_numpy()] = True
+        label[hits["row"].to_numpy()] = hits["in_force"].to_numpy(dtype=object)
         out = bars.assign(symbol=label)[keep].reset_index(drop=True)
         return out, int((~keep).sum())
 

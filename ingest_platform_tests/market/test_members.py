@@ -143,3 +143,45 @@ def test_a_broken_record_is_named(lake):
     lake.write_json(unavailable.record_name("yahoo"), ["not", "a", "record"])
     with pytest.raises(ValueError, match=r"unavailable_yahoo\.json: not an unavailable record"):
         unavailable.read_unavailable(lake)
+
+
+def test_every_row_is_cut_by_its_own_instruments_spells_among_many():
+    # 300 instruments over 12 days: each third renamed on day 4, each fifth removed on day 8,
+    # each seventh joined on day 6; ETF rows pass untouched. Every kept row carries the ticker
+    # its own instrument had that day, whatever the other instruments' spells say.
+    days = pd.bdate_range("2024-01-01", periods=12)
+    names = [f"S{i:03d}" for i in range(300)]
+    spells = []
+    for i, name in enumerate(names):
+        added = days[6] if i % 7 == 0 else T("2018-01-01")
+        removed = days[8] if i % 5 == 0 else NAT
+        if i % 3 == 0 and added < days[4]:
+            spells.append((f"{name}@2018-01-01", f"OLD{i:03d}", added, days[4]))
+            added = days[4]
+        spells.append((f"{name}@2018-01-01", name, added, removed))
+    intervals = pd.DataFrame(spells, columns=["instrument_id", "symbol", "added", "removed"])
+    instruments = pd.DataFrame(
+        {
+            "symbol": [*names, "SPY"],
+            "instrument_id": [*(f"{n}@2018-01-01" for n in names), "SPY@2018-01-01"],
+            "active": [i % 5 != 0 for i in range(300)] + [True],
+        }
+    )
+    members = MemberDays.of(instruments, intervals)
+    fetched = bars([(s, str(d.date())) for d in days for s in [*reversed(names), "SPY"]])
+
+    kept, dropped = members.cut_and_relabel(fetched)
+
+    def ticker_on(i: int, day: pd.Timestamp) -> str | None:
+        if (i % 7 == 0 and day < days[6]) or (i % 5 == 0 and day >= days[8]):
+            return None
+        return f"OLD{i:03d}" if i % 3 == 0 and i % 7 != 0 and day < days[4] else names[i]
+
+    expected = [
+        (t, d)
+        for d in days
+        for t in [*(ticker_on(i, d) for i in reversed(range(300))), "SPY"]
+        if t is not None
+    ]
+    assert list(zip(kept["symbol"], kept["date"], strict=True)) == expected
+    assert dropped == len(fetched) - len(expected)
