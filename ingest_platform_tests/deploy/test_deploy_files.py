@@ -89,8 +89,9 @@ def test_helm_values_have_the_structure_the_chart_reads(values):
     daemon = values["dagsterDaemon"]
     assert _env_names(daemon["env"])["DAGSTER_EVENT_BATCH_SIZE"] == "500"
     # runs are created by the webserver (Materialize) and the daemon (schedules, backfills)
+    subset_events = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
     for creator in (daemon, values["dagsterWebserver"]):
-        assert _env_names(creator["env"])["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] == "true"
+        assert _env_names(creator["env"])[subset_events] == "true"
     assert daemon["runMonitoring"]["enabled"] and daemon["runRetries"]["enabled"]
     assert daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
     limits = values["concurrency"]["runs"]["tagConcurrencyLimits"]
