@@ -38,3 +38,24 @@ def throwaway_database(prefix: str = "ingest_platform_test") -> Iterator[str]:
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+def instance_yaml(database: str) -> str:
+    """A Dagster instance on ``database`` of the local server, every pool one step at a time
+    (the deployment's default), telemetry off: what the tests running several runs at once on
+    one PostgreSQL instance write as their ``dagster.yaml``."""
+    return f"""\
+storage:
+  postgres:
+    postgres_db:
+      hostname: {PG_HOST}
+      port: {PG_PORT}
+      db_name: {database}
+      username: {PG_USER}
+      password: ""
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""

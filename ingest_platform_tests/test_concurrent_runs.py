@@ -30,28 +30,12 @@ from ingest_platform.reference.assets import index_membership, instruments
 from ingest_platform.reference.resources import ReferenceFiles
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
-from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER
+from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, instance_yaml
 
 LIMIT = 2  # Polygon requests per second, for both runs together
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "JNJ", "IBM", "XOM", "JPM", "KO", "SPY", "QQQ"]
 BACKFILL = ("2024-06-03", "2024-07-12")
 SCHEDULED = "2024-07-12"  # the backfill's last partition: both runs write and publish it
-
-INSTANCE_YAML = """\
-storage:
-  postgres:
-    postgres_db:
-      hostname: {host}
-      port: {port}
-      db_name: {db}
-      username: {user}
-      password: ""
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
 
 #: One Dagster run, in a process of its own: the code location's own resources, Polygon's
 #: limit set through resource config as a deployment would.
@@ -142,9 +126,7 @@ def test_a_backfill_and_a_scheduled_run_share_one_rate_limit_and_write_no_duplic
         monkeypatch.setenv(name, env[name])
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(
-        INSTANCE_YAML.format(host=PG_HOST, port=PG_PORT, db=postgres_database, user=PG_USER)
-    )
+    (home / "dagster.yaml").write_text(instance_yaml(postgres_database))
     lake = ParquetLake(root=env["INGEST_PLATFORM_LAKE_ROOT"])
     reference = ReferenceFiles(directory=str(settings.reference_dir()))
     assert materialize(

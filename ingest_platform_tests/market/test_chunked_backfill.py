@@ -40,7 +40,7 @@ from ingest_platform.reference.assets import index_membership, instruments
 from ingest_platform.reference.resources import ReferenceFiles
 from ingest_platform.sandbox.data import MarketSimulator
 from ingest_platform.sandbox.http import SandboxHTTPServer
-from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER
+from ingest_platform_tests.postgres import PG_HOST, PG_PORT, PG_USER, instance_yaml
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "JNJ", "IBM", "XOM", "JPM", "KO", "SPY"]
 RANGE = ("2024-06-03", "2024-08-30")
@@ -51,22 +51,6 @@ CHUNKS = 2
 DAILY_LIMIT = CHUNKS * SAMPLE  # exactly what two chunks need: one call more would be refused
 MARKET = ["yahoo_daily_bars", "corporate_actions", "alpha_vantage_daily_bars",
           "polygon_daily_bars", "market_bars"]  # fmt: skip
-
-INSTANCE_YAML = """\
-storage:
-  postgres:
-    postgres_db:
-      hostname: {host}
-      port: {port}
-      db_name: {db}
-      username: {user}
-      password: ""
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
 
 #: One run of the market assets over [start, end], in a process of its own, with the code
 #: location's own (chunked) assets and resources; the limited sources' limits set through
@@ -277,9 +261,7 @@ def test_a_chunked_backfill_in_two_concurrent_runs_writes_the_lake_of_one_run_wi
     # The chunked backfill, on a PostgreSQL instance.
     chunked = Home(tmp_path / "chunked", sandbox.url, chunk=chunk)
     chunked.seed_reference(monkeypatch)
-    (chunked.dagster_home / "dagster.yaml").write_text(
-        INSTANCE_YAML.format(host=PG_HOST, port=PG_PORT, db=postgres_database, user=PG_USER)
-    )
+    (chunked.dagster_home / "dagster.yaml").write_text(instance_yaml(postgres_database))
     with monkeypatch.context() as env:
         for name, value in chunked.env.items():
             if name.startswith(("INGEST_PLATFORM_", "DAGSTER_HOME")):
