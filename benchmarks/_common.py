@@ -1,18 +1,24 @@
 """Helpers the CLI benchmarks share: a sandbox in its own process, a fresh DAGSTER_HOME (SQLite
 or a fresh PostgreSQL database) per timed run, a timed subprocess with its peak RSS, and one
-variant's figures. Not a benchmark itself (market_backfill.py, economic_backfill.py,
-warehouse_publish.py and quality_checks.py import it)."""
+variant's figures; and for the fan-out benchmarks a ``nats-server -js`` of their own and a
+process's CPU seconds. Not a benchmark itself (market_backfill.py, economic_backfill.py,
+warehouse_publish.py, quality_checks.py and the kraken_fanout*.py scripts import it)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,3 +209,62 @@ def load_note() -> str:
     except OSError:
         return "load: unknown"
     return f"load averages {one} {five} {fifteen}"
+
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class NatsServer:
+    """``nats-server -js`` on a free port with its store in ``store``, up when constructed."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("nats-server did not start")
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.proc.pid)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def nats_server() -> Iterator[str]:
+    """A `NatsServer` on a temporary store for the block; yields its URL."""
+    with tempfile.TemporaryDirectory(prefix="bench-nats-") as store:
+        server = NatsServer(Path(store))
+        try:
+            yield server.url
+        finally:
+            server.close()

@@ -33,8 +33,6 @@ import gc
 import multiprocessing as mp
 import os
 import platform
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,50 +42,20 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from kraken_stream_latency import DATA_COUNTERS, MESSAGES_PER_ROUND, PAIRS, SandboxProcess
+from _common import NATS_SERVER, NatsServer, process_cpu_seconds
+from kraken_stream_latency import (
+    DATA_COUNTERS,
+    MESSAGES_PER_ROUND,
+    PAIRS,
+    SandboxProcess,
+    _wait,
+    bench_settings,
+)
 
 from ingest_platform.streaming.kraken.fanout.bus import JetStreamBus, StreamSpec
 from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher, FanoutSettings
 from ingest_platform.streaming.kraken.io.connection import open_stream
-from ingest_platform.streaming.kraken.io.settings import StreamSettings
-from ingest_platform.streaming.kraken.protocol.settings import ProtocolSettings
 from ingest_platform.streaming.kraken.protocol.stats import LatencyWindow
-
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class NatsServer:
-    def __init__(self, store: Path) -> None:
-        self.port = _free_port()
-        self.proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(store)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("nats-server did not start")
-            time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def cpu_seconds(self) -> float:
-        return _cpu_seconds(self.proc.pid)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def _consume(conn: Any, url: str) -> None:
@@ -158,15 +126,6 @@ def _consume(conn: Any, url: str) -> None:
     conn.send(asyncio.run(main()))
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds a process has used so far (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class ConsumerProcess:
     def __init__(self, url: str) -> None:
         ctx = mp.get_context("spawn")
@@ -188,14 +147,6 @@ class ConsumerProcess:
         return result
 
 
-async def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def _ensure_stream(url: str) -> None:
     bus = JetStreamBus(url)
     await bus.connect()
@@ -214,15 +165,8 @@ async def measure(
     sandbox = SandboxProcess()
     consumer: ConsumerProcess | None = None
     try:
-        protocol_settings = ProtocolSettings(
-            pairs=PAIRS,
-            depth=10,
-            max_silence=10,
-            max_heartbeat_interval=10,
-            snapshot_timeout=30,
-            latency_window=1 << 22,
-        )
-        settings = StreamSettings(protocol_settings, report_interval=3600)
+        settings = bench_settings()
+        protocol_settings = settings.protocol
         publisher = None
         if nats_url is not None:
             fanout = FanoutSettings(snapshot_every=snapshot_every, stream=StreamSpec())
@@ -247,14 +191,14 @@ async def measure(
         await asyncio.to_thread(sandbox.call, "rate", rate)
         others = [server.proc.pid if server else None]
         others.append(consumer.process.pid if consumer else None)
-        others_started = [_cpu_seconds(pid) for pid in others]
+        others_started = [process_cpu_seconds(pid) for pid in others]
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)
         await asyncio.to_thread(sandbox.call, "rate", 0.0)
         elapsed = time.perf_counter() - started
         cpu = (time.process_time() - cpu_started) / elapsed
         server_cpu, consumer_cpu = (
-            (_cpu_seconds(pid) - before_s) / elapsed
+            (process_cpu_seconds(pid) - before_s) / elapsed
             for pid, before_s in zip(others, others_started, strict=True)
         )
         sent = await asyncio.to_thread(sandbox.call, "counters")

@@ -21,7 +21,8 @@ import sys
 import time
 from typing import Any
 
-from kraken_fanout_publish_cost import PAIRS, _levels, nats_server  # the script's folder
+from _common import nats_server  # the script's folder is on sys.path
+from kraken_fanout_publish_cost import PAIRS, _levels
 
 from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.consume import BookRebuilder, Outcome

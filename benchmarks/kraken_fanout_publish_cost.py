@@ -24,52 +24,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import json
 import os
 import pstats
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+from _common import nats_server  # the script's folder is on sys.path
+
 PAIRS = ("BTC/USD", "ETH/USD")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def nats_server() -> Any:
-    with tempfile.TemporaryDirectory(prefix="fanout-cost-") as store:
-        port = _free_port()
-        proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("nats-server did not start")
-                time.sleep(0.05)
-            yield f"nats://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 def _levels(i: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

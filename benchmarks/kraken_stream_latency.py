@@ -99,6 +99,20 @@ class SandboxProcess:
                 self.process.kill()
 
 
+def bench_settings() -> StreamSettings:
+    """The stream as both benchmarks run it: five pairs at depth 10, generous liveness limits,
+    a latency window that holds a whole run, no periodic report."""
+    protocol = ProtocolSettings(
+        pairs=PAIRS,
+        depth=10,
+        max_silence=10,
+        max_heartbeat_interval=10,
+        snapshot_timeout=30,
+        latency_window=1 << 22,
+    )
+    return StreamSettings(protocol, report_interval=3600)
+
+
 async def _wait(condition: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -110,15 +124,8 @@ async def _wait(condition: Any, timeout: float, what: str) -> None:
 async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
     sandbox = SandboxProcess()
     try:
-        protocol_settings = ProtocolSettings(
-            pairs=PAIRS,
-            depth=10,
-            max_silence=10,
-            max_heartbeat_interval=10,
-            snapshot_timeout=30,
-            latency_window=1 << 22,
-        )
-        settings = StreamSettings(protocol_settings, report_interval=3600)
+        settings = bench_settings()
+        protocol_settings = settings.protocol
         client = open_stream(settings, sandbox.url, root)
         protocol = client.protocol
         task = asyncio.create_task(client.run())
