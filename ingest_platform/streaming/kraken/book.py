@@ -28,10 +28,9 @@ the qty's fragment is cut from its text with a few C string methods (a delete's
 ``"0.0"`` skips even that), and the level lands in two plain sorted lists by
 ``bisect``. Per side, the top 10's checksum text is rebuilt (one ``join``) only when
 a change reached it, and the asks' CRC32 is kept so a bids-only change hashes only
-the bids. What runs per message and per level is written as closures built once per
-book (`_Side._applier`, `KrakenBook._updater`): CPython reads their cell variables for
-less than the attribute loads they replace, and at ~2 µs of parse per message such
-steps are what is left to cut.
+the bids. The per-level loop is a closure built once per side (`_Side._applier`):
+CPython reads its cell variables for less than the attribute loads they replace, and
+at ~2 µs of parse per message such steps are what is left to cut.
 """
 
 from __future__ import annotations
@@ -341,7 +340,7 @@ class KrakenBook:
         self._bids = _Side(-1, depth, price_precision, qty_precision)
         self._asks_crc = 0  # CRC32 of the asks' part: the bids' part continues it
         self._checksum = 0  # of both parts, kept current: zlib.crc32(b"") while empty
-        self._update = self._updater()
+        self._apply_asks, self._apply_bids = self._asks.apply, self._bids.apply
 
     def apply_snapshot(self, item: Mapping[str, Any]) -> bool:
         """Replace both sides with the snapshot's levels; True if the checksum matches."""
@@ -358,44 +357,32 @@ class KrakenBook:
         A malformed level raises ``ValueError`` and leaves the book half-applied:
         treat that like a checksum mismatch and resubscribe.
         """
-        return self._update(item)
-
-    def _updater(self) -> Callable[[Mapping[str, Any]], bool]:
-        """Build ``_update``, `apply_update`'s body as a closure: what it reads on every
-        message (the symbol, both sides and their ``apply``) are cell variables, not
-        attributes."""
-        symbol, asks, bids, book = self.symbol, self._asks, self._bids, self
-        apply_asks, apply_bids, crc32 = asks.apply, bids.apply, _crc32
-
-        def update(item: Mapping[str, Any]) -> bool:
-            try:  # subscripts cost less than .get(); a side may be absent, though
-                item_symbol, asks_entries, bids_entries = item["symbol"], item["asks"], item["bids"]
-            except KeyError:
-                item_symbol, asks_entries, bids_entries = (
-                    item.get("symbol"),
-                    item.get("asks"),
-                    item.get("bids"),
-                )
-            if item_symbol != symbol:
-                book._wrong_symbol(item)
-            try:
-                asks_changed = asks_entries and apply_asks(asks_entries)
-                bids_changed = bids_entries and apply_bids(bids_entries)
-            except BaseException:
-                book._refresh()
-                raise
-            # crc32(b, crc32(a)) == crc32(a + b): a change to the bids alone reuses the asks'.
-            if asks_changed:
-                book._asks_crc = crc32(asks.part)
-                checksum = book._checksum = crc32(bids.part, book._asks_crc)
-            elif bids_changed:
-                checksum = book._checksum = crc32(bids.part, book._asks_crc)
-            else:
-                checksum = book._checksum
-            expected = item["checksum"]
-            return checksum == (expected if type(expected) is int else int(expected))
-
-        return update
+        try:  # subscripts cost less than .get(); a side may be absent, though
+            symbol, asks_entries, bids_entries = item["symbol"], item["asks"], item["bids"]
+        except KeyError:
+            symbol, asks_entries, bids_entries = (
+                item.get("symbol"),
+                item.get("asks"),
+                item.get("bids"),
+            )
+        if symbol != self.symbol:
+            self._wrong_symbol(item)
+        try:
+            asks_changed = asks_entries and self._apply_asks(asks_entries)
+            bids_changed = bids_entries and self._apply_bids(bids_entries)
+        except BaseException:
+            self._refresh()
+            raise
+        # crc32(b, crc32(a)) == crc32(a + b): a change to the bids alone reuses the asks'.
+        if asks_changed:
+            self._asks_crc = _crc32(self._asks.part)
+            checksum = self._checksum = _crc32(self._bids.part, self._asks_crc)
+        elif bids_changed:
+            checksum = self._checksum = _crc32(self._bids.part, self._asks_crc)
+        else:
+            checksum = self._checksum
+        expected = item["checksum"]
+        return checksum == (expected if type(expected) is int else int(expected))
 
     def _refresh(self) -> None:
         """A bad level interrupted an update: what was applied before it must still show in
@@ -413,9 +400,8 @@ class KrakenBook:
         kind = message["type"]
         ok = True
         if kind == "update":  # the common case first, and no bound method per message
-            update = self._update
             for item in message["data"]:
-                ok = update(item) and ok
+                ok = self.apply_update(item) and ok
         elif kind == "snapshot":
             for item in message["data"]:
                 ok = self.apply_snapshot(item) and ok
