@@ -235,9 +235,11 @@ class _Side:
                 value = entry["price"]
                 key, price_text = prices.get(value) or price(value)
                 value = entry["qty"]
-                if value == "0.0":  # a delete as Kraken sends it (parse_float=str)
+                if type(value) is not str:  # Decimal or int (or rejected)
+                    qty_text = f"{_ticks(value, qp) or ''}"
+                elif value == "0.0":  # a delete as Kraken sends it (parse_float=str)
                     qty_text = ""
-                elif type(value) is str:  # what _ticks and _fragment do, inlined
+                else:  # what _ticks and _fragment do, inlined
                     whole, _, frac = value.partition(".")
                     qty_text = (whole + frac).lstrip("0")
                     if qty_text:
@@ -248,8 +250,6 @@ class _Side:
                             qty_text = f"{_ticks(value, qp) or ''}"
                     elif not (whole or frac):  # "" or ".": _ticks raises
                         qty_text = f"{_ticks(value, qp) or ''}"
-                else:
-                    qty_text = f"{_ticks(value, qp) or ''}"
                 i = bisect(keys, key)
                 if i < n and keys[i] == key:
                     if qty_text:
