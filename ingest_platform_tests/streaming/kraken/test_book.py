@@ -14,6 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest_platform.streaming.kraken.book import (
     KrakenBook,
@@ -418,3 +420,68 @@ def test_random_streams_match_reference(depth: int) -> None:
         assert book.asks() == ref.sorted_asks()
         assert book.bids() == ref.sorted_bids()
         assert len(book) <= 2 * depth
+
+
+# --- Hypothesis: any stream of levels, every number shape, against the reference ------------
+
+ZERO_TEXTS = ["0.0", "0", "0.00000000000", "00", "0E-8", "-0.0"]
+"""Zero quantities as text: Kraken's ``0.0`` (the book's fast path) and what else parses as 0."""
+
+
+def hypothesis_number(data: st.DataObject, ticks: int, precision: int) -> object:
+    """The value ``ticks * 10**-precision`` as JSON parsing can hand it over: text (as sent, with
+    trailing zeros beyond the precision, or cut back), ``Decimal`` or ``int``."""
+    if ticks == 0 and data.draw(st.booleans()):
+        return data.draw(st.sampled_from([*ZERO_TEXTS, Decimal(0), 0, Decimal("0.0")]))
+    text = f"{Decimal(ticks).scaleb(-precision):f}"
+    shape = data.draw(st.sampled_from(["text", "padded", "stripped", "decimal", "int"]))
+    if shape == "padded" and "." in text:
+        return text + "0" * data.draw(st.integers(1, 3))
+    if shape == "stripped" and "." in text:
+        return text.rstrip("0").rstrip(".") or "0"
+    if shape == "decimal":
+        return Decimal(text)
+    if shape == "int" and ticks % 10**precision == 0:
+        return ticks // 10**precision
+    return text
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(data=st.data(), depth=st.sampled_from([10, 25]), pp=st.integers(0, 3), qp=st.integers(0, 8))
+def test_hypothesis_streams_match_reference(
+    data: st.DataObject, depth: int, pp: int, qp: int
+) -> None:
+    """Every checksum, every level and the truncation agree with ``RefBook`` after every message,
+    whatever mix of sets, deletes (present or absent), snapshots and number shapes arrives."""
+    book, ref = KrakenBook("H/YP", depth, pp, qp), RefBook(depth, pp, qp)
+    mid = 1_000 * 10**pp
+
+    def levels(side: str, most: int) -> list[dict]:
+        result = []
+        for _ in range(data.draw(st.integers(0, most))):
+            offset = data.draw(st.integers(1, 3 * depth))
+            price = mid + offset if side == "ask" else mid - offset
+            round_qty = st.sampled_from([1, 10**qp, max(1, 10**qp // 2)])  # 1E-8, 1, 0.5
+            qty = (
+                0
+                if data.draw(st.booleans())
+                else data.draw(st.integers(1, 10 ** (qp + 2)) | round_qty)
+            )
+            result.append(
+                {
+                    "price": hypothesis_number(data, price, pp),
+                    "qty": hypothesis_number(data, qty, qp),
+                }
+            )
+        return result
+
+    for i in range(data.draw(st.integers(1, 25))):
+        snapshot = i == 0 or data.draw(st.integers(0, 20)) == 0
+        most = depth + 5 if snapshot else 6
+        msg = item(levels("ask", most), levels("bid", most), 0, "H/YP")
+        msg["checksum"] = ref.apply(msg, snapshot=snapshot)
+        kind = "snapshot" if snapshot else "update"
+        assert book.apply_message({"type": kind, "data": [msg]}), f"message {i}"
+        assert book.checksum() == msg["checksum"]
+        assert book.asks() == ref.sorted_asks()
+        assert book.bids() == ref.sorted_bids()
