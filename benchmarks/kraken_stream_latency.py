@@ -264,27 +264,38 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per rate (and tree)")
     parser.add_argument(
-        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the client's loop"
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        nargs="+",
+        default=["asyncio"],
+        help="the client's event loop; two: each run on both, interleaved",
     )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one child run
     args = parser.parse_args(argv)
     seconds = 5.0 if args.quick else args.seconds
     if args.json:
-        (target,) = args.rates
-        result = run_once(target, seconds, args.loop)
+        (target,), (loop,) = args.rates, args.loop
+        result = run_once(target, seconds, loop)
         result["tree"] = str(Path(open_stream.__code__.co_filename).parents[4])
         print(json.dumps(result, default=str))
         return 0
     print(
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
         f"websockets {version('websockets')}, picows {version('picows')}, "
-        f"pyarrow {version('pyarrow')}; {args.loop} loop"
+        f"pyarrow {version('pyarrow')}; loop {' and '.join(args.loop)}"
     )
     print(f"pairs {', '.join(PAIRS)}; book depth 10; sandbox in its own process")
     trees: list[tuple[str, str | None]] = [("this", None)]
     if args.baseline:
         trees = [("baseline", args.baseline), ("this", None)]
-        print(f"baseline: {args.baseline}; each run in its own process")
+    variants = [
+        (label if len(args.loop) == 1 else f"{label}/{loop}", tree, loop)
+        for label, tree in trees
+        for loop in args.loop
+    ]
+    separate = bool(args.baseline) or len(args.loop) > 1  # each run in its own process
+    if separate:
+        print(f"baseline: {args.baseline or 'none'}; each run in its own process")
     print(
         "latency ms socket -> book; CPU us per message received, all the client's threads; "
         "load: 1-min load average before the run\n"
@@ -299,18 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[float, str], list[dict[str, Any]]] = {}
     for target in args.rates:
         for _ in range(args.repeat):
-            for label, tree in trees:
+            for label, tree, loop in variants:
                 load = os.getloadavg()[0]
-                if args.baseline:
-                    r = run_in_tree(tree, target, seconds, args.loop)
+                if separate:
+                    r = run_in_tree(tree, target, seconds, loop)
                 else:
-                    r = run_once(target, seconds, args.loop)
+                    r = run_once(target, seconds, loop)
                 r["load"] = load
                 if tree is not None and not r["tree"].startswith(tree):
                     raise RuntimeError(f"the {label} run imported {r['tree']}, not {tree}")
                 results.setdefault((target, label), []).append(r)
                 print(_row(label, r), flush=True)
-                if not args.baseline:
+                if not separate:
                     print(
                         f"{'':>9} {r['seconds']:.1f} s window, {r['samples']} latency samples, "
                         f"drained in {r['drain_seconds']:.2f} s, {r['book_rows']} book rows on "
@@ -318,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{r['segment_write_seconds']} s"
                     )
                 failures += _failed(r)
-    if args.repeat > 1 or args.baseline:
+    if args.repeat > 1 or separate:
         print("\nmedians per rate and tree:")
         for (target, label), runs in results.items():
             p99 = statistics.median(r["latency"].get("p99", 0) for r in runs)

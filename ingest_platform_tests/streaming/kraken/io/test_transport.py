@@ -8,15 +8,23 @@ loop is stuck while the server keeps sending (TCP back-pressure, nothing lost).
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection as SyncServerConnection
@@ -235,6 +243,63 @@ def test_a_server_that_never_answers_the_upgrade_times_out():
                 await connect(f"ws://127.0.0.1:{port}/v2", 0.3, SYSTEM_CLOCK, Inbox())
 
     asyncio.run(scenario())
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, signed by itself."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_wss_verifies_the_server_and_streams_over_tls(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(["over ", "TLS"])
+        await ws.wait_closed()
+
+    async def scenario() -> Inbox:
+        inbox = Inbox()
+        async with server(handler, ssl=server_tls) as url:
+            url = url.replace("ws://", "wss://")
+            with pytest.raises(ssl.SSLCertVerificationError):  # the system does not trust it
+                await connect(url, 5.0, SYSTEM_CLOCK, Inbox())
+            ws = await connect(url, 5.0, SYSTEM_CLOCK, inbox, ssl_context=trusting)
+            ws.start()
+            while not inbox.messages:
+                await asyncio.sleep(0.01)
+            await ws.close()
+        return inbox
+
+    assert asyncio.run(scenario()).payloads == ["over TLS"]
 
 
 # ---- back-pressure ------------------------------------------------------------------------------
