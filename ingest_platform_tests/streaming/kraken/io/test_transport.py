@@ -355,3 +355,43 @@ def test_a_stuck_loop_holds_the_server_back_and_loses_nothing():
     asyncio.run(scenario())
     assert seen == list(range(MESSAGES))
     assert sent_while_stuck[0] < MESSAGES // 2, "the server was not held back"
+
+
+def test_a_backlog_is_read_in_slices_each_with_its_own_arrival_time():
+    """Behind a backlog the socket is read a bounded slice at a time (each a turn of the event
+    loop), not in one read of everything buffered: so messages of one read share a stamp, and
+    2 MB of small messages take over a hundred reads."""
+    count, size = 4000, 500
+    stamps: list[int] = []
+    ready = threading.Event()
+
+    def handler(ws: SyncServerConnection) -> None:
+        ready.wait(5)  # until the client's loop is stuck: everything piles up in the kernel
+        body = "y" * (size - 8)
+        for n in range(count):
+            ws.send(f"{n:08d}{body}")
+        ws.recv()
+
+    def on_message(payload: str | bytes, arrival_ns: int) -> None:
+        stamps.append(arrival_ns)
+
+    async def scenario() -> None:
+        with sync_serve(handler, "127.0.0.1", 0) as srv:
+            thread = threading.Thread(target=srv.serve_forever, daemon=True)
+            thread.start()
+            url = f"ws://127.0.0.1:{srv.socket.getsockname()[1]}/v2"
+            ws = await connect(url, 5.0, SYSTEM_CLOCK, on_message)
+            ws.start()
+            ready.set()
+            time.sleep(0.3)  # the loop is stuck while the server sends it all
+            deadline = time.monotonic() + 10
+            while len(stamps) < count and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await ws.close()
+            srv.shutdown()
+            thread.join(5)
+
+    asyncio.run(scenario())
+    assert len(stamps) == count
+    reads = len(set(stamps))
+    assert reads >= count * size // (16 * 1024), f"{count} messages came in {reads} reads"
