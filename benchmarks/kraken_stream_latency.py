@@ -12,7 +12,7 @@ Per target rate (total messages per second over all pairs and channels):
 3. pause the sandbox, wait until the client has received everything it sent, stop the client
    (which flushes the log), then compare.
 
-Latency is per data message, from the moment its bytes left the socket (``data_received``)
+Latency is per data message, from the moment its bytes were read from the socket
 to the moment its row was appended to the log buffer, after the book was updated and its
 checksum verified; segments are written by the log's own thread (their write time is shown
 separately). "Lost" compares the sandbox's sent counters with the client's received counts
