@@ -12,7 +12,7 @@ Per target rate (total messages per second over all pairs and channels):
 3. pause the sandbox, wait until the client has received everything it sent, stop the client
    (which flushes the log), then compare.
 
-Latency is per data message, from the moment its bytes left the socket (``data_received``)
+Latency is per data message, from the moment its bytes were read from the socket
 to the moment its row was appended to the log buffer, after the book was updated and its
 checksum verified; segments are written by the log's own thread (their write time is shown
 separately). "Lost" compares the sandbox's sent counters with the client's received counts
@@ -21,6 +21,14 @@ per channel, and the book rows on disk with the book messages received.
     .venv/bin/python benchmarks/kraken_stream_latency.py            # 1k and 10k msg/s, 60 s each
     .venv/bin/python benchmarks/kraken_stream_latency.py --quick    # ~5 s each
     .venv/bin/python benchmarks/kraken_stream_latency.py --rates 10000 --seconds 60
+    # the same against another tree (e.g. main's, from `git archive main | tar -x -C DIR`),
+    # interleaved A B A B, each run in its own process with PYTHONPATH set to its tree:
+    .venv/bin/python benchmarks/kraken_stream_latency.py --rates 10000 25000 --seconds 30 \
+        --baseline /tmp/transport-base --repeat 2
+
+The client's CPU (all its threads, the log writer's included) is reported per message
+received, the figure that holds on a shared machine; latency depends on what else runs, so
+the load average before each run is printed beside it.
 """
 
 from __future__ import annotations
@@ -29,9 +37,12 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import multiprocessing as mp
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,6 +192,10 @@ async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
         "samples": samples,
         "drain_seconds": drain,
         "client_cpu": cpu,
+        "cpu_us_per_message": cpu
+        * elapsed
+        / max(1, sum(received.values()) - received_before)
+        * 1e6,
         "lost": lost,
         "book_rows": book_rows,
         "book_not_logged": logged_loss,
@@ -193,44 +208,136 @@ async def measure(target: float, seconds: float, root: Path) -> dict[str, Any]:
     }
 
 
+def run_once(target: float, seconds: float, loop: str) -> dict[str, Any]:
+    """One measurement at ``target`` in this process, on a fresh event loop."""
+    runner: Any = asyncio.run
+    if loop == "uvloop":
+        import uvloop
+
+        runner = uvloop.run
+    with tempfile.TemporaryDirectory(prefix="kraken-bench-") as tmp:
+        result: dict[str, Any] = runner(measure(target, seconds, Path(tmp)))
+    return result
+
+
+def run_in_tree(tree: str | None, target: float, seconds: float, loop: str) -> dict[str, Any]:
+    """One measurement in a child process importing ``ingest_platform`` from ``tree`` (None:
+    this checkout), so two trees compare under the same script, venv and machine."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
+    command = [sys.executable, __file__, "--json", "--rates", str(target)]
+    command += ["--seconds", str(seconds), "--loop", loop]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _row(label: str, r: dict[str, Any]) -> str:
+    lat = r["latency"]
+    return (
+        f"{r['target']:>9.0f} {label:<10} {r['achieved']:>10.0f} {lat.get('p50', 0):>7.3f} "
+        f"{lat.get('p95', 0):>7.3f} {lat.get('p99', 0):>7.3f} {lat.get('p99.9', 0):>8.3f} "
+        f"{lat.get('max', 0):>7.2f} {sum(r['lost'].values()):>5} {r['book_not_logged']:>8} "
+        f"{r['reconnects']:>6} {r['resyncs']:>6} {r['gaps']:>4} "
+        f"{r['cpu_us_per_message']:>8.1f} {r['client_cpu']:>5.0%} {r['load']:>5.2f}"
+    )
+
+
+def _failed(r: dict[str, Any]) -> bool:
+    return bool(
+        sum(r["lost"].values()) > 0
+        or r["book_not_logged"]
+        or r["reconnects"]
+        or r["checksum_failures"]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[1000.0, 10000.0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true", help="5 s per rate")
+    parser.add_argument(
+        "--baseline",
+        metavar="TREE",
+        help="also run a source tree (its ingest_platform on PYTHONPATH), interleaved A B A B",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per rate (and tree)")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        nargs="+",
+        default=["asyncio"],
+        help="the client's event loop; two: each run on both, interleaved",
+    )
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one child run
     args = parser.parse_args(argv)
     seconds = 5.0 if args.quick else args.seconds
+    if args.json:
+        (target,), (loop,) = args.rates, args.loop
+        result = run_once(target, seconds, loop)
+        result["tree"] = str(Path(open_stream.__code__.co_filename).parents[4])
+        print(json.dumps(result, default=str))
+        return 0
     print(
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"websockets {version('websockets')}, pyarrow {version('pyarrow')}"
+        f"websockets {version('websockets')}, picows {version('picows')}, "
+        f"pyarrow {version('pyarrow')}; loop {' and '.join(args.loop)}"
     )
-    print(f"pairs {', '.join(PAIRS)}; book depth 10; sandbox in its own process\n")
+    print(f"pairs {', '.join(PAIRS)}; book depth 10; sandbox in its own process")
+    trees: list[tuple[str, str | None]] = [("this", None)]
+    if args.baseline:
+        trees = [("baseline", args.baseline), ("this", None)]
+    variants = [
+        (label if len(args.loop) == 1 else f"{label}/{loop}", tree, loop)
+        for label, tree in trees
+        for loop in args.loop
+    ]
+    separate = bool(args.baseline) or len(args.loop) > 1  # each run in its own process
+    if separate:
+        print(f"baseline: {args.baseline or 'none'}; each run in its own process")
+    print(
+        "latency ms socket -> book; CPU us per message received, all the client's threads; "
+        "load: 1-min load average before the run\n"
+    )
     header = (
-        f"{'target/s':>9} {'achieved/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-        f"{'p99.9 ms':>8} {'max ms':>7} {'lost':>5} {'unlogged':>8} {'reconn':>6} "
-        f"{'resync':>6} {'gaps':>4}"
+        f"{'target/s':>9} {'tree':<10} {'achieved/s':>10} {'p50':>7} {'p95':>7} {'p99':>7} "
+        f"{'p99.9':>8} {'max':>7} {'lost':>5} {'unlogged':>8} {'reconn':>6} "
+        f"{'resync':>6} {'gaps':>4} {'cpu us/m':>8} {'cpu':>5} {'load':>5}"
     )
     print(header)
     failures = 0
+    results: dict[tuple[float, str], list[dict[str, Any]]] = {}
     for target in args.rates:
-        with tempfile.TemporaryDirectory(prefix="kraken-bench-") as tmp:
-            r = asyncio.run(measure(target, seconds, Path(tmp)))
-        lat = r["latency"]
-        lost = sum(r["lost"].values())
-        print(
-            f"{target:>9.0f} {r['achieved']:>10.0f} {lat.get('p50', 0):>7.3f} "
-            f"{lat.get('p95', 0):>7.3f} {lat.get('p99', 0):>7.3f} {lat.get('p99.9', 0):>8.3f} "
-            f"{lat.get('max', 0):>7.2f} {lost:>5} {r['book_not_logged']:>8} "
-            f"{r['reconnects']:>6} {r['resyncs']:>6} {r['gaps']:>4}"
-        )
-        print(
-            f"{'':>9} {r['seconds']:.1f} s window, {r['samples']} latency samples, "
-            f"client CPU {r['client_cpu']:.0%} of a core, "
-            f"drained in {r['drain_seconds']:.2f} s, {r['book_rows']} book rows on disk, "
-            f"segments {r['segments']}, segment writes {r['segment_write_seconds']} s"
-        )
-        if lost or r["book_not_logged"] or r["reconnects"] or r["checksum_failures"]:
-            failures += 1
+        for _ in range(args.repeat):
+            for label, tree, loop in variants:
+                load = os.getloadavg()[0]
+                if separate:
+                    r = run_in_tree(tree, target, seconds, loop)
+                else:
+                    r = run_once(target, seconds, loop)
+                r["load"] = load
+                if tree is not None and not r["tree"].startswith(tree):
+                    raise RuntimeError(f"the {label} run imported {r['tree']}, not {tree}")
+                results.setdefault((target, label), []).append(r)
+                print(_row(label, r), flush=True)
+                if not separate:
+                    print(
+                        f"{'':>9} {r['seconds']:.1f} s window, {r['samples']} latency samples, "
+                        f"drained in {r['drain_seconds']:.2f} s, {r['book_rows']} book rows on "
+                        f"disk, segments {r['segments']}, segment writes "
+                        f"{r['segment_write_seconds']} s"
+                    )
+                failures += _failed(r)
+    if args.repeat > 1 or separate:
+        print("\nmedians per rate and tree:")
+        for (target, label), runs in results.items():
+            p99 = statistics.median(r["latency"].get("p99", 0) for r in runs)
+            cpu = statistics.median(r["cpu_us_per_message"] for r in runs)
+            print(
+                f"{target:>9.0f} {label:<10} p99 {p99:.3f} ms, {cpu:.1f} us CPU per message "
+                f"({len(runs)} runs)"
+            )
     args_text = " ".join(sys.argv[1:])
     print(f"\nreproduce: .venv/bin/python benchmarks/kraken_stream_latency.py {args_text}".rstrip())
     return 1 if failures else 0

@@ -1,9 +1,11 @@
 """The connection driver: owns the WebSocket, drives the protocol over it, reconnects.
 
-`KrakenConnection.run` loops: **connect** (``CONNECTING``), then hand every received frame to
-the `KrakenProtocol`, send its `data_to_send` and act on its `events_received`
-(``SUBSCRIBING`` until `BooksSynced`, then ``STREAMING``), while a watchdog asks the protocol a
-few times a second whether the connection still looks alive. A failed connect or a lost
+`KrakenConnection.run` loops: **connect** (``CONNECTING``), then the socket's read callback
+hands every received message to the `KrakenProtocol` (`KrakenConnection._on_message`: no
+queue, no coroutine per message, see `transport`), sends its `data_to_send` and acts on its
+`events_received` (``SUBSCRIBING`` until `BooksSynced`, then ``STREAMING``), while a watchdog
+asks the protocol a few times a second whether the connection still looks alive and the run's
+task waits for the connection to end. A failed connect or a lost
 connection waits out a full-jitter exponential delay (`ingest_platform.core.backoff.Backoff`,
 reset once every book verified again) in ``BACKOFF`` and connects again. A halt (``HALTED``)
 or a stop ends the loop.
@@ -27,9 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-
 from ingest_platform.core.backoff import Backoff
 from ingest_platform.core.metrics import StreamMetrics
 from ingest_platform.streaming.kraken.book import KrakenBook
@@ -44,7 +43,13 @@ from ingest_platform.streaming.kraken.io.status import (
     ConnectionStats,
     StreamResult,
 )
-from ingest_platform.streaming.kraken.io.transport import StampedConnection, abort, open_websocket
+from ingest_platform.streaming.kraken.io.transport import (
+    HandshakeFailed,
+    HandshakeRejected,
+    InvalidURL,
+    StreamSocket,
+    connect,
+)
 from ingest_platform.streaming.kraken.log.writer import LogWriteError, StreamLog
 from ingest_platform.streaming.kraken.protocol.clock import SYSTEM_CLOCK, Clock
 from ingest_platform.streaming.kraken.protocol.events import (
@@ -101,8 +106,7 @@ class KrakenConnection:
         self.stats = ConnectionStats()
         self.backoff = Backoff(settings.protocol.backoff_base, settings.protocol.backoff_cap, rng)
         self._state = ConnectionState.IDLE
-        self._ws: StampedConnection | None = None
-        self._outbox: asyncio.Queue[str] | None = None
+        self._ws: StreamSocket | None = None
         self._stop_requested = False
         self._wake: asyncio.Event | None = None
         self._disconnect_reason: str | None = None
@@ -131,6 +135,8 @@ class KrakenConnection:
         if self._wake is not None:
             self._wake.set()
         ws = self._ws
+        if ws is not None:
+            ws.delivering = False  # nothing more reaches the protocol, as the close begins
         if ws is not None and self._loop is not None and self._closing is None:
             self._closing = self._loop.create_task(self._close_politely(ws))
 
@@ -200,58 +206,47 @@ class KrakenConnection:
         self._state = ConnectionState.CONNECTING
         stats = self.stats
         try:
-            ws = await open_websocket(self.url, self.settings.connect_timeout, self.clock)
-        except InvalidStatus as exc:
+            ws = await connect(
+                self.url, self.settings.connect_timeout, self.clock, self._on_message
+            )
+        except HandshakeRejected as exc:
             stats.connect_failures += 1
-            status = exc.response.status_code
+            status = exc.status
             self._last_error = f"connect to {self.url}: HTTP {status}"
             if 400 <= status < 500:
                 self.protocol.critical("handshake_rejected", f"HTTP {status} from {self.url}")
             logger.warning("Kraken handshake failed: HTTP %s", status)
             return
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+        except (OSError, TimeoutError, HandshakeFailed, InvalidURL) as exc:
             stats.connect_failures += 1
             self._last_error = f"connect to {self.url}: {type(exc).__name__}: {exc}"
             logger.warning("Kraken connect failed: %s: %s", type(exc).__name__, exc)
             return
         self._ws = ws
-        outbox: asyncio.Queue[str] = asyncio.Queue()
-        self._outbox = outbox
         stats.connections += 1
         self._disconnect_reason = None
         protocol = self.protocol
         protocol.connection_made()
         self._state = ConnectionState.SUBSCRIBING
-        sender = asyncio.create_task(self._send_loop(ws, outbox), name="kraken-sender")
         watchdog = asyncio.create_task(self._watchdog(ws), name="kraken-watchdog")
         try:
             self._flush()
-            arrivals = ws.arrivals
-            receive = protocol.receive
-            outgoing, events = protocol.outgoing, protocol.events
-            now_ns = self.clock.monotonic_ns
             if self._stop_requested:  # stopped while connecting
                 return
-            while True:
-                raw = await ws.recv()
-                receive(raw, arrivals.popleft() if arrivals else now_ns())
-                if outgoing or events:
-                    self._flush()
-                if protocol.halt is not None or self._stop_requested:
-                    break
-        except ConnectionClosed as exc:
+            # From here on the socket's read callback drives the protocol (`_on_message`);
+            # this task only waits for the connection to end.
+            ws.start()
+            await ws.wait_closed()
             if self._disconnect_reason is None:
-                self._disconnect_reason = f"closed: {exc}"
+                self._disconnect_reason = f"closed: {ws.close_reason}"
         finally:
-            sender.cancel()
             watchdog.cancel()
-            await asyncio.gather(sender, watchdog, return_exceptions=True)
+            await asyncio.gather(watchdog, return_exceptions=True)
             closing, self._closing = self._closing, None
             if closing is not None:
                 await asyncio.gather(closing, return_exceptions=True)
-            abort(ws)
+            ws.abort()
             self._ws = None
-            self._outbox = None
             reason = self._disconnect_reason or "closed"
             stopping = self._stop_requested or protocol.halt is not None
             if not stopping:
@@ -260,13 +255,24 @@ class KrakenConnection:
                     self.fanout.status("connection", "reconnecting", None)
             protocol.connection_lost(reason, stopping)
 
+    def _on_message(self, raw: str | bytes, arrival_ns: int) -> None:
+        """The hot path, called from the socket's read callback for every whole message."""
+        protocol = self.protocol
+        protocol.receive(raw, arrival_ns)
+        if protocol.outgoing or protocol.events:
+            self._flush()
+        if protocol.halt is not None:
+            ws = self._ws
+            if ws is not None:
+                ws.abort()
+
     def _flush(self) -> None:
         """Queue the protocol's frames for the sender, and act on its events."""
-        outbox = self._outbox
+        ws = self._ws
         frames = self.protocol.data_to_send()
-        if outbox is not None:
+        if ws is not None:
             for text in frames:
-                outbox.put_nowait(text)
+                ws.send(text)
         for event in self.protocol.events_received():
             if isinstance(event, BooksSynced):
                 self._on_synced()
@@ -304,22 +310,10 @@ class KrakenConnection:
             if isinstance(exc, StreamConfigMismatch):
                 self._last_error = str(exc)
 
-    async def _send_loop(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
-        while True:
-            text = await outbox.get()
-            try:
-                await ws.send(text)
-            except ConnectionClosed:
-                return
-
-    async def _close_politely(self, ws: ClientConnection) -> None:
+    async def _close_politely(self, ws: StreamSocket) -> None:
         """A close frame (bounded by a second), then the transport goes either way."""
-        try:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await ws.close()
-        finally:
-            abort(ws)
+        with contextlib.suppress(Exception):
+            await ws.close()
 
     def _on_synced(self) -> None:
         """Every book verified a snapshot: the connection is healthy, reset the backoff."""
@@ -327,7 +321,7 @@ class KrakenConnection:
             self._state = ConnectionState.STREAMING
         self.backoff.reset()
 
-    async def _watchdog(self, ws: StampedConnection) -> None:
+    async def _watchdog(self, ws: StreamSocket) -> None:
         limits = self.settings.protocol
         tick = max(0.01, min(limits.max_silence, limits.max_heartbeat_interval, 1.0) / 5)
         protocol = self.protocol
@@ -338,10 +332,10 @@ class KrakenConnection:
             if breach is not None:
                 self._disconnect_reason = breach
                 logger.warning("Kraken liveness: %s; reconnecting", breach)
-                abort(ws)
+                ws.abort()
                 return
             if protocol.halt is not None:
-                abort(ws)
+                ws.abort()
                 return
 
     # -- off the hot path --------------------------------------------------------------------
@@ -380,7 +374,7 @@ class KrakenConnection:
         if self._wake is not None:
             self._wake.set()
         if self._ws is not None:
-            abort(self._ws)
+            self._ws.abort()
 
     def _emit_report(self) -> None:
         if self.on_report is None:
@@ -428,7 +422,7 @@ class KrakenConnection:
         """Runs in ``finally``: socket, open gaps, log, final heartbeat and report."""
         ws = self._ws
         if ws is not None:
-            abort(ws)
+            ws.abort()
         if self.protocol.halt is None:
             self._state = ConnectionState.STOPPED
         ending = "halted" if self.protocol.halt is not None else "stopped"
