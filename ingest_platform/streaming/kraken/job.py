@@ -16,6 +16,7 @@ the op ends.
 """
 
 import asyncio
+import logging
 import queue
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
@@ -40,6 +41,8 @@ from ingest_platform.streaming.kraken.io.connection import open_stream
 from ingest_platform.streaming.kraken.io.runner import StreamRunner
 from ingest_platform.streaming.kraken.io.status import StreamResult
 from ingest_platform.streaming.kraken.resources import KrakenFanout, KrakenStream
+
+logger = logging.getLogger(__name__)
 
 JOB_NAME = "kraken_stream_job"
 RUN_TAGS = {
@@ -176,6 +179,7 @@ def run_stream(
     )
     result: StreamResult | None = None
     halt_observed = False
+    closing = False
     runner.start()
     try:
         while result is None:
@@ -194,13 +198,22 @@ def run_stream(
                 result = payload
             elif kind == "error":
                 raise payload
+    except GeneratorExit:
+        # Closed without being resumed: Dagster abandoned the step (an interrupt landed in
+        # its own event write) and the garbage collector is closing this generator, possibly
+        # in the middle of another event write on this thread. Logging through
+        # ``context.log`` here would write an event re-entrantly and deadlock on the event
+        # log's lock, so the lines below go to the process's own logger.
+        closing = True
+        raise
     finally:
         # Also on DagsterExecutionInterruptedError (run cancelled) and GeneratorExit: stop the
         # client, which closes the socket and flushes the log, before the process goes away.
+        log: Any = logger if closing else context.log
         if not runner.stop(timeout=30):
-            context.log.error("Kraken stream thread did not stop within 60 s")
+            log.error("Kraken stream thread did not stop within 60 s")
         elif result is None and runner.result is not None:
-            context.log.info("Kraken stream stopped (run cancelled); log flushed")
+            log.info("Kraken stream stopped (run cancelled); log flushed")
         if server is not None:
             server.close()
     if result is None:

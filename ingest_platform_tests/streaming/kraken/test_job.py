@@ -146,6 +146,37 @@ _RUN_UNTIL_SIGINT = textwrap.dedent(
 )
 
 
+class _WriteOnceLog:
+    """An op log that, like Dagster's event log under its lock, must not be written while a
+    write is under way: `run_stream`'s generator can be closed by the garbage collector in the
+    middle of one of Dagster's event writes, after an interrupt made Dagster abandon it."""
+
+    def __init__(self) -> None:
+        self.writing = False
+
+    def _write(self, *args: object, **kwargs: object) -> None:
+        assert not self.writing, "run_stream logged through the op's log while it was closing"
+
+    info = warning = error = _write
+
+
+def test_a_generator_closed_by_the_collector_stops_the_client_without_the_op_log(
+    tmp_path, sandbox, stream_resource, heartbeat
+):
+    server = sandbox()
+    root = tmp_path / "log"
+    context = _OpContext()
+    context.log = _WriteOnceLog()  # type: ignore[assignment]
+    body = run_stream(context, stream_resource(server.url, root))
+    next(body)
+    context.log.writing = True  # what the collector interrupts: one of Dagster's event writes
+    body.close()  # GeneratorExit at the yield, as when the abandoned generator is collected
+    beat = heartbeat(root)
+    assert beat["state"] == "stopped"
+    assert read_kind(root, "book").num_rows == beat["stats"]["book_messages"]  # all flushed
+    assert replay(root).ok
+
+
 @pytest.mark.slow
 def test_a_real_run_interrupted_by_a_signal_cleans_up(tmp_path, sandbox, heartbeat):
     server = sandbox()
