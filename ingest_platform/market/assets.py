@@ -129,7 +129,16 @@ def yahoo_daily_bars(
     )  # fmt: skip
     run_metadata = record_bars(context, run)
     gaps = _record_unavailable(lake, "yahoo", run) if bars_selected else {}
-    new = rebase.new_splits(run.fetch.actions, lake)
+    told = run.fetch.actions
+    new = rebase.new_splits(told, lake)
+    checks = (
+        [
+            failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate),
+            duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates),
+        ]
+        if bars_selected
+        else []
+    )
     # The actions first: a refresh rewrites an unreadable actions partition before anything
     # reads the splits it holds.
     actions = (
@@ -137,10 +146,13 @@ def yahoo_daily_bars(
         if CORPORATE_ACTIONS.name in selected
         else None
     )
+    # The fetched and written bars are not needed past here: a generator's locals live until
+    # its last yield, and the run's next asset (market_bars) should not hold them too.
+    del run
     if bars_selected:
         # Every split the lake knows or this answer told, not only those in the run's range:
         # a range that starts after a split it never saw must still rebase what came before.
-        splits = rebase.known_splits(lake, {i.symbol for i in instruments}, run.fetch.actions)
+        splits = rebase.known_splits(lake, {i.symbol for i in instruments}, told)
         rebased = _rebase_yahoo(context, lake, instruments, splits, source.fetch)
         record_run(
             context,
@@ -155,9 +167,7 @@ def yahoo_daily_bars(
         yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
     if actions is not None:
         yield actions
-    if bars_selected:
-        yield failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate)
-        yield duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates)
+    yield from checks
 
 
 def _record_unavailable(
