@@ -36,6 +36,9 @@ generation. Rounds are interleaved (A B C A B C ...); figures are medians.
     .venv/bin/python benchmarks/scaling.py                    # both axes, 2 rounds
     .venv/bin/python benchmarks/scaling.py --repeat 1 --instruments real,1500 --years 1
     .venv/bin/python benchmarks/scaling.py --before /tmp/before   # + another checkout's ours
+    # the memory goal's two points only (issue 20): the real universe and 5,000, one year
+    .venv/bin/python benchmarks/scaling.py --instruments real,5000 --years 1 --skip-floor \
+        --before /tmp/before
 """
 
 from __future__ import annotations

@@ -53,7 +53,10 @@ def _canonical(array: pyarrow.ChunkedArray | pyarrow.Array) -> pd.Series:
         values = pc.cast(array, pyarrow.int8()).fill_null(2)
         return pd.Series(values.to_numpy(zero_copy_only=False).astype(np.int64))
     text = pc.cast(array, pyarrow.string()).fill_null(_NULL_TEXT)
-    return pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+    # As a categorical: pandas hashes it exactly as the strings themselves (it hashes the
+    # distinct values and takes them by code, as it does for an object column), without a
+    # Python string per row (a symbol repeated over a million bars is a few distinct values).
+    return pd.Series(pc.dictionary_encode(text).to_pandas())
 
 
 def row_hashes(table: pyarrow.Table) -> np.ndarray:
@@ -109,14 +112,26 @@ def hashes_of(frames: Mapping[str, pd.DataFrame], schema: pyarrow.Schema) -> dic
     """The content hash of each of several frames (empty ones included), in one pass."""
     sizes = {k: len(f) for k, f in frames.items()}
     filled = [f for f in frames.values() if len(f)]
-    out = {k: EMPTY for k, n in sizes.items() if n == 0}
     if not filled:
-        return out
+        return dict.fromkeys(sizes, EMPTY)
     stacked = pd.concat([f[schema.names] for f in filled], ignore_index=True)
-    labels = np.repeat(
-        np.array([k for k, n in sizes.items() if n], dtype=object), [n for n in sizes.values() if n]
-    )
-    out.update({k: h for k, (_, h) in partition_hashes(stacked, labels, schema).items()})
+    return table_hashes(as_table(stacked, schema), sizes)
+
+
+def table_hashes(table: pyarrow.Table, sizes: Mapping[str, int]) -> dict[str, str]:
+    """The content hash of each consecutive slice of `table` (in the dataset's Arrow schema):
+    `sizes` gives each slice's key and rows, in table order (0 rows: `EMPTY`).
+
+    For a caller that already holds the rows as one table (`Dataset.write` converts them once
+    to write them): hashing them again from pandas frames would hold a second copy."""
+    if sum(sizes.values()) != table.num_rows:
+        raise ValueError(f"slices of {sum(sizes.values())} rows for a table of {table.num_rows}")
+    hashes = row_hashes(table) if table.num_rows else np.zeros(0, dtype=np.uint64)
+    out: dict[str, str] = {}
+    offset = 0
+    for key, rows in sizes.items():
+        out[key] = _digest(table.schema.names, hashes[offset : offset + rows])
+        offset += rows
     return out
 
 

@@ -193,22 +193,40 @@ class ParquetLake(ConfigurableResource):
         keys = sorted(frames)
         if not keys:
             return []
+        table = self.arrow_table(
+            dataset, pd.concat([frames[k] for k in keys], ignore_index=True), schema
+        )
+        return self.write_table_partitions(dataset, table, {k: len(frames[k]) for k in keys})
+
+    @staticmethod
+    def arrow_table(dataset: str, frame: pd.DataFrame, schema: pyarrow.Schema) -> pyarrow.Table:
+        """`frame` as the Arrow table its partitions are written from (a `LakeError` when it
+        does not fit `schema`)."""
+        try:
+            return pyarrow.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, KeyError) as exc:
+            raise LakeError(f"{dataset}: frames do not match the dataset schema: {exc}") from exc
+
+    def write_table_partitions(
+        self, dataset: str, table: pyarrow.Table, sizes: Mapping[str, int]
+    ) -> list[PartitionWrite]:
+        """Write consecutive slices of `table` as partitions, each atomically: `sizes` gives
+        each one's key and rows, in table order (`write_partitions` for rows already in one
+        table, so a caller that hashes them too converts them once)."""
+        keys = list(sizes)
+        if not keys:
+            return []
+        if sum(sizes.values()) != table.num_rows:
+            raise ValueError(f"{dataset}: partitions of {sum(sizes.values())} rows for a table "
+                             f"of {table.num_rows}")  # fmt: skip
         for key in keys:
             self.partition_path(dataset, key)  # validate every key before writing any
         self.sweep_temporary_files(dataset)
-        try:
-            table = pyarrow.Table.from_pandas(
-                pd.concat([frames[k] for k in keys], ignore_index=True),
-                schema=schema,
-                preserve_index=False,
-            )
-        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, KeyError) as exc:
-            raise LakeError(f"{dataset}: frames do not match the dataset schema: {exc}") from exc
         writes: list[PartitionWrite] = []
         offset = 0
         directories: set[str] = set()
         for key in keys:
-            rows = len(frames[key])
+            rows = sizes[key]
             part = table.slice(offset, rows)
             offset += rows
             path = self.partition_path(dataset, key)

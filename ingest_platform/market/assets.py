@@ -129,7 +129,16 @@ def yahoo_daily_bars(
     )  # fmt: skip
     run_metadata = record_bars(context, run)
     gaps = _record_unavailable(lake, "yahoo", run) if bars_selected else {}
-    new = rebase.new_splits(run.fetch.actions, lake)
+    told = run.fetch.actions
+    new = rebase.new_splits(told, lake)
+    checks = (
+        [
+            failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate),
+            duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates),
+        ]
+        if bars_selected
+        else []
+    )
     # The actions first: a refresh rewrites an unreadable actions partition before anything
     # reads the splits it holds.
     actions = (
@@ -137,10 +146,13 @@ def yahoo_daily_bars(
         if CORPORATE_ACTIONS.name in selected
         else None
     )
+    # The fetched and written bars are not needed past here: a generator's locals live until
+    # its last yield, and the run's next asset (market_bars) should not hold them too.
+    del run
     if bars_selected:
         # Every split the lake knows or this answer told, not only those in the run's range:
         # a range that starts after a split it never saw must still rebase what came before.
-        splits = rebase.known_splits(lake, {i.symbol for i in instruments}, run.fetch.actions)
+        splits = rebase.known_splits(lake, {i.symbol for i in instruments}, told)
         rebased = _rebase_yahoo(context, lake, instruments, splits, source.fetch)
         record_run(
             context,
@@ -155,9 +167,7 @@ def yahoo_daily_bars(
         yield MaterializeResult(asset_key=YAHOO_DAILY_BARS.name)
     if actions is not None:
         yield actions
-    if bars_selected:
-        yield failure_rate_check(YAHOO_DAILY_BARS.name, run.fetch, config.max_failure_rate)
-        yield duplicates_check(YAHOO_DAILY_BARS.name, run.duplicates)
+    yield from checks
 
 
 def _record_unavailable(
@@ -381,7 +391,7 @@ def market_bars(
     instruments = load_universe(lake, config.asset_classes, config.symbols, members, keys)
     # The sources store each member under the ticker in force on the day: FI and FISV alike.
     symbols = members.tickers_of(i.symbol for i in instruments)
-    contents, existing, consolidated = _consolidate(lake, keys, symbols)
+    contents, existing, by_source = _consolidate(lake, keys, symbols)
     # market_bars is derived: an unreadable partition is rebuilt whole from its sources, every
     # symbol of the universe (a subset run must not leave the others out of it).
     reasons: dict[str, str] = {}
@@ -411,7 +421,8 @@ def market_bars(
             rebuilt.append({"symbol": symbol, "partitions_rebuilt": len(older)})
     # Validated as merged partitions by the one write path: the conformed content is
     # re-checked, not trusted because its sources passed.
-    contents = {key: _with_ids(frame, members) for key, frame in contents.items()}
+    for key, frame in contents.items():  # one partition at a time: no second whole range
+        contents[key] = _with_ids(frame, members)
     write = MARKET_BARS.write(lake, contents, existing, reasons=reasons)
     # Expected: the symbols this run rebuilds (the rest of the partition is left as it was),
     # each day's members under the ticker in force that day.
@@ -422,7 +433,6 @@ def market_bars(
     )
     per_partition = partition_metadata(write, expected)
     record_partitions(context, write, per_partition)
-    by_source = consolidated["source"].value_counts().to_dict() if len(consolidated) else {}
     record_run(
         context,
         MARKET_BARS.name,
@@ -450,9 +460,12 @@ def _with_ids(frame: pd.DataFrame, members: MemberDays) -> pd.DataFrame:
 
 def _consolidate(
     lake: ParquetLake, keys: list[str], symbols: set[str]
-) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], pd.DataFrame]:
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], dict[str, int]]:
     """The new content of `keys` for `symbols` (other symbols' rows kept), the content it
-    replaces, and the consolidated rows."""
+    replaces, and how many consolidated rows came from each source.
+
+    Each whole-range copy is let go as soon as the next exists (the sources' rows once
+    consolidated, the consolidated rows once split): peak memory, issue 20."""
     frames: dict[str, pd.DataFrame] = {}
     for source_name, dataset in SOURCE_DATASETS.items():
         frame = dataset.read(lake, keys)
@@ -462,12 +475,15 @@ def _consolidate(
         splits = CORPORATE_ACTIONS.read(lake, columns=["symbol", "date", "action", "value"])
         frames["alpha_vantage"] = rules.split_adjust(frames["alpha_vantage"], splits)
     consolidated = rules.consolidate(frames)
+    del frames
+    by_source = consolidated["source"].value_counts().to_dict() if len(consolidated) else {}
     # Unreadable partitions count as absent here; the caller rebuilds them whole.
     existing = MARKET_BARS.read_partitions(lake, keys, skip_corrupt=True)
     # A day no source has stored yet (its sessions not settled) stays missing here too.
     sourced = set().union(*(lake.partition_keys(d.name) for d in SOURCE_DATASETS.values()))
     fresh = MARKET_BARS.split(consolidated, [k for k in keys if k in sourced or k in existing])
-    return consolidated_content(existing, fresh, symbols), existing, consolidated
+    del consolidated
+    return consolidated_content(existing, fresh, symbols), existing, by_source
 
 
 MARKET_ASSETS = [yahoo_daily_bars, alpha_vantage_daily_bars, polygon_daily_bars, market_bars]

@@ -150,6 +150,7 @@ class BarsIngest:
     rows_outside_membership: int
     off_calendar_rows: int
     unsettled_rows: int
+    #: The rows quarantined and why (its `valid` is left empty: those rows went to the write).
     quarantine: rules.Quarantine
     #: Symbols whose newest bar is older than a day they were expected (`rules.stale_symbols`).
     stale: pd.DataFrame
@@ -265,6 +266,9 @@ def ingest_bars(
         settled_expected,
         [*result.failures, *gaps["symbol"]],
     )
+    # Each whole-range copy of the bars is let go as soon as the next exists: a year of 5,000
+    # instruments is 1.25 M rows, ~100 MB a copy (the run's peak memory, issue 20).
+    del by_fetch_symbol
     for row in stale.itertuples(index=False):
         log.warning(
             "%s %s: stale: newest bar %s, but %s was expected (the day stays missing)",
@@ -284,14 +288,20 @@ def ingest_bars(
             " with different values: dropped" if row.conflicting else "",
         )
     quarantine = rules.quarantine_invalid(fetched, DailyBars)
+    del fetched
     for symbol, reason in quarantine.reasons.items():
         log.warning("%s %s: quarantined: %s", source_name, symbol, reason)
     by_key = dataset.split(quarantine.valid, keys)
+    # The report keeps what was quarantined and why; the valid rows live on in `by_key`.
+    quarantine = rules.Quarantine(
+        quarantine.valid.iloc[0:0].copy(), quarantine.rejected_rows, quarantine.reasons
+    )
     contents = {
-        key: rules.merge_partition(existing.get(key), by_key[key], refresh)
+        key: rules.merge_partition(existing.get(key), by_key.pop(key), refresh)
         for key in keys
         if key in writable or key in existing
     }
+    del by_key
     write = dataset.write(lake, contents if store else {}, existing)
     return BarsIngest(
         source=source_name,
@@ -330,5 +340,6 @@ def consolidated_content(
         old = existing.get(key)
         kept = old[~old["symbol"].isin(covered)] if old is not None and len(old) else None
         parts = [p for p in (kept, new) if p is not None and len(p)]
-        out[key] = pd.concat(parts, ignore_index=True) if parts else new
+        # Nothing kept: the fresh rows themselves, not a copy (a backfill's whole range).
+        out[key] = pd.concat(parts, ignore_index=True) if kept is not None and parts else new
     return out

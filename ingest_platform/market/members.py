@@ -71,20 +71,32 @@ class MemberDays:
         self, instruments: Sequence[Instrument], by_calendar: Mapping[str, set[str]]
     ) -> dict[str, set[str]]:
         """Per partition, the canonical symbols expected: `by_calendar` (what trades that
-        day) without the index members that were not members on that day."""
+        day) without the index members that were not members on that day.
+
+        Days with the same symbols trading and the same members share one set (read-only), as
+        `rules.expected_by_partition` shares its own: the sets are instruments x days."""
         members = self.members & {i.symbol for i in instruments}
+        shared: dict[tuple[int, frozenset[str]], set[str]] = {}
         out = {}
         for key, symbols in by_calendar.items():
-            on = set(self._on(key)["canonical"])
-            out[key] = {s for s in symbols if s not in members or s in on}
+            on = frozenset(self._on(key)["canonical"]) & members
+            same = (id(symbols), on)
+            if same not in shared:
+                shared[same] = {s for s in symbols if s not in members or s in on}
+            out[key] = shared[same]
         return out
 
     def in_force(self, by_key: Mapping[str, set[str]]) -> dict[str, set[str]]:
-        """Canonical symbols per partition, as the tickers in force on each day."""
+        """Canonical symbols per partition, as the tickers in force on each day (days with the
+        same symbols and the same renames share one set, read-only, as in `expected`)."""
+        shared: dict[tuple[int, frozenset[tuple[str, str]]], set[str]] = {}
         out = {}
         for key, symbols in by_key.items():
             rename = self._renamed_on(key)
-            out[key] = {rename.get(s, s) for s in symbols}
+            same = (id(symbols), frozenset(rename.items()))
+            if same not in shared:
+                shared[same] = {rename.get(s, s) for s in symbols}
+            out[key] = shared[same]
         return out
 
     def canonical(self, by_key: Mapping[str, set[str]]) -> dict[str, set[str]]:

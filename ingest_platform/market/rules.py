@@ -81,11 +81,18 @@ def expected_symbols(instruments: Sequence[Instrument], day: MarketDay) -> set[s
 def expected_by_partition(
     instruments: Sequence[Instrument], partition_keys: Iterable[str]
 ) -> dict[str, set[str]]:
+    """`expected_symbols` of each partition. Days on which the same calendars are open share
+    one set (read-only): a year of 5,000 instruments would otherwise hold 261 copies of it."""
     calendar_names = tuple(sorted({i.calendar for i in instruments}))
-    return {
-        key: expected_symbols(instruments, market_day(key, calendar_names))
-        for key in partition_keys
-    }
+    by_open: dict[tuple[str, ...], set[str]] = {}
+    out = {}
+    for key in partition_keys:
+        day = market_day(key, calendar_names)
+        open_calendars = tuple(c for c in calendar_names if day.is_open(c))
+        if open_calendars not in by_open:
+            by_open[open_calendars] = expected_symbols(instruments, day)
+        out[key] = by_open[open_calendars]
+    return out
 
 
 @dataclass(frozen=True)

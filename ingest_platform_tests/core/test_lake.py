@@ -62,6 +62,20 @@ def test_range_write_reload_and_projection(lake: ParquetLake):
     assert len(projected) == 12
 
 
+def test_slices_of_one_table_are_written_as_partitions(lake: ParquetLake):
+    days = {"2024-03-04": ["AAPL", "MSFT"], "2024-03-05": [], "2024-03-06": ["SPY"]}
+    frames = {d: bars(d, symbols) for d, symbols in days.items()}
+    table = lake.arrow_table("bars", pd.concat(frames.values(), ignore_index=True), SCHEMA)
+    sizes = {d: len(f) for d, f in frames.items()}
+    writes = lake.write_table_partitions("bars", table, sizes)
+    assert [(w.partition_key, w.row_count) for w in writes] == list(sizes.items())
+    assert lake.read("bars", ["2024-03-06"])["symbol"].tolist() == ["SPY"]
+    assert lake.read("bars", ["2024-03-05"]).empty
+    with pytest.raises(ValueError, match="partitions of 2 rows for a table of 3"):
+        lake.write_table_partitions("bars", table, {"2024-03-07": 2})
+    assert "2024-03-07" not in lake.partition_keys("bars")
+
+
 def test_rewrite_replaces_the_partition(lake: ParquetLake):
     lake.write_partition("bars", bars("2024-03-01", ["AAPL", "MSFT"]), SCHEMA, "2024-03-01")
     lake.write_partition("bars", bars("2024-03-01", ["SPY"], 99.0), SCHEMA, "2024-03-01")

@@ -63,6 +63,20 @@ def test_each_day_expects_its_own_members_and_every_non_member(members):
     assert members.canonical({"2023-02-01": {"XX", "SPY"}}) == {"2023-02-01": {"YY", "SPY"}}
 
 
+def test_days_with_the_same_members_share_one_set(members):
+    everyone = {"YY", "XX", "JOIN", "SPY"}
+    days = ("2023-02-01", "2023-02-02", "2023-06-01", "2023-06-02")
+    expected = members.expected(RUN, dict.fromkeys(days, everyone))
+    assert expected["2023-02-01"] == {"YY", "SPY"} and expected["2023-06-01"] == {
+        "YY", "JOIN", "SPY"
+    }  # fmt: skip
+    assert expected["2023-02-01"] is expected["2023-02-02"]
+    assert expected["2023-06-01"] is expected["2023-06-02"]
+    stored = members.in_force(expected)
+    assert stored["2023-02-01"] == {"XX", "SPY"} and stored["2023-06-01"] == {"YY", "JOIN", "SPY"}
+    assert stored["2023-02-01"] is stored["2023-02-02"]
+
+
 def test_fetched_bars_are_cut_to_membership_and_relabelled_by_day(members):
     fetched = bars(
         [

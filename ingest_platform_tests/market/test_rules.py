@@ -46,6 +46,19 @@ def test_expected_symbols_follow_each_calendar():
     assert market.expected_symbols([AAPL, EURUSD], market_day("2024-07-05")) == {"AAPL", "EURUSD"}
 
 
+def test_days_with_the_same_calendars_open_share_one_expected_set():
+    # Memory (issue 20): a year of thousands of instruments holds one set per calendar
+    # pattern, not one per day. The sets are read-only.
+    keys = ["2024-07-03", "2024-07-04", "2024-07-05"]
+    expected = market.expected_by_partition([AAPL, EURUSD], keys)
+    assert expected == {
+        "2024-07-03": {"AAPL", "EURUSD"},
+        "2024-07-04": {"EURUSD"},  # Independence Day: NYSE closed
+        "2024-07-05": {"AAPL", "EURUSD"},
+    }
+    assert expected["2024-07-03"] is expected["2024-07-05"]
+
+
 def test_plan_fetches_only_what_is_missing_unless_refreshing():
     keys = ["2024-07-08", "2024-07-09", "2024-07-10"]
     expected = market.expected_by_partition([AAPL, MSFT], keys)
