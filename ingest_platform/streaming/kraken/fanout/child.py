@@ -33,6 +33,10 @@ from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher
 
 logger = logging.getLogger(__name__)
 
+PROFILE_ENV = "INGEST_PLATFORM_FANOUT_PROFILE"
+"""Set to a path prefix, each publisher process writes its cProfile there (``<prefix>.<pid>``;
+benchmarks only)."""
+
 REPORT_SECONDS = 0.1
 """How often the stream hears the publisher's state (readiness, counters, latencies)."""
 
@@ -240,7 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     child = PublisherChild(int(args[0]), int(args[1]))
-    return asyncio.run(child.main())
+    profile_to = os.environ.get(PROFILE_ENV)
+    if not profile_to:
+        return asyncio.run(child.main())
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(asyncio.run, child.main())
+    finally:
+        profiler.dump_stats(f"{profile_to}.{os.getpid()}")
 
 
 if __name__ == "__main__":
