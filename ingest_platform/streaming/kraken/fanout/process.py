@@ -557,13 +557,13 @@ class FanoutProcess:
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.kill()
                 self._child_gone(child)
-            for _ in range(200):
+            for attempt in range(300):  # 2 s to exit, then killed (and reaped)
                 if child.proc.poll() is not None:
                     break
+                if attempt == 200:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.proc.kill()
                 await asyncio.sleep(0.01)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    child.proc.kill()
         done = self._done
         if done is not None and not done.done():
             done.set_result(None)
