@@ -31,7 +31,7 @@ from ingest_platform.streaming.kraken.fanout.bus import StreamConfigMismatch
 from ingest_platform.streaming.kraken.fanout.process import FrameReader, counters, encode_frame
 from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ingest_platform.streaming.kraken.fanout.child")  # not __main__
 
 PROFILE_ENV = "INGEST_PLATFORM_FANOUT_PROFILE"
 """Set to a path prefix, each publisher process writes its cProfile there (``<prefix>.<pid>``;
@@ -47,10 +47,11 @@ class _Relay(logging.Handler):
     def __init__(self, child: PublisherChild) -> None:
         super().__init__(logging.INFO)
         self.child = child
+        self.setFormatter(logging.Formatter("%(message)s"))  # a traceback, if any, follows
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):
-            self.child.send(("log", record.levelno, record.name, record.getMessage()))
+            self.child.send(("log", record.levelno, record.name, self.format(record)))
 
 
 class _GapRows:
@@ -85,6 +86,7 @@ class PublisherChild:
         self.stop: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
         self.halted = False
+        self.failed = False
 
     # -- out ---------------------------------------------------------------------------------
 
@@ -210,6 +212,13 @@ class PublisherChild:
         except StreamConfigMismatch as exc:
             self.send(("mismatch", str(exc)))
             logger.error("fan-out: %s", exc)
+        except Exception:
+            # A bug, not a bus fault (those the publisher handles): end without the goodbye,
+            # so that the stream counts this process dead, writes down what it held and
+            # starts another.
+            logger.exception("fan-out: the publisher failed")
+            self.failed = True
+            self.end()
 
     # -- the process -------------------------------------------------------------------------
 
@@ -228,16 +237,17 @@ class PublisherChild:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=REPORT_SECONDS)
             self.send_report()
-        if self.publisher is not None:
+        if self.publisher is not None and not self.failed:
             await self.publisher.close(self.task)
         self.send_report()
-        self.send(("closed",))
+        if not self.failed:
+            self.send(("closed",))
         deadline = time.monotonic() + 5.0
         while transport.get_write_buffer_size() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         transport.close()
         await asyncio.sleep(0)
-        return 0
+        return 1 if self.failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
-from ingest_platform.streaming.kraken.fanout.bus import JetStreamBus, StreamSpec
+from ingest_platform.streaming.kraken.fanout.bus import Ack, JetStreamBus, StreamSpec
 from ingest_platform.streaming.kraken.fanout.process import FanoutProcess, FrameReader, encode_frame
 from ingest_platform.streaming.kraken.fanout.publisher import BUS_GAP_CHANNEL, FanoutSettings
 from ingest_platform.streaming.kraken.log.replay import replay
@@ -141,3 +141,42 @@ def test_a_publisher_that_stops_reading_is_killed_and_replaced(
     tailed, events = _tail(nats_server.url, from_start=True)
     assert tailed.rebuilder.totals()["verified"] > 100
     _missing_covered_by_gaps(events, list(publisher.recent_gaps))
+
+
+class _FailingOnceBus(JetStreamBus):
+    """The first publisher process to publish meets a bug (not a `BusError`); the next one,
+    restarted by the stream, does not (a file says it happened: processes share nothing else)."""
+
+    def __init__(self, url: str, marker: str) -> None:
+        super().__init__(url)
+        self.marker = marker
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[Ack]:
+        if not os.path.exists(self.marker):
+            with open(self.marker, "w"):
+                pass
+            raise RuntimeError("a bug in the publisher")
+        return await super().publish(subject, payload, msg_id)
+
+
+@pytest.mark.slow
+def test_a_publisher_that_fails_is_counted_dead_with_its_traceback_and_replaced(
+    tmp_path, sandbox, fast_config, nats_server, caplog
+):
+    server = sandbox(rate=300.0)
+    bus = _FailingOnceBus(nats_server.url, str(tmp_path / "failed-once"))
+    publisher = FanoutProcess(
+        bus, PAIRS, FanoutSettings(snapshot_every=20, retry_delay=0.1), restart_delay=0.2
+    )
+
+    async def main():
+        return await _stream(server.url, tmp_path / "log", fast_config(), publisher, 3.0)
+
+    result, _ = asyncio.run(main())
+    assert result.outcome == "stopped" and result.stats["gaps"] == 0
+    assert result.stats["bus"]["process"]["restarts"] == 1
+    assert "RuntimeError: a bug in the publisher" in caplog.text  # the child's traceback
+    gaps = read_kind(tmp_path / "log", "gap").filter(pc.field("channel") == BUS_GAP_CHANNEL)
+    assert set(gaps.column("reason").to_pylist()) == {"publisher_died"}
+    tailed, _ = _tail(nats_server.url, from_start=True)
+    assert tailed.rebuilder.totals()["verified"] > 100  # the second process published
