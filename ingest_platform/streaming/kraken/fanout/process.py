@@ -449,7 +449,7 @@ class FanoutProcess:
         """The exit code (its pipe closes a moment before the kernel has it), then the gaps
         and the restart; a child that closed its pipe yet lives on is no publisher: killed."""
         code = child.proc.poll()
-        if code is None and tries < 20 and self._loop is not None:
+        if code is None and tries < 200 and self._loop is not None:  # up to 2 s
             self._loop.call_later(0.01, self._after_death, child, tries + 1)
             return
         if code is None:
