@@ -4,9 +4,10 @@ JetStream, interleaved in one run.
 Four processes: the sandbox Kraken WebSocket, ``nats-server -js`` (temporary store), a
 consumer (its own process: a push consumer that rebuilds and re-verifies every book with
 `consume.BookRebuilder`, as ``kraken-tail`` does) and the stream itself, here, exactly as the
-Dagster op hosts it (`KrakenConnection` with a real `StreamLog`, plus a `FanoutPublisher` in
-the fan-out variant). Per rate and repeat, the variant without fan-out (A) and then with it (B)
-run back to back (A B A B ...), each:
+Dagster op hosts it (`KrakenConnection` with a real `StreamLog`, plus in the fan-out variant a
+`FanoutProcess`: the publisher in a fifth process, the stream handing it the verified events;
+``--in-loop``: the former `FanoutPublisher` on the stream's own loop). Per rate and repeat,
+the variant without fan-out (A) and then with it (B) run back to back (A B A B ...), each:
 
 1. connect, subscribe, verify every book's first snapshot at a low rate (B: and the publisher
    connected; the consumer subscribed to new messages);
@@ -17,8 +18,9 @@ Figures: socket -> verified book (the stream's own latency, the protocol's histo
 socket -> consumer (B only: the consumer's wall clock at receipt minus the event's ``recv_us``,
 the stream's wall clock when it read the frame; same host, same clock); lost (B: events the
 publisher dropped or never got acknowledged, plus acknowledged events the consumer did not
-receive); the stream process's CPU over the window (the stream and publisher only: sandbox,
-server and consumer have their own processes). Medians over the repeats.
+receive); the stream process's CPU over the window (the stream, and the publisher with
+``--in-loop``), and the publisher process's apart; sandbox, server and consumer have their own
+processes. Medians over the repeats.
 
     .venv/bin/python benchmarks/kraken_fanout.py                     # 1k, 10k, 25k; 60 s; 2 repeats
     .venv/bin/python benchmarks/kraken_fanout.py --seconds 20 --repeat 2
@@ -53,7 +55,8 @@ from kraken_stream_latency import (
 )
 
 from ingest_platform.streaming.kraken.fanout.bus import JetStreamBus, StreamSpec
-from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher, FanoutSettings
+from ingest_platform.streaming.kraken.fanout.process import publisher_for
+from ingest_platform.streaming.kraken.fanout.publisher import FanoutSettings
 from ingest_platform.streaming.kraken.io.connection import open_stream
 from ingest_platform.streaming.kraken.protocol.stats import LatencyWindow
 
@@ -161,6 +164,7 @@ async def measure(
     nats_url: str | None,
     snapshot_every: int,
     server: NatsServer | None = None,
+    in_loop: bool = False,
 ) -> dict[str, Any]:
     sandbox = SandboxProcess()
     consumer: ConsumerProcess | None = None
@@ -170,7 +174,7 @@ async def measure(
         publisher = None
         if nats_url is not None:
             fanout = FanoutSettings(snapshot_every=snapshot_every, stream=StreamSpec())
-            publisher = FanoutPublisher(JetStreamBus(nats_url), PAIRS, fanout)
+            publisher = publisher_for(JetStreamBus(nats_url), PAIRS, fanout, process=not in_loop)
             # the consumer subscribes before the stream starts: it sees every epoch's snapshot
             await _ensure_stream(nats_url)
             consumer = await asyncio.to_thread(ConsumerProcess, nats_url)
@@ -191,13 +195,14 @@ async def measure(
         await asyncio.to_thread(sandbox.call, "rate", rate)
         others = [server.proc.pid if server else None]
         others.append(consumer.process.pid if consumer else None)
+        others.append(publisher.report().get("process", {}).get("pid") if publisher else None)
         others_started = [process_cpu_seconds(pid) for pid in others]
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)
         await asyncio.to_thread(sandbox.call, "rate", 0.0)
         elapsed = time.perf_counter() - started
         cpu = (time.process_time() - cpu_started) / elapsed
-        server_cpu, consumer_cpu = (
+        server_cpu, consumer_cpu, publisher_cpu = (
             (process_cpu_seconds(pid) - before_s) / elapsed
             for pid, before_s in zip(others, others_started, strict=True)
         )
@@ -212,7 +217,11 @@ async def measure(
             await _wait(caught_up, 30, "the stream to receive everything sent")
         if publisher is not None:
             with contextlib.suppress(TimeoutError):
-                await _wait(lambda: not publisher.buffer and not publisher.inflight, 30, "the bus")
+                await _wait(
+                    lambda: not publisher.buffered() and not publisher.report()["in_flight"],
+                    30,
+                    "the bus",
+                )
         latency = protocol.latency.percentiles_ms((50, 99, 99.9))
         bus = publisher.report() if publisher else None
         published = (publisher.stats.published - published_before) if publisher else 0
@@ -239,6 +248,7 @@ async def measure(
         out["lost"] = bus["dropped"] + bus["unacked"] + max(0, published - consumed["received"])
         out["server_cpu"] = server_cpu
         out["consumer_cpu"] = consumer_cpu
+        out["publisher_cpu"] = publisher_cpu
     return out
 
 
@@ -258,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--snapshot-every", type=int, default=1000)
+    parser.add_argument(
+        "--in-loop", action="store_true", help="the publisher on the stream's loop (former design)"
+    )
     args = parser.parse_args(argv)
     print(
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
@@ -276,7 +289,15 @@ def main(argv: list[str] | None = None) -> int:
                         root = Path(tmp) / f"log-{target:.0f}-{repeat}-{variant}"
                         url = server.url if variant == "B" else None
                         r = asyncio.run(
-                            measure(target, args.seconds, root, url, args.snapshot_every, server)
+                            measure(
+                                target,
+                                args.seconds,
+                                root,
+                                url,
+                                args.snapshot_every,
+                                server,
+                                args.in_loop,
+                            )
                         )
                         results.setdefault((target, variant), []).append(r)
                         book = r["book"]
@@ -292,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"lost {r['lost']}, re-verified {c['verified']} "
                                 f"(mismatches {c['mismatches']}); nats-server CPU "
                                 f"{r['server_cpu']:.0%}, consumer CPU {r['consumer_cpu']:.0%}, "
+                                f"publisher process CPU {r['publisher_cpu']:.0%}, "
                                 f"publish->ack p99 {r['bus']['publish_p99_ms']} ms, "
                                 f"load {os.getloadavg()[0]:.1f}"
                             )

@@ -24,7 +24,8 @@ from ingest_platform.core.object_store import path_or_url
 from ingest_platform.streaming.kraken.config import StreamConfig
 from ingest_platform.streaming.kraken.fanout.bus import JetStreamBus, StreamSpec
 from ingest_platform.streaming.kraken.fanout.message import subjects_filter
-from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher, FanoutSettings
+from ingest_platform.streaming.kraken.fanout.process import StreamFanout, publisher_for
+from ingest_platform.streaming.kraken.fanout.publisher import FanoutSettings
 
 RESOURCE_KEY = "kraken_stream"
 FANOUT_RESOURCE_KEY = "kraken_fanout"
@@ -141,6 +142,12 @@ class KrakenFanout(ConfigurableResource):
         default=3, ge=1, description="Sends per event before it is recorded as a bus gap."
     )
 
+    publisher_process: bool = Field(
+        default=True,
+        description="Publish from a process of its own (the stream's loop only hands the verified "
+        "events over); off: on the stream's own event loop.",
+    )
+
     @property
     def enabled(self) -> bool:
         return bool(self.nats_url.strip())
@@ -176,11 +183,14 @@ class KrakenFanout(ConfigurableResource):
             stream=self.stream_name,
         )
 
-    def publisher(self, pairs: Sequence[str]) -> FanoutPublisher | None:
-        """A publisher for these pairs, or None when the fan-out is off."""
+    def publisher(self, pairs: Sequence[str]) -> StreamFanout | None:
+        """A publisher for these pairs, or None when the fan-out is off: in a process of its
+        own unless ``publisher_process`` is off."""
         if not self.enabled:
             return None
-        return FanoutPublisher(self.bus(), pairs, self.fanout_settings())
+        return publisher_for(
+            self.bus(), pairs, self.fanout_settings(), process=self.publisher_process
+        )
 
 
 def fanout_resource(**overrides: Any) -> KrakenFanout:

@@ -193,6 +193,8 @@ class FanoutPublisher:
         """Called with each acknowledged publish's latency (ns), e.g. to feed a histogram."""
         self.books: Callable[[str], KrakenBook | None] = lambda symbol: None
         self.log: RecordSink | None = None
+        self.on_gap: Callable[[dict[str, Any]], None] | None = None
+        """Called with each bus gap written down (`BusGap.as_dict`), e.g. to relay it."""
         self.session = uuid.uuid4().hex[:12]
         self.sequencer = message.SnapshotSequencer(self.settings.snapshot_every)
         self.feeds = message.FeedSequencer()
@@ -487,7 +489,10 @@ class FanoutPublisher:
 
     def _write_gap(self, gap: BusGap, end_us: int) -> None:
         self.stats.gaps += 1
-        self.recent_gaps.append(gap.as_dict())
+        entry = gap.as_dict()
+        self.recent_gaps.append(entry)
+        if self.on_gap is not None:
+            self.on_gap(entry)
         if self.stats.gaps <= 20 or self.stats.gaps % 1000 == 0:  # every one is in the log
             logger.warning(
                 "fan-out: bus gap %s %s (%d so far)", gap.pair, gap.detail(), self.stats.gaps
@@ -708,6 +713,10 @@ class FanoutPublisher:
             await self.bus.close()
 
     # -- reports -----------------------------------------------------------------------------
+
+    def buffered(self) -> int:
+        """Events waiting to be published (the buffer and the retries)."""
+        return len(self.buffer) + len(self.retry)
 
     def report(self) -> dict[str, Any]:
         """The ``bus`` entry of the stream's report (heartbeat, observations, status)."""

@@ -2,8 +2,9 @@
 
 Every row still goes to the stream log first (the log is the record; the bus is a live copy).
 Then each book item whose checksum verified, each trade and each bar is handed to the
-`FanoutPublisher`; a book item that did not verify ends its pair's epoch. The protocol does not
-change: it writes to one sink, and this sink is the log plus the publisher.
+publisher (`FanoutProcess`, or `FanoutPublisher` on the stream's loop); a book item that did
+not verify ends its pair's epoch. The protocol does not change: it writes to one sink, and this
+sink is the log plus the publisher.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest_platform.streaming.kraken.book import KrakenBook
-from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher
+from ingest_platform.streaming.kraken.fanout.process import StreamFanout
 from ingest_platform.streaming.kraken.protocol.rows import RecordSink
 
 
@@ -26,7 +27,7 @@ class FanoutSink:
     def __init__(
         self,
         log: RecordSink | None,
-        publisher: FanoutPublisher,
+        publisher: StreamFanout,
         books: Callable[[str], KrakenBook | None],
     ) -> None:
         self.log = log

@@ -33,7 +33,7 @@ from ingest_platform.core.backoff import Backoff
 from ingest_platform.core.metrics import StreamMetrics
 from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.fanout.bus import StreamConfigMismatch
-from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher
+from ingest_platform.streaming.kraken.fanout.process import StreamFanout
 from ingest_platform.streaming.kraken.fanout.sink import FanoutSink
 from ingest_platform.streaming.kraken.heartbeat import heartbeat_document, write_heartbeat
 from ingest_platform.streaming.kraken.io.metrics import StreamMetricsExporter
@@ -84,7 +84,7 @@ class KrakenConnection:
         on_report: Callable[[dict[str, Any]], None] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
-        fanout: FanoutPublisher | None = None,
+        fanout: StreamFanout | None = None,
         metrics: StreamMetrics | None = None,
     ) -> None:
         if not url.startswith(("ws://", "wss://")):
@@ -285,7 +285,7 @@ class KrakenConnection:
         return protocol.book(symbol) if protocol.is_synced(symbol) else None
 
     @staticmethod
-    def _publish_event(fanout: FanoutPublisher, event: ProtocolEvent) -> None:
+    def _publish_event(fanout: StreamFanout, event: ProtocolEvent) -> None:
         """Status changes and halts go on the bus too (``kraken.status``, ``kraken.halt``)."""
         if isinstance(event, BooksSynced):
             fanout.status("connection", "streaming", None)
@@ -294,7 +294,7 @@ class KrakenConnection:
         elif isinstance(event, Halted):
             fanout.halt(event.halt.as_dict())
 
-    async def _close_fanout(self, fanout: FanoutPublisher, task: asyncio.Task[None] | None) -> None:
+    async def _close_fanout(self, fanout: StreamFanout, task: asyncio.Task[None] | None) -> None:
         """Before the log closes: the last events (a halt among them) go out, what the bus
         never acknowledged is written down as bus gaps; a misconfigured stream is an error."""
         for event in self.protocol.events:  # a halt raised off the receive path
@@ -450,7 +450,7 @@ def open_stream(
     background_log: bool = True,
     clock: Clock = SYSTEM_CLOCK,
     status_root: str | os.PathLike[str] | None = None,
-    fanout: FanoutPublisher | None = None,
+    fanout: StreamFanout | None = None,
     metrics: StreamMetrics | None = None,
 ) -> KrakenConnection:
     """A connection to ``url`` writing its log under ``log_root`` (None: no log) and its

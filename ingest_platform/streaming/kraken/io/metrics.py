@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ingest_platform.core.metrics import StreamMetrics
-from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher
+from ingest_platform.streaming.kraken.fanout.process import StreamFanout
 from ingest_platform.streaming.kraken.protocol.protocol import KrakenProtocol
 from ingest_platform.streaming.kraken.protocol.stats import SymbolStats
 
@@ -47,7 +47,7 @@ class StreamMetricsExporter:
         self,
         metrics: StreamMetrics,
         protocol: KrakenProtocol,
-        fanout: FanoutPublisher | None = None,
+        fanout: StreamFanout | None = None,
     ) -> None:
         self.metrics = metrics
         self.protocol = protocol
@@ -86,5 +86,5 @@ class StreamMetricsExporter:
             self._latency_count = window.count
         fanout = self.fanout
         if fanout is not None:
-            metrics.bus_buffer_depth.set(len(fanout.buffer) + len(fanout.retry))
+            metrics.bus_buffer_depth.set(fanout.buffered())
             self._add(("dropped", ""), fanout.stats.dropped, metrics.bus_dropped_events)

@@ -15,11 +15,8 @@ import pytest
 
 from ingest_platform.streaming.kraken import consume
 from ingest_platform.streaming.kraken.fanout.bus import Ack, JetStreamBus, StreamSpec
-from ingest_platform.streaming.kraken.fanout.publisher import (
-    BUS_GAP_CHANNEL,
-    FanoutPublisher,
-    FanoutSettings,
-)
+from ingest_platform.streaming.kraken.fanout.process import FanoutProcess
+from ingest_platform.streaming.kraken.fanout.publisher import BUS_GAP_CHANNEL, FanoutSettings
 from ingest_platform.streaming.kraken.io.connection import open_stream
 from ingest_platform.streaming.kraken.log.replay import replay
 from ingest_platform.streaming.kraken.log.segments import read_kind
@@ -30,17 +27,25 @@ pytestmark = pytest.mark.slow
 PAIRS = ("BTC/USD", "ETH/USD")
 
 
-def _publisher(url: str, bus: JetStreamBus | None = None, **settings: Any) -> FanoutPublisher:
+def _publisher(url: str, bus: JetStreamBus | None = None, **settings: Any) -> FanoutProcess:
+    """The publisher as the stream runs it: in a process of its own."""
     spec = settings.pop("stream", StreamSpec())
     values: dict[str, Any] = {"snapshot_every": 20, "ack_timeout": 1.0, "retry_delay": 0.1}
-    return FanoutPublisher(
+    return FanoutProcess(
         bus or JetStreamBus(url), PAIRS, FanoutSettings(**{**values, **settings, "stream": spec})
     )
 
 
 async def _stream(server_url, root, settings, publisher, seconds, during=None):
+    """Stream for ``seconds`` once the publisher is ready (its process started and connected,
+    which takes a good part of a second on a busy machine), with ``during`` from then on."""
     client = open_stream(settings, server_url, root, fanout=publisher)
-    task = asyncio.create_task(client.run(seconds))
+    task = asyncio.create_task(client.run())
+    deadline = time.monotonic() + 20.0
+    while not publisher.ready and time.monotonic() < deadline and not task.done():
+        await asyncio.sleep(0.01)
+    assert publisher.ready, "the publisher process never connected"
+    asyncio.get_running_loop().call_later(seconds, client.request_stop)
     if during is not None:
         await during(client)
     return await task, client

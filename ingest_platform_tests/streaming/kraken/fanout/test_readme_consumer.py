@@ -14,7 +14,8 @@ from ingest_platform.core.settings import project_root
 from ingest_platform.streaming.kraken import consume
 from ingest_platform.streaming.kraken.fanout import message as m
 from ingest_platform.streaming.kraken.fanout.bus import JetStreamBus
-from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher, FanoutSettings
+from ingest_platform.streaming.kraken.fanout.process import FanoutProcess
+from ingest_platform.streaming.kraken.fanout.publisher import FanoutSettings
 from ingest_platform.streaming.kraken.io.connection import open_stream
 
 # A real stream against a real nats-server for seconds: CI's, not the inner loop's.
@@ -40,7 +41,7 @@ def test_the_readme_consumer_reverifies_the_stream_on_its_own(
     script = tmp_path / "consumer.py"
     script.write_text(code)
     server = sandbox(rate=300.0)
-    publisher = FanoutPublisher(
+    publisher = FanoutProcess(
         JetStreamBus(nats_server.url), PAIRS, FanoutSettings(snapshot_every=30)
     )
 
