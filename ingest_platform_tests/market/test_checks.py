@@ -268,6 +268,21 @@ def test_a_range_whose_newest_partitions_are_missing_fails_as_named(resources, c
     )
 
 
+def test_the_recent_window_leaves_out_today_until_a_run_fills_it(resources, capsys, monkeypatch):
+    """Monday 2024-07-15 at 23:00 UTC: the NYSE session has closed and settled (20:30 UTC),
+    but FX has not, so the schedule has not filled the day yet and its partition's window is
+    still open. `ingest-platform check` without a range judges the newest partitions the lake
+    can be asked for: up to Friday, not a Monday that no run was due to fill (CI on a fresh
+    clone that evening failed universe_coverage with "0 of 503 members" for today)."""
+    assert backfill(resources).success
+    monkeypatch.setenv(settings.NOW_ENV, "2024-07-15T23:00:00+00:00")
+    code = cli(["check", "--select", "market_bars", "--fail-on", "warn"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    windows = {line.split()[2] for line in out.splitlines() if " market_bars " in line}
+    assert windows == {f"2024-06-13..{END}"}, out
+
+
 def test_without_select_the_runner_checks_what_the_lake_holds_for_the_key(resources, capsys):
     """The CI lake has market data but no minute bars (today's stream day is still open), no
     economic data here either: no --select checks the rest and exits 0, naming the skipped."""

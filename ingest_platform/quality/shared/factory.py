@@ -18,7 +18,8 @@ Which partitions a check looks at (its `CheckWindow`), always judged *as named*:
   partition is complete;
 - else the run's own partitions, when it runs with a materialization;
 - else the newest `DEFAULT_RECENT_PARTITIONS` partitions of the dataset's scheme up to now,
-  from the first one the lake holds (a lake that stopped updating shows its missing days).
+  from the first one the lake holds (a lake that stopped updating shows its missing days),
+  leaving out an open partition (today's) that no run has filled yet.
 
 An expected partition (one whose window has closed by the clock the window is judged at) that
 the lake lacks is never dropped from the window: `partitions_present` names each, and the
@@ -143,7 +144,11 @@ def resolve_window(
         return _window(dataset, keys, _judged_at(now, dataset, keys), present)
     if not present:
         raise ChecksCouldNotRun(f"{dataset.name}: the lake holds no partition to check")
-    recent = [k for k in scheme.current_keys(now) if k >= present[0]]
+    # Today's partition exists from its first moment (end_offset=1) but is due only when its
+    # window closes; until a run fills it, it is not judged (its sessions would otherwise be
+    # expected as soon as they settle, hours before the schedule fills the day).
+    closed, have = set(scheme.closed_keys(now)), set(present)
+    recent = [k for k in scheme.current_keys(now) if k >= present[0] and (k in closed or k in have)]
     keys = tuple(recent[-DEFAULT_RECENT_PARTITIONS:])
     return _window(dataset, keys, now, present)
 
