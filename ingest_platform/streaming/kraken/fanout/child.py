@@ -28,7 +28,12 @@ from typing import Any
 
 from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.fanout.bus import StreamConfigMismatch
-from ingest_platform.streaming.kraken.fanout.process import FrameReader, counters, encode_frame
+from ingest_platform.streaming.kraken.fanout.process import (
+    FrameReader,
+    counters,
+    encode_frame,
+    read_available,
+)
 from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher
 
 logger = logging.getLogger("ingest_platform.streaming.kraken.fanout.child")  # not __main__
@@ -113,16 +118,11 @@ class PublisherChild:
         return self.books.get(pair) if pair in self.valid else None
 
     def readable(self) -> None:
-        try:
-            data = os.read(self.in_fd, 1 << 20)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:  # the stream is gone
+        batches = read_available(self.in_fd, self.frames)
+        if batches is None:  # the stream is gone
             self.end()
             return
-        for batch in self.frames.feed(data):
+        for batch in batches:
             for op in batch:
                 self.handle(op)
 

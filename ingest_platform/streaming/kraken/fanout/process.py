@@ -111,6 +111,18 @@ class FrameReader:
         return out
 
 
+def read_available(fd: int, reader: FrameReader) -> list[Any] | None:
+    """The whole frames readable now on the non-blocking ``fd`` (``[]`` when none is complete
+    yet), or None once the other end has closed: what each side's reader callback does."""
+    try:
+        data = os.read(fd, 1 << 20)
+    except BlockingIOError:
+        return []
+    except OSError:
+        data = b""
+    return reader.feed(data) if data else None
+
+
 def read_frame_blocking(fd: int, reader: FrameReader) -> Any:
     """The next frame from a blocking ``fd`` (the child reads its configuration so)."""
     while True:
@@ -367,16 +379,11 @@ class FanoutProcess:
         self._flush()
 
     def _on_readable(self, child: _Child) -> None:
-        try:
-            data = os.read(child.from_child, 1 << 20)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
+        frames = read_available(child.from_child, child.frames)
+        if frames is None:
             self._child_gone(child)
             return
-        for frame in child.frames.feed(data):
+        for frame in frames:
             self._handle(child, frame)
 
     def _handle(self, child: _Child, frame: tuple[Any, ...]) -> None:
