@@ -23,6 +23,8 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NotFoundError
 
+from ingest_platform.streaming.kraken.fanout.confirm import Answer, Confirmations
+
 logger = logging.getLogger(__name__)
 
 
@@ -116,6 +118,37 @@ _STORED = Ack(duplicate=False)
 _DUPLICATE = Ack(duplicate=True)
 
 
+@dataclass(frozen=True, slots=True)
+class _Publish:
+    """One publish as the bus keeps it until JetStream's answer settles it."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    future: asyncio.Future[Ack]
+
+
+def _answer(msg: Msg) -> Answer:
+    """JetStream's answer (a PubAck, an error, or a 503 status) as an `Answer`."""
+    data = msg.data
+    if not data and msg.headers and msg.headers.get("Status") == "503":
+        return Answer(error="no JetStream stream holds the subject")
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return Answer(error=f"JetStream answered {data[:200]!r}")
+    error = body.get("error")
+    if error:
+        return Answer(
+            error=f"JetStream refused the publish: {error.get('description')} "
+            f"(code {error.get('err_code')})"
+        )
+    seq = body.get("seq")
+    if not isinstance(seq, int):
+        return Answer(error=f"JetStream answered {data[:200]!r}")
+    return Answer(seq=seq, duplicate=body.get("duplicate") is True)
+
+
 class Bus(Protocol):
     """What the publisher needs of a bus."""
 
@@ -128,9 +161,13 @@ class Bus(Protocol):
     async def ensure_stream(self, spec: StreamSpec) -> None:
         """Create the stream, or verify the existing one (`StreamConfigMismatch`)."""
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[Ack]:
+    async def publish(
+        self, subject: str, payload: bytes, msg_id: str, confirm: bool = True
+    ) -> asyncio.Future[Ack]:
         """Send now, in call order; the future completes when the bus acknowledged it (it may
-        never complete: the caller bounds the wait)."""
+        never complete: the caller bounds the wait). ``confirm=False``: the bus may leave this
+        one to be acknowledged together with the next publish sent with ``confirm=True`` (the
+        caller ends every burst with one)."""
 
     async def last_message(self, subject: str) -> bytes | None:
         """The newest payload stored on ``subject``, or None."""
@@ -145,12 +182,14 @@ class JetStreamBus:
     `EnvVar`, never logged) or a ``creds_file``. The client reconnects on its own; `connected`
     says whether it is connected right now.
 
-    A publish is a plain NATS publish with a reply subject (``<inbox>.<n>``, one subscription
-    on ``<inbox>.*`` for every acknowledgement) and the ``Nats-Msg-Id`` header: what
+    A publish is a plain NATS publish with the ``Nats-Msg-Id`` header. A confirmed one carries
+    a reply subject (``<inbox>.<n>``, one subscription on ``<inbox>.*`` for every answer): what
     ``js.publish_async`` does, without its per-publish NUID, random token, semaphore wait,
-    second future and `PubAck` dataclass (see `benchmarks/kraken_fanout_publish_cost.py`). At
-    most ``max_pending`` publishes await their acknowledgement; one more is refused
-    (`BusError`) until acknowledgements or the caller's cancellations (its timeout) make room.
+    second future and `PubAck` dataclass (see `benchmarks/kraken_fanout_publish_cost.py`). The
+    others go without one, and the next confirmed publish's answer settles them too, or has
+    them sent again each confirmed on its own (`confirm.Confirmations` says when). At most
+    ``max_pending`` publishes await their acknowledgement; one more is refused (`BusError`)
+    until acknowledgements or the caller's cancellations (its timeout) make room.
     """
 
     def __init__(
@@ -178,9 +217,11 @@ class JetStreamBus:
         self._js: Any = None
         self.disconnects = 0
         self._reply_prefix = ""
-        self._acks: dict[str, asyncio.Future[Ack]] = {}
+        self._confirm: Confirmations[_Publish] = Confirmations()
+        self._unsettled = 0
         self._next_ack = 0
-        self._answered = 0
+        self.resent = 0
+        """Publishes sent again on their own because their group's answer did not add up."""
 
     @property
     def connected(self) -> bool:
@@ -191,6 +232,7 @@ class JetStreamBus:
             return
 
         async def disconnected() -> None:
+            self._confirm.lost_connection()
             if self._nc is not None:  # not while closing
                 self.disconnects += 1
                 logger.warning("NATS connection to %s lost; the client reconnects", self.url)
@@ -264,60 +306,85 @@ class JetStreamBus:
                 "it is never reconfigured silently"
             )
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[Ack]:
+    async def publish(
+        self, subject: str, payload: bytes, msg_id: str, confirm: bool = True
+    ) -> asyncio.Future[Ack]:
         nc = self._nc
         if nc is None or not self._reply_prefix:
             raise BusError(f"not connected to NATS at {self.url}")
-        acks = self._acks
-        if len(acks) >= self.max_pending:
-            for token in [t for t, f in acks.items() if f.done()]:  # given up by the caller
-                del acks[token]
-            if len(acks) >= self.max_pending:
+        if self._unsettled >= self.max_pending:
+            self._give_up_abandoned()
+            if self._unsettled >= self.max_pending:
                 raise BusError(
-                    f"publish to {subject}: {len(acks)} publishes already await their "
+                    f"publish to {subject}: {self._unsettled} publishes already await their "
                     f"acknowledgement (max_pending={self.max_pending})"
                 )
-        token = str(self._next_ack)
-        self._next_ack += 1
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        acks[token] = future
-        try:
-            await nc.publish(
-                subject, payload, reply=self._reply_prefix + token, headers={"Nats-Msg-Id": msg_id}
-            )
-        except (NatsError, JetStreamError, TimeoutError) as exc:
-            del acks[token]
-            raise BusError(f"publish to {subject}: {type(exc).__name__}: {exc}") from None
+        await self._send(nc, _Publish(subject, payload, msg_id, future), confirm)
         return future
 
-    async def _acknowledged(self, msg: Msg) -> None:
-        """JetStream's answer to one publish: a PubAck (``{"stream":…,"seq":…}``, with
-        ``"duplicate":true`` when the message id was already stored), an error, or a 503
-        status (no stream holds the subject)."""
-        self._answered += 1
-        if not self._answered & 63:
-            # nats-py hands a subscription its queued messages without returning to the loop
-            # in between: a burst of a thousand acknowledgements would hold the stream's
-            # socket reads for ~10 ms. Every 64th lets them in.
-            await asyncio.sleep(0)
-        future = self._acks.pop(msg.subject[len(self._reply_prefix) :], None)
-        if future is None or future.done():
-            return
-        data = msg.data
-        if not data and msg.headers and msg.headers.get("Status") == "503":
-            future.set_exception(BusError(f"no JetStream stream holds the subject ({self.url})"))
-        elif b'"error"' in data:
-            error = json.loads(data).get("error") or {}
-            future.set_exception(
-                BusError(
-                    f"JetStream refused the publish: {error.get('description')} "
-                    f"(code {error.get('err_code')})"
+    async def _send(self, nc: NatsClient, item: _Publish, confirm: bool) -> None:
+        """Publish ``item``: with a reply subject (confirming its group) or without one."""
+        token = None
+        headers = {"Nats-Msg-Id": item.msg_id}
+        try:
+            if confirm:
+                token = str(self._next_ack)
+                self._next_ack += 1
+                self._confirm.sent(item, token)
+                await nc.publish(
+                    item.subject, item.payload, reply=self._reply_prefix + token, headers=headers
                 )
-            )
-        elif b'"duplicate"' in data and json.loads(data).get("duplicate") is True:  # rare
-            future.set_result(_DUPLICATE)
-        else:
-            future.set_result(_STORED)
+            else:
+                self._confirm.sent(item, None)
+                await nc.publish(item.subject, item.payload, headers=headers)
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            if token is not None:
+                self._confirm.forget(token)
+            else:
+                self._confirm.open.pop()
+            raise BusError(f"publish to {item.subject}: {type(exc).__name__}: {exc}") from None
+        self._unsettled += 1
+
+    def _give_up_abandoned(self) -> None:
+        """Forget groups whose every publish the caller gave up on (its timeout cancelled them):
+        their answers may never come. One that still comes settles nothing."""
+        groups = self._confirm.groups
+        for token in [t for t, group in groups.items() if all(p.future.done() for p in group)]:
+            self._unsettled -= len(groups.pop(token))
+
+    async def _acknowledged(self, msg: Msg) -> None:
+        """JetStream's answer to a confirmed publish: a PubAck (``{"stream":…,"seq":…}``, with
+        ``"duplicate":true`` when the message id was already stored), an error, or a 503
+        status (no stream holds the subject). It settles the publish's whole group
+        (`confirm.Confirmations`); doubtful ones are sent again, each confirmed on its own."""
+        answer = _answer(msg)
+        settled = self._confirm.answered(msg.subject[len(self._reply_prefix) :], answer)
+        self._unsettled -= len(settled.stored) + len(settled.doubtful)
+        for item in settled.stored:
+            if not item.future.done():
+                item.future.set_result(_STORED)
+        confirming = settled.confirming
+        if confirming is not None:
+            self._unsettled -= 1
+            future = confirming.future
+            if not future.done():
+                if answer.error is not None:
+                    future.set_exception(BusError(f"{answer.error} ({self.url})"))
+                else:
+                    future.set_result(_DUPLICATE if answer.duplicate else _STORED)
+        if settled.doubtful:
+            self.resent += len(settled.doubtful)
+            nc = self._nc
+            for item in settled.doubtful:
+                if item.future.done():
+                    continue
+                try:
+                    if nc is None:
+                        raise BusError(f"not connected to NATS at {self.url}")
+                    await self._send(nc, item, confirm=True)
+                except BusError as exc:
+                    item.future.set_exception(exc)
 
     async def last_message(self, subject: str) -> bytes | None:
         js = self._require()
@@ -333,9 +400,11 @@ class JetStreamBus:
     async def close(self) -> None:
         nc, self._nc = self._nc, None
         self._reply_prefix = ""
-        for future in self._acks.values():
-            future.cancel()
-        self._acks.clear()
+        for group in [self._confirm.open, *self._confirm.groups.values()]:
+            for item in group:
+                item.future.cancel()
+        self._confirm = Confirmations()
+        self._unsettled = 0
         if nc is not None and not nc.is_closed:
             try:
                 async with asyncio.timeout(2.0):

@@ -64,11 +64,14 @@ class FanoutSettings:
     retry_delay: float = 0.25
     drain_timeout: float = 5.0
     gap_flush_seconds: float = 1.0
+    confirm_every: int = 64
+    """Publishes per JetStream answer at most (each burst's last asks for one too); 1: an answer
+    for every publish (see `confirm`: the sum that settles the rest assumes one writer)."""
     prefix: str = message.SUBJECT_PREFIX
     stream: StreamSpec = field(default_factory=StreamSpec)
 
     def __post_init__(self) -> None:
-        for name in ("snapshot_every", "buffer_size", "window", "max_attempts"):
+        for name in ("snapshot_every", "buffer_size", "window", "max_attempts", "confirm_every"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"FanoutSettings.{name} must be an int >= 1, got {value!r}")
@@ -602,14 +605,24 @@ class FanoutPublisher:
         """Publish from the retries, then the buffer, while the window has room."""
         settings = self.settings
         inflight = self.inflight
+        window = settings.window
+        every = settings.confirm_every
+        retry, buffer = self.retry, self.buffer
         sent = 0
-        while len(inflight) < settings.window and self.bus.connected:
-            queue = self.retry if self.retry else self.buffer
+        while len(inflight) < window and self.bus.connected:
+            queue = retry if retry else buffer
             if not queue:
                 break
             out = queue.popleft()
+            # The burst's last publish, and every `confirm_every`-th, asks for an answer that
+            # settles the ones before it (`confirm`).
+            confirm = (
+                sent % every == every - 1 or not (retry or buffer) or len(inflight) + 1 >= window
+            )
             try:
-                future = await self.bus.publish(out.subject, message.encode(out.event), out.msg_id)
+                future = await self.bus.publish(
+                    out.subject, message.encode(out.event), out.msg_id, confirm
+                )
             except BusError as exc:
                 queue.appendleft(out)
                 self.stats.last_error = str(exc)

@@ -177,8 +177,10 @@ class _AckLosingBus(JetStreamBus):
         super().__init__(url)
         self.lose = lose
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[Ack]:
-        future = await super().publish(subject, payload, msg_id)
+    async def publish(
+        self, subject: str, payload: bytes, msg_id: str, confirm: bool = True
+    ) -> asyncio.Future[Ack]:
+        future = await super().publish(subject, payload, msg_id, confirm)
         if self.lose <= 0:
             return future
         self.lose -= 1

@@ -151,12 +151,14 @@ class _FailingOnceBus(JetStreamBus):
         super().__init__(url)
         self.marker = marker
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[Ack]:
+    async def publish(
+        self, subject: str, payload: bytes, msg_id: str, confirm: bool = True
+    ) -> asyncio.Future[Ack]:
         if not os.path.exists(self.marker):
             with open(self.marker, "w"):
                 pass
             raise RuntimeError("a bug in the publisher")
-        return await super().publish(subject, payload, msg_id)
+        return await super().publish(subject, payload, msg_id, confirm)
 
 
 @pytest.mark.slow
