@@ -1,12 +1,17 @@
 """The publisher process: ``python -m ingest_platform.streaming.kraken.fanout.child IN OUT``.
 
 Started by `process.FanoutProcess` with two pipe descriptors: ``IN`` brings frames of items
-the stream verified (see `process` for the format), ``OUT`` takes reports, bus gaps and log
-records back. Here runs the whole `FanoutPublisher` of the former design, unchanged: epochs and
-gapless seqs, snapshots every N and at each epoch start, the bounded buffer, the gap ledger,
-acknowledgements, retries and the NATS client. It keeps its own copy of every book, applied from
-the same verified items (or seeded from the stream's books when it starts), for the snapshots it
-makes.
+the stream verified (see `process` for the format), ``OUT`` takes reports, bus gaps, log
+records and requests back. Here runs the whole `FanoutPublisher` of the former design,
+unchanged: epochs and gapless seqs, snapshots every N and at each epoch start, the bounded
+buffer, the gap ledger, acknowledgements, retries and the NATS client.
+
+It keeps no copy of the books (applying every update a second time cost it more than anything
+but the bus): when the publisher needs a pair's book for a snapshot, this process asks the
+stream for it (``want``), and the stream puts the book as it stands into the item flow
+(``book``), in order, so it is exactly the book after the items before it. A later update of
+the pair makes it stale; until the answer comes a due snapshot waits (the epoch goes on) and an
+epoch that must restart waits (its updates are not published: the epoch had ended anyway).
 
 It ends when asked (``close``: publish what it holds within ``drain_timeout``, write the rest
 off as bus gaps, report a last time) or when the stream's end of ``IN`` closes (the stream's
@@ -26,8 +31,8 @@ import sys
 import time
 from typing import Any
 
-from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.fanout.bus import StreamConfigMismatch
+from ingest_platform.streaming.kraken.fanout.message import BookSnapshot
 from ingest_platform.streaming.kraken.fanout.process import (
     FrameReader,
     counters,
@@ -72,20 +77,18 @@ class _GapRows:
         return -1
 
 
-def _levels(levels: Any) -> list[dict[str, Any]]:
-    return [{"price": p, "qty": q} for p, q in levels]
-
-
 class PublisherChild:
-    """Reads the stream's items, keeps the books, runs the publisher, reports back."""
+    """Reads the stream's items, runs the publisher, asks for books, reports back."""
 
     def __init__(self, in_fd: int, out_fd: int) -> None:
         self.in_fd = in_fd
         self.out_fd = out_fd
         self.frames = FrameReader()
         self.publisher: FanoutPublisher | None = None
-        self.books: dict[str, KrakenBook] = {}
-        self.valid: set[str] = set()
+        self.fresh: dict[str, BookSnapshot] = {}
+        """Books the stream sent that no later item of their pair has made stale."""
+        self.asked: set[str] = set()
+        self.last_recv_us: dict[str, int] = {}
         self.acks: list[int] = []
         self.out: asyncio.WriteTransport | None = None
         self.stop: asyncio.Event | None = None
@@ -114,8 +117,14 @@ class PublisherChild:
 
     # -- in ----------------------------------------------------------------------------------
 
-    def book_of(self, pair: str) -> KrakenBook | None:
-        return self.books.get(pair) if pair in self.valid else None
+    def book_of(self, pair: str) -> BookSnapshot | None:
+        """The publisher's `books`: the pair's book if one the stream sent is still current;
+        else None, and the stream is asked for one (once until it answers)."""
+        book = self.fresh.get(pair)
+        if book is None and pair not in self.asked:
+            self.asked.add(pair)
+            self.send(("want", pair))
+        return book
 
     def readable(self) -> None:
         batches = read_available(self.in_fd, self.frames)
@@ -138,7 +147,8 @@ class PublisherChild:
         publisher = self.publisher
         if kind == "b":
             _, pair, type_, bids, asks, checksum, depth, pp, qp, exchange_ts, recv_us = op
-            self.apply(pair, type_, bids, asks, checksum, depth, pp, qp)
+            self.fresh.pop(pair, None)
+            self.last_recv_us[pair] = recv_us
             if publisher is not None:
                 publisher.book(pair, type_, bids, asks, checksum, depth, pp, qp, exchange_ts,
                                recv_us)  # fmt: skip
@@ -147,54 +157,32 @@ class PublisherChild:
             if publisher is not None:
                 publisher.feed(channel, pair, type_, item, recv_us)
         elif kind == "r":
-            self.valid.discard(op[1])
+            self.fresh.pop(op[1], None)
             if publisher is not None:
                 publisher.book_rejected(op[1])
         elif kind == "s":
             _, scope, status, previous = op
             if scope == "connection" and status == "reconnecting":
-                self.valid.clear()  # the stream's books are not verified until resynced
+                self.fresh.clear()  # the stream's books are not verified until resynced
             if publisher is not None:
                 publisher.status(scope, status, previous)
         elif kind == "h":
             if publisher is not None:
                 publisher.halt(op[1])
-        elif kind == "seed":
-            _, pair, bids, asks, checksum, depth, pp, qp = op
-            self.apply(pair, "snapshot", bids, asks, checksum, depth, pp, qp)
+        elif kind == "book":  # the answer to a `want` (None: the stream has no verified book)
+            pair, fields = op[1], op[2]
+            self.asked.discard(pair)
+            if fields is not None:
+                self.fresh[pair] = BookSnapshot(*fields)
+                if publisher is not None:
+                    recv_us = self.last_recv_us.get(pair) or time.time_ns() // 1000
+                    publisher.book_available(pair, recv_us)
         elif kind == "config":
             sys.path[:0] = [p for p in op[1] if p not in sys.path]
         elif kind == "bus":
             self.start(*pickle.loads(op[1]))
         elif kind == "close":
             self.end()
-
-    def apply(
-        self, pair: str, type_: str, bids: Any, asks: Any, checksum: int, depth: int, pp: int,
-        qp: int,
-    ) -> None:  # fmt: skip
-        """The same verified item on this process's copy of the pair's book."""
-        item = {"symbol": pair, "bids": _levels(bids), "asks": _levels(asks), "checksum": checksum}
-        book = self.books.get(pair)
-        try:
-            if type_ == "snapshot":
-                if book is None or (book.depth, book.price_precision, book.qty_precision) != (
-                    depth, pp, qp
-                ):  # fmt: skip
-                    book = self.books[pair] = KrakenBook(pair, depth, pp, qp)
-                ok = book.apply_snapshot(item)
-            elif book is not None and pair in self.valid:
-                ok = book.apply_update(item)
-            else:
-                return
-        except (ValueError, KeyError, TypeError) as exc:
-            ok = False
-            logger.error("fan-out: the publisher's copy of %s refused an item: %s", pair, exc)
-        if ok:
-            self.valid.add(pair)
-        else:
-            self.valid.discard(pair)
-            logger.error("fan-out: the publisher's copy of %s lost the checksum", pair)
 
     def start(self, bus: Any, pairs: tuple[str, ...], settings: Any, halted: bool) -> None:
         publisher = FanoutPublisher(bus, pairs, settings)

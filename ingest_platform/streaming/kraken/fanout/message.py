@@ -107,6 +107,27 @@ def book_levels(book: KrakenBook) -> tuple[list[list[str]], list[list[str]]]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """A verified book at one moment: its every level as decimal strings (`book_levels`), its
+    checksum and what the checksum needs. What a snapshot the stream makes is made of; taken
+    only when one is due, never per update."""
+
+    bids: list[list[str]]
+    asks: list[list[str]]
+    checksum: int
+    depth: int
+    price_precision: int
+    qty_precision: int
+
+    @classmethod
+    def of(cls, book: KrakenBook) -> BookSnapshot:
+        bids, asks = book_levels(book)
+        return cls(
+            bids, asks, book.checksum(), book.depth, book.price_precision, book.qty_precision
+        )
+
+
 def book_event(
     pair: str,
     epoch: int,
@@ -305,6 +326,11 @@ class SnapshotSequencer:
         state.next_seq += 1
         state.since_snapshot = 0
         return slot
+
+    def due(self, pair: str) -> bool:
+        """A periodic snapshot is due (``snapshot_every`` updates since the last one)."""
+        state = self.pairs.get(pair)
+        return state is not None and state.live and state.since_snapshot >= self.snapshot_every
 
     def end(self, pair: str) -> None:
         self._pair(pair).live = False

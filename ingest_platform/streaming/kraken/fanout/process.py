@@ -7,9 +7,9 @@ Here all of that runs in a child process (`fanout.child`), and the stream's side
 things per event: append the verified item's fields (as the protocol gave them: levels as
 tuples of the received decimal text) to a list, and at most a millisecond later
 (`flush_seconds`) write that list, `marshal`-ed, to a pipe (non-blocking; asyncio's pipe
-transport buffers what the pipe does not take yet). The child keeps its own copy of each book
-from the same verified items, for the snapshots it makes; at each (re)start it is seeded with
-the stream's verified books.
+transport buffers what the pipe does not take yet). The child keeps no copy of the books: for
+the snapshots it makes it asks (``want``), and the stream puts the pair's book as it stands into
+the same flow, about ten times a second at 10k events/s (once per ``snapshot_every`` updates).
 
 What comes back on a second pipe, off the hot path: a report a few times a second (the
 ``bus`` entry of the stream's report, counters, readiness, acknowledgement latencies for the
@@ -41,7 +41,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.fanout import message
 from ingest_platform.streaming.kraken.fanout.bus import Bus, StreamConfigMismatch
 from ingest_platform.streaming.kraken.fanout.publisher import (
@@ -179,7 +178,7 @@ class FanoutProcess:
 
     ``bus`` (not connected; it is pickled into each child, so a `JetStreamBus` carries its
     credentials only through the pipe), ``pairs`` and ``settings`` are the child's
-    `FanoutPublisher`'s. Set `books` (the stream's verified books: they seed each child) and
+    `FanoutPublisher`'s. Set `books` (the stream's verified books, sent when the child asks) and
     `log` (where bus gap rows go) before the stream starts; `FanoutSink` does both.
     """
 
@@ -199,7 +198,7 @@ class FanoutProcess:
         self.settings = settings or FanoutSettings()
         self.on_ack = on_ack
         """Called with each acknowledged publish's latency (ns), a few times a second."""
-        self.books: Callable[[str], KrakenBook | None] = lambda symbol: None
+        self.books: Callable[[str], message.BookSnapshot | None] = lambda symbol: None
         self.log: RecordSink | None = None
         self.restart_delay = restart_delay
         self.flush_seconds = flush_seconds
@@ -348,19 +347,11 @@ class FanoutProcess:
         self._batch = []
         loop.add_reader(from_child_r, self._on_readable, child)
         loop.create_task(self._connect_writer(child))
-        # The configuration first (sys.path so a bus class a test defines imports there too),
-        # then each verified book; whatever the stream verifies next follows them in order.
+        # The configuration first (sys.path so a bus class a test defines imports there too);
+        # whatever the stream verifies next follows in order. Books go when the child asks.
         self._batch.append(("config", list(sys.path)))
         config = (self.bus, self.pairs, self.settings, self.halted)
         self._batch.append(("bus", pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL)))
-        for pair in self.pairs:
-            book = self.books(pair)
-            if book is not None:
-                bids, asks = message.book_levels(book)
-                self._batch.append(
-                    ("seed", pair, bids, asks, book.checksum(), book.depth,
-                     book.price_precision, book.qty_precision)
-                )  # fmt: skip
         self._schedule()
 
     async def _connect_writer(self, child: _Child) -> None:
@@ -409,6 +400,15 @@ class FanoutProcess:
             if on_ack is not None:
                 for ns in acks:
                     on_ack(ns)
+        elif op == "want":
+            # The child needs a pair's book for a snapshot: the book as it stands, after every
+            # item already handed over, goes into the same flow (`child` module docstring).
+            book = self.books(frame[1])
+            fields = None
+            if book is not None:
+                fields = (book.bids, book.asks, book.checksum, book.depth,
+                          book.price_precision, book.qty_precision)  # fmt: skip
+            self._put(("book", frame[1], fields))
         elif op == "gap":
             self.recent_gaps.append(frame[1])
         elif op == "row":

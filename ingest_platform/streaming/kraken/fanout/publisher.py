@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.fanout import message
 from ingest_platform.streaming.kraken.fanout.bus import (
     Ack,
@@ -177,8 +176,8 @@ class FanoutPublisher:
     """Publishes the stream's verified events to ``bus``; see the module docstring.
 
     ``pairs`` are the configured pairs (their last epochs are read from the bus). Set `books`
-    (a symbol's live `KrakenBook`, for snapshots the publisher makes) and `log` (where bus gap
-    rows go) before the stream starts; `FanoutSink` does both.
+    (a pair's verified book as a `message.BookSnapshot`, for snapshots the publisher makes) and
+    `log` (where bus gap rows go) before the stream starts; `FanoutSink` does both.
     """
 
     def __init__(
@@ -194,7 +193,9 @@ class FanoutPublisher:
         self.settings = settings or FanoutSettings()
         self.on_ack = on_ack
         """Called with each acknowledged publish's latency (ns), e.g. to feed a histogram."""
-        self.books: Callable[[str], KrakenBook | None] = lambda symbol: None
+        self.books: Callable[[str], message.BookSnapshot | None] = lambda symbol: None
+        """A pair's verified book as it stands now, or None (none verified, or, in the
+        publisher process, none to hand until the stream sends one: `book_available`)."""
         self.log: RecordSink | None = None
         self.on_gap: Callable[[dict[str, Any]], None] | None = None
         """Called with each bus gap written down (`BusGap.as_dict`), e.g. to relay it."""
@@ -275,7 +276,21 @@ class FanoutPublisher:
             recv_us,
         )
         if snapshot_due and self.sequencer.is_live(pair):
-            self._snapshot(pair, self.sequencer.snapshot(pair), recv_us)
+            book = self.books(pair)
+            if book is not None:  # else it stays due: the next update (or book) tries again
+                self._snapshot(pair, book, self.sequencer.snapshot(pair), recv_us)
+
+    def book_available(self, pair: str, recv_us: int) -> None:
+        """`books` has the pair's book now: the snapshot it waited for (a periodic one due, or
+        the one a new epoch starts with) can go out."""
+        if self.halted or not self.ready:
+            return
+        if not self.sequencer.is_live(pair):
+            self._restart(pair, recv_us)
+        elif self.sequencer.due(pair):
+            book = self.books(pair)
+            if book is not None:
+                self._snapshot(pair, book, self.sequencer.snapshot(pair), recv_us)
 
     def book_rejected(self, pair: str) -> None:
         """A book item did not verify: its epoch ends (the next exchange snapshot starts one)."""
@@ -362,27 +377,24 @@ class FanoutPublisher:
         After a loss the pair waits ``retry_delay`` before trying again: a bus that refuses
         everything (storage full) costs one gap row per pair and try, not one per update.
         """
-        book = self.books(pair)
-        if book is None or not self._room():
-            return
         if time.monotonic_ns() < self._restart_after.get(pair, 0):
             self.stats.not_ready += 1
             return
-        self._snapshot(pair, self._start_epoch(pair, recv_us), recv_us)
-
-    def _snapshot(self, pair: str, slot: message.Slot, recv_us: int) -> None:
         book = self.books(pair)
-        if book is None:
-            self.sequencer.end(pair)
+        if book is None or not self._room():
             return
-        bids, asks = message.book_levels(book)
+        self._snapshot(pair, book, self._start_epoch(pair, recv_us), recv_us)
+
+    def _snapshot(
+        self, pair: str, book: message.BookSnapshot, slot: message.Slot, recv_us: int
+    ) -> None:
         self._put_book(
             pair,
             slot,
             "snapshot",
-            bids,
-            asks,
-            book.checksum(),
+            book.bids,
+            book.asks,
+            book.checksum,
             book.depth,
             book.price_precision,
             book.qty_precision,
@@ -599,6 +611,7 @@ class FanoutPublisher:
             now_us = time.time_ns() // 1000
             self._restart_after.clear()
             for pair in self.pairs:
+                self.sequencer.end(pair)  # no continuity across the outage is promised
                 self._restart(pair, now_us)
 
     async def _send_some(self) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest_platform.streaming.kraken.book import KrakenBook
+from ingest_platform.streaming.kraken.fanout import message
 from ingest_platform.streaming.kraken.fanout.process import StreamFanout
 from ingest_platform.streaming.kraken.protocol.rows import RecordSink
 
@@ -32,7 +33,9 @@ class FanoutSink:
     ) -> None:
         self.log = log
         self.publisher = publisher
-        publisher.books = books
+        publisher.books = lambda pair: (
+            message.BookSnapshot.of(book) if (book := books(pair)) is not None else None
+        )
         publisher.log = log
         self._seq = 0
 

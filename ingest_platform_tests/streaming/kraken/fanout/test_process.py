@@ -103,8 +103,8 @@ def test_a_killed_publisher_is_written_down_and_restarted_and_the_book_never_wai
     totals = tailed.rebuilder.totals()
     books = [e for e in events if e["kind"] == "book"]
     assert totals["verified"] == len(books) - totals["waiting"]
-    # every pair went on in a new epoch that starts with the new child's snapshot of its
-    # copy of the book, seeded from the stream's: the consumer re-verifies it
+    # every pair went on in a new epoch that starts with a snapshot of the stream's book,
+    # which the new child asked for: the consumer re-verifies it
     for pair in PAIRS:
         epochs = sorted({e["epoch"] for e in books if e["pair"] == pair})
         assert len(epochs) >= 2, (pair, epochs)
