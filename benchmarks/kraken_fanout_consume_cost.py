@@ -27,7 +27,7 @@ from kraken_fanout_publish_cost import PAIRS, _levels
 from ingest_platform.streaming.kraken.book import KrakenBook
 from ingest_platform.streaming.kraken.consume import BookRebuilder, Outcome
 from ingest_platform.streaming.kraken.fanout.bus import JetStreamBus, StreamSpec
-from ingest_platform.streaming.kraken.fanout.message import decode
+from ingest_platform.streaming.kraken.fanout.message import BookSnapshot, decode
 from ingest_platform.streaming.kraken.fanout.publisher import FanoutPublisher, FanoutSettings
 
 
@@ -45,7 +45,7 @@ async def publish(url: str, events: int) -> int:
     settings = FanoutSettings(snapshot_every=1000, stream=StreamSpec(max_bytes=8 << 30))
     publisher = FanoutPublisher(JetStreamBus(url), PAIRS, settings)
     books = {pair: KrakenBook(pair, 10, 1, 3) for pair in PAIRS}
-    publisher.books = books.get
+    publisher.books = lambda pair: BookSnapshot.of(books[pair])
     task = asyncio.create_task(publisher.run())
     while not publisher.ready:
         await asyncio.sleep(0.01)

@@ -70,7 +70,7 @@ def encode_cost(events: int) -> float:
 
 def _feed(events: int) -> list[tuple[str, Any, Any, int]]:
     """``events`` book updates alternating the pairs, each with the checksum of its pair's book
-    after it (the publisher process keeps its own copy of each book and checks it)."""
+    after it (as the stream hands them over)."""
     from ingest_platform.streaming.kraken.book import KrakenBook
 
     books = {pair: KrakenBook(pair, 10, 1, 8) for pair in PAIRS}

@@ -227,9 +227,12 @@ def encode(event: Mapping[str, Any]) -> bytes:
 def decode(data: bytes | str) -> dict[str, Any]:
     """An event from its bytes; `MessageError` when it is not JSON, not an object, or of a
     version or kind this code does not read (checked cheaply here; the JSON Schema in
-    `SCHEMA_FILE` is the full description)."""
+    `SCHEMA_FILE` is the full description).
+
+    orjson here too: ``json.loads`` cost a consumer 5.2 µs of its ~11 µs per re-verified
+    update (numbers are text in every event, so no float is ever parsed either way)."""
     try:
-        event = json.loads(data)
+        event = orjson.loads(data)
     except ValueError as exc:
         raise MessageError(f"not JSON: {exc}") from None
     if not isinstance(event, dict):
