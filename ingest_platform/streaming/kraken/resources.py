@@ -141,6 +141,13 @@ class KrakenFanout(ConfigurableResource):
     max_attempts: int = Field(
         default=3, ge=1, description="Sends per event before it is recorded as a bus gap."
     )
+    confirm_every: int = Field(
+        default=64,
+        ge=1,
+        description="Publishes per JetStream acknowledgement at most: one answer settles the "
+        "group by its stream sequence, and a group that does not add up is sent again one by "
+        "one. 1: an acknowledgement for every publish (where other writers share the stream).",
+    )
 
     publisher_process: bool = Field(
         default=True,
@@ -169,6 +176,7 @@ class KrakenFanout(ConfigurableResource):
             buffer_size=self.buffer_size,
             ack_timeout=self.ack_timeout_seconds,
             max_attempts=self.max_attempts,
+            confirm_every=self.confirm_every,
             prefix=self.subject_prefix,
             stream=self.stream_spec(),
         )
