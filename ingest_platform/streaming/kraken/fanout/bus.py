@@ -351,7 +351,7 @@ class JetStreamBus:
         their answers may never come. One that still comes settles nothing."""
         groups = self._confirm.groups
         for token in [t for t, group in groups.items() if all(p.future.done() for p in group)]:
-            self._unsettled -= len(groups.pop(token))
+            self._unsettled -= len(self._confirm.give_up(token))
 
     async def _acknowledged(self, msg: Msg) -> None:
         """JetStream's answer to a confirmed publish: a PubAck (``{"stream":…,"seq":…}``, with

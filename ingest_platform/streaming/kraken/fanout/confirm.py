@@ -86,6 +86,10 @@ class Confirmations(Generic[T]):
     def answered(self, token: str, answer: Answer) -> Settled[T]:
         group = self.groups.pop(token, None)
         if not group:
+            # A group given up on (its publishes' caller timed out): nothing to settle, but the
+            # stream moved on, and the next sum must start from where it is now.
+            fresh = answer.seq is not None and not answer.duplicate and answer.error is None
+            self.last_seq = answer.seq if fresh else None
             return Settled([], None, [])
         others, confirming = group[:-1], group[-1]
         fresh = answer.seq is not None and not answer.duplicate and answer.error is None
@@ -100,6 +104,11 @@ class Confirmations(Generic[T]):
             self.last_seq = None  # how many of the others were stored is not known
         # A lone duplicate or refusal stored nothing: the last stored sequence stands.
         return Settled([], confirming, others)
+
+    def give_up(self, token: str) -> list[T]:
+        """The caller stopped waiting for this group (its timeout): drop it. Should its answer
+        still come, it settles nothing but moves the sum on (`answered`)."""
+        return self.groups.pop(token, [])
 
     def forget(self, token: str) -> list[T]:
         """A confirmed publish that will never be answered (its send failed): its group goes

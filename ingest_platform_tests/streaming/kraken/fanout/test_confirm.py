@@ -38,10 +38,11 @@ _step = st.one_of(
     st.tuples(st.just("publish"), _publish),
     st.tuples(st.just("answer"), st.integers(1, 3)),
     st.tuples(st.just("drop"), st.none()),  # the connection drops: answers in flight are lost
+    st.tuples(st.just("abandon"), st.none()),  # the caller gives up on the oldest group
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(_step, max_size=80), st.data())
 def test_nothing_is_settled_stored_that_the_stream_does_not_hold(steps, data):
     stream = _Stream()
@@ -86,11 +87,16 @@ def test_nothing_is_settled_stored_that_the_stream_does_not_hold(steps, data):
         elif kind == "answer":
             for _ in range(min(arg, len(answers))):
                 answer_next()
+        elif kind == "abandon":
+            if confirmations.groups:  # its answer still comes, for a group no longer kept
+                token = next(iter(confirmations.groups))
+                for name in confirmations.give_up(token):
+                    settle("timed out", name)
         else:
             answers.clear()
             confirmations.lost_connection()
             for token in list(confirmations.groups):  # the caller's timeouts give them up
-                for name in confirmations.groups.pop(token):
+                for name in confirmations.give_up(token):
                     settle("timed out", name)
     # the burst ends with a confirmed publish, and every answer comes
     if confirmations.open:
@@ -138,3 +144,19 @@ def test_after_a_group_whose_confirming_publish_was_refused_the_next_sum_is_not_
     confirmations.sent("d", "t2")
     after = confirmations.answered("t2", Answer(seq=12))
     assert after.stored == [] and after.doubtful == ["c"]
+
+
+def test_an_answer_for_a_group_given_up_on_moves_the_sum_on():
+    # "a", "b" (given up on by the caller) were stored at 11 and 12; then "d" is refused and
+    # "e" stored at 13: from a stale 10, "d", "e" would add up.
+    confirmations: Confirmations[str] = Confirmations()
+    confirmations.sent("first", "t0")
+    confirmations.answered("t0", Answer(seq=10))
+    confirmations.sent("a", None)
+    confirmations.sent("b", "t1")
+    assert confirmations.give_up("t1") == ["a", "b"]
+    confirmations.sent("d", None)
+    confirmations.sent("e", "t2")
+    assert confirmations.answered("t1", Answer(seq=12)).confirming is None
+    after = confirmations.answered("t2", Answer(seq=13))
+    assert after.stored == [] and after.doubtful == ["d"]
