@@ -147,16 +147,17 @@ def test_after_a_group_whose_confirming_publish_was_refused_the_next_sum_is_not_
 
 
 def test_an_answer_for_a_group_given_up_on_moves_the_sum_on():
-    # "a", "b" (given up on by the caller) were stored at 11 and 12; then "d" is refused and
-    # "e" stored at 13: from a stale 10, "d", "e" would add up.
+    # "a", "b" (given up on by the caller) were stored at 11 and 12; then "c" and "d" are
+    # refused and "e" stored at 13: from a stale 10, the three would add up.
     confirmations: Confirmations[str] = Confirmations()
     confirmations.sent("first", "t0")
     confirmations.answered("t0", Answer(seq=10))
     confirmations.sent("a", None)
     confirmations.sent("b", "t1")
     assert confirmations.give_up("t1") == ["a", "b"]
-    confirmations.sent("d", None)
+    for name in ("c", "d"):
+        confirmations.sent(name, None)
     confirmations.sent("e", "t2")
     assert confirmations.answered("t1", Answer(seq=12)).confirming is None
     after = confirmations.answered("t2", Answer(seq=13))
-    assert after.stored == [] and after.doubtful == ["d"]
+    assert after.stored == [] and after.doubtful == ["c", "d"]
