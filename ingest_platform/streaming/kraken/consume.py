@@ -188,8 +188,8 @@ async def tail(
 
     It reads through an ephemeral *push* consumer without acknowledgements: the server sends
     each message as it is stored and the client hands it to a callback. A pull consumer's
-    ``fetch`` costs an await and a timer per message in nats-py (38.6 µs of CPU per message
-    against 8.4 µs pushed, 53 against 23 µs with the re-verification, on a quiet machine:
+    ``fetch`` costs an await and a timer per message in nats-py (30.5 µs of CPU per message
+    against 6.4 µs pushed, 47 against 15 µs with the re-verification, on a quiet machine:
     ``benchmarks/kraken_fanout_consume_cost.py``); JetStream's flow control (an ordered
     consumer) stalls in nats-py, which answers the server's flow-control requests from a task
     that polls every 250 ms, so a live tail fell seconds behind. A consumer
