@@ -252,10 +252,22 @@ def staleness(inputs: CheckInputs) -> Finding:
     return bar_staleness(inputs["bars"], instruments, inputs.window.now, listings=listings)
 
 
+NEVER_SPLIT = ("index", "fx", "commodity")
+"""Asset classes with no shares to split: their jumps are market moves (^VIX fell 31% in the
+sandbox's 2026-12-07 against its last bar in the lake, and read as a 3-for-2 split)."""
+
+
+def _anomaly_rows(inputs: CheckInputs) -> pd.DataFrame:
+    others = inputs["others"]
+    never_split = others.loc[others["asset_class"].isin(NEVER_SPLIT), "symbol"]
+    rows = bar_anomaly_rows(inputs["bars"], inputs["actions"], never_split=never_split.tolist())
+    return _in_window(rows, inputs.window)
+
+
 def anomalies(inputs: CheckInputs) -> Finding:
     """Every detector over the window, with the lookback as history (judged in the window)."""
     bars = inputs["bars"]
-    rows = _in_window(bar_anomaly_rows(bars, inputs["actions"]), inputs.window)
+    rows = _anomaly_rows(inputs)
     in_window = _in_window(bars, inputs.window)
     return anomaly_finding(
         "bar_anomalies",
@@ -286,7 +298,7 @@ def score(inputs: CheckInputs) -> Finding:
         staleness=bar_staleness_by_symbol(
             inputs["bars"], listed, inputs.window.now, listings=listings
         ),
-        anomalies=_in_window(bar_anomaly_rows(inputs["bars"], inputs["actions"]), inputs.window),
+        anomalies=_anomaly_rows(inputs),
     )
 
 

@@ -14,6 +14,9 @@ reported a second time as a run of volume outliers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
 import pandas as pd
 
 from ingest_platform.quality.bars.bar_series import (
@@ -45,12 +48,16 @@ KINDS = (
 
 
 def _rows_and_size(
-    bars: pd.DataFrame, corporate_actions: pd.DataFrame | None, t: AnomalyThresholds
+    bars: pd.DataFrame,
+    corporate_actions: pd.DataFrame | None,
+    t: AnomalyThresholds,
+    never_split: Iterable[str] = (),
 ) -> tuple[pd.DataFrame, int, int]:
     series = bar_series(bars)
     actions = align_actions(series, corporate_actions)
     adjusted = split_basis(series, actions)
-    splits = unadjusted_split_frame(series, actions, adjusted, t.splits)
+    cannot = np.isin(series.names, list(never_split)) if never_split else None
+    splits = unadjusted_split_frame(series, actions, adjusted, t.splits, cannot)
     ticks = false_tick_frame(series, actions, adjusted, t.false_ticks)
     if not splits.empty and not ticks.empty:
         explained = ticks.set_index(["symbol", "date"]).index.isin(
@@ -90,6 +97,7 @@ def bar_anomaly_rows(
     corporate_actions: pd.DataFrame | None = None,
     *,
     thresholds: AnomalyThresholds = AnomalyThresholds(),  # noqa: B008 - frozen, immutable
+    never_split: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Every flagged bar of every detector: ``symbol``, ``date``, ``kind``, ``value``,
     ``threshold``, ``status`` and each kind's context columns; ERROR rows first.
@@ -99,8 +107,10 @@ def bar_anomaly_rows(
             basis per split: as traded or split-adjusted (see `bar_series.split_basis`).
         corporate_actions: ``symbol``, ``date``, ``action`` (split, dividend), ``value``
             (ratio, or cash per share); the recorded actions explain their jumps.
+        never_split: symbols that cannot split (indices, FX pairs, commodities): their jumps
+            are never read as unadjusted splits.
     """
-    return _rows_and_size(bars, corporate_actions, thresholds)[0]
+    return _rows_and_size(bars, corporate_actions, thresholds, never_split)[0]
 
 
 def bar_anomalies(
@@ -108,9 +118,10 @@ def bar_anomalies(
     corporate_actions: pd.DataFrame | None = None,
     *,
     thresholds: AnomalyThresholds = AnomalyThresholds(),  # noqa: B008
+    never_split: Iterable[str] = (),
 ) -> Finding:
     """The worst status of every detector over `bars`; figures count each kind."""
-    rows, checked, symbols = _rows_and_size(bars, corporate_actions, thresholds)
+    rows, checked, symbols = _rows_and_size(bars, corporate_actions, thresholds, never_split)
     return anomaly_finding(
         "bar_anomalies", rows, rows_checked=checked, symbols_checked=symbols, what="anomaly",
         kinds=KINDS,

@@ -96,9 +96,16 @@ def false_tick_frame(
 
 
 def unadjusted_split_frame(
-    series: BarSeries, actions: Actions, adjusted: Adjusted, t: SplitThresholds
+    series: BarSeries,
+    actions: Actions,
+    adjusted: Adjusted,
+    t: SplitThresholds,
+    never_split: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Flagged unadjusted splits of a prepared series (see the module docstring)."""
+    """Flagged unadjusted splits of a prepared series (see the module docstring).
+
+    ``never_split``: a bool per symbol code, True for instruments that cannot split (indices,
+    FX pairs, commodities): a 33% fall of ^VIX is a market move, never a 3-for-2 split."""
     r = adjusted.log_return
     ratios = np.asarray(t.ratios, dtype=float)
     # No ratio can match a jump smaller than this, so only a few rows are examined.
@@ -107,6 +114,8 @@ def unadjusted_split_frame(
     )
     with np.errstate(invalid="ignore"):
         candidate = np.isfinite(r) & ~actions.has_split & (np.abs(r) >= nearest.min())
+    if never_split is not None:
+        candidate &= ~never_split[series.code]
     rows = np.flatnonzero(candidate)
     previous = series.previous(adjusted.close)
     jump = previous[rows] / adjusted.close[rows]  # a ratio of prices: exact, unlike exp(-r)

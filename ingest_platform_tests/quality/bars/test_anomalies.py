@@ -88,6 +88,32 @@ def test_an_unadjusted_split_is_flagged_when_no_split_is_recorded(as_traded, act
     assert found.figures["unadjusted_split"] == 1 and found.figures["false_tick"] == 0
 
 
+def test_an_instrument_that_cannot_split_has_its_jumps_read_as_moves(yahoo, actions):
+    # An index or an FX pair has no shares: a jump at a split ratio is a market move (the
+    # sandbox's ^VIX fell 31% against its last bar in a lake with a three-week gap).
+    jumped = yahoo.copy()
+    eur = jumped["symbol"] == "EURUSD"
+    later = eur & (jumped["date"] >= "2024-05-01")
+    jumped.loc[later, ["open", "high", "low", "close"]] /= 1.5
+    flagged = bar_anomaly_rows(jumped, actions)
+    assert ("EURUSD", "unadjusted_split") in set(
+        zip(flagged["symbol"], flagged["kind"], strict=True)
+    )
+    kept = bar_anomaly_rows(jumped, actions, never_split=["EURUSD", "USDJPY"])
+    assert "unadjusted_split" not in set(kept.loc[kept["symbol"] == "EURUSD", "kind"])
+    # an equity still is judged
+    ko = bar_anomaly_rows(
+        jumped.assign(
+            close=jumped["close"].where(
+                ~(jumped["symbol"] == "KO") | (jumped["date"] < "2024-05-01"), jumped["close"] / 2
+            )
+        ),
+        actions,
+        never_split=["EURUSD"],
+    )
+    assert ("KO", "unadjusted_split") in set(zip(ko["symbol"], ko["kind"], strict=True))
+
+
 def test_a_duplicated_row_and_a_stuck_price_are_flagged(yahoo, actions):
     broken = yahoo.copy()
     msft = broken.index[broken["symbol"] == "MSFT"]
