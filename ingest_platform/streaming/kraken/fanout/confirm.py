@@ -42,6 +42,11 @@ class Answer:
     duplicate: bool = False
     error: str | None = None
 
+    @property
+    def fresh(self) -> bool:
+        """The publish was stored now, at ``seq`` (not a duplicate, not refused)."""
+        return self.seq is not None and not self.duplicate and self.error is None
+
 
 @dataclass(frozen=True, slots=True)
 class Settled(Generic[T]):
@@ -88,12 +93,10 @@ class Confirmations(Generic[T]):
         if not group:
             # A group given up on (its publishes' caller timed out): nothing to settle, but the
             # stream moved on, and the next sum must start from where it is now.
-            fresh = answer.seq is not None and not answer.duplicate and answer.error is None
-            self.last_seq = answer.seq if fresh else None
+            self.last_seq = answer.seq if answer.fresh else None
             return Settled([], None, [])
         others, confirming = group[:-1], group[-1]
-        fresh = answer.seq is not None and not answer.duplicate and answer.error is None
-        if fresh:
+        if answer.fresh:
             assert answer.seq is not None
             adds_up = self.last_seq is not None and answer.seq == self.last_seq + len(group)
             self.last_seq = answer.seq
